@@ -1,0 +1,25 @@
+# The two commands a user needs: `make dev` and `make test`.
+CARGO ?= cargo
+DATA_DIR ?= .sluice-dev
+
+.PHONY: dev test deps build lint fmt
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(CARGO) build --release -p sluice
+
+dev: build
+	./target/release/sluice dev --data-dir $(DATA_DIR)
+
+test: deps
+	$(CARGO) build -p sluice
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

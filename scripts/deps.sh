@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building and testing Sluice needs on a fresh Debian machine.
+# As root (or with passwordless sudo) it installs missing Debian packages;
+# otherwise it names each missing package and exits non-zero.
+set -euo pipefail
+
+missing=()
+need() { # need PACKAGE TEST-COMMAND...
+  local pkg=$1; shift
+  if ! "$@" >/dev/null 2>&1; then missing+=("$pkg"); fi
+}
+
+have_pg_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+have_libclang() { ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; }
+
+need libclang-dev have_libclang
+need clang command -v clang
+need postgresql have_pg_server
+need postgresql-client command -v psql
+need nodejs command -v node
+need npm command -v npm
+need pkg-config command -v pkg-config
+need make command -v make
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
+    echo "Sluice needs these Debian packages: ${missing[*]}" >&2
+    echo "Install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "Sluice needs a Rust toolchain (cargo): see https://rustup.rs" >&2
+  exit 1
+fi
+
+# The test identity provider (npm package oidc-provider), pinned by its lockfile.
+fixture="$(dirname "$0")/../tests/fixtures/oidc"
+if [ -f "$fixture/package-lock.json" ] && [ ! -d "$fixture/node_modules/oidc-provider" ]; then
+  (cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)
+fi
