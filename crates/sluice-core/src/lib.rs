@@ -2,6 +2,7 @@
 //! configuration, and the policy decisions over them. Pure: no I/O.
 
 pub mod config;
+pub mod guardrail;
 pub mod identity;
 
 pub use identity::{Identity, IdentityKind};

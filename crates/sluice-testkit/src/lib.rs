@@ -1,1 +1,7 @@
-//! placeholder
+//! Test support shared by every suite: each test starts its own real servers
+//! on ephemeral ports, so tests run in parallel and never touch the machine's
+//! own services.
+
+pub mod oidc;
+pub mod pg;
+pub mod ports;

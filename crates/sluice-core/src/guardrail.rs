@@ -1,0 +1,1 @@
+//! Guardrails: per-connection rules over what a statement does.

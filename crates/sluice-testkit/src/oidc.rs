@@ -1,0 +1,1 @@
+//! A real OpenID provider (npm `oidc-provider`) for tests. Filled in by the identity work.

@@ -1,0 +1,1 @@
+//! Real PostgreSQL servers from initdb. 
