@@ -1,8 +1,14 @@
-//! Sluice's nouns (identity, connection, access rule, grant), its
-//! configuration, and the policy decisions over them. Pure: no I/O.
+//! Sluice's nouns (identity, connection, access rule, grant, audit event),
+//! its configuration, and the policy decisions over them. Pure: no I/O
+//! beyond reading a password reference.
 
+pub mod access;
+pub mod audit;
 pub mod config;
+pub mod grant;
 pub mod guardrail;
 pub mod identity;
+pub mod secret;
 
+pub use grant::{Grant, GrantStatus, Profile};
 pub use identity::{Identity, IdentityKind};

@@ -1,0 +1,160 @@
+//! Audit events: what happened, to whom, decided by which rule. The chain,
+//! storage and verification live in `sluice-audit`; this is only the noun
+//! and the sink every layer writes through.
+
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::identity::Identity;
+
+/// What kind of thing happened. The dotted names are stable: exports and
+/// SIEM searches depend on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "config.loaded")]
+    ConfigLoaded,
+    #[serde(rename = "token.rejected")]
+    TokenRejected,
+    #[serde(rename = "grant.requested")]
+    GrantRequested,
+    #[serde(rename = "grant.denied")]
+    GrantDenied,
+    #[serde(rename = "grant.activated")]
+    GrantActivated,
+    #[serde(rename = "grant.expired")]
+    GrantExpired,
+    #[serde(rename = "grant.revoked")]
+    GrantRevoked,
+    #[serde(rename = "session.rejected")]
+    SessionRejected,
+    #[serde(rename = "session.opened")]
+    SessionOpened,
+    #[serde(rename = "session.closed")]
+    SessionClosed,
+    #[serde(rename = "statement.allowed")]
+    StatementAllowed,
+    #[serde(rename = "statement.denied")]
+    StatementDenied,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ConfigLoaded => "config.loaded",
+            EventKind::TokenRejected => "token.rejected",
+            EventKind::GrantRequested => "grant.requested",
+            EventKind::GrantDenied => "grant.denied",
+            EventKind::GrantActivated => "grant.activated",
+            EventKind::GrantExpired => "grant.expired",
+            EventKind::GrantRevoked => "grant.revoked",
+            EventKind::SessionRejected => "session.rejected",
+            EventKind::SessionOpened => "session.opened",
+            EventKind::SessionClosed => "session.closed",
+            EventKind::StatementAllowed => "statement.allowed",
+            EventKind::StatementDenied => "statement.denied",
+        }
+    }
+}
+
+/// Who caused an event: a verified identity, or Sluice itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub subject: String,
+    pub issuer: String,
+    pub name: String,
+    pub kind: String,
+}
+
+impl Actor {
+    /// Sluice's own processes (the sweeper, config loading).
+    pub fn system(process: &str) -> Self {
+        Actor {
+            subject: process.into(),
+            issuer: "sluice".into(),
+            name: process.into(),
+            kind: "system".into(),
+        }
+    }
+}
+
+impl From<&Identity> for Actor {
+    fn from(i: &Identity) -> Self {
+        Actor {
+            subject: i.subject.clone(),
+            issuer: i.issuer.clone(),
+            name: i.name.clone(),
+            kind: i.kind.as_str().into(),
+        }
+    }
+}
+
+/// One event before it is given a place in the chain. `detail` must never
+/// hold a credential, a grant secret or a token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub kind: EventKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+impl AuditEvent {
+    pub fn new(kind: EventKind) -> Self {
+        AuditEvent {
+            kind,
+            actor: None,
+            grant_id: None,
+            connection: None,
+            session_id: None,
+            detail: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn actor(mut self, actor: Actor) -> Self {
+        self.actor = Some(actor);
+        self
+    }
+
+    pub fn grant(mut self, id: &str) -> Self {
+        self.grant_id = Some(id.into());
+        self
+    }
+
+    pub fn connection(mut self, name: &str) -> Self {
+        self.connection = Some(name.into());
+        self
+    }
+
+    pub fn session(mut self, id: &str) -> Self {
+        self.session_id = Some(id.into());
+        self
+    }
+
+    pub fn detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// The failure of an audit write. Callers fail closed on it: an action whose
+/// record cannot be written does not happen.
+#[derive(Debug, thiserror::Error)]
+#[error("audit log unavailable: {0}")]
+pub struct AuditError(pub String);
+
+/// Where every layer sends its events. `record` returns once the event is
+/// durable, with its sequence number.
+pub trait AuditSink: Send + Sync {
+    fn record(
+        &self,
+        event: AuditEvent,
+    ) -> Pin<Box<dyn Future<Output = Result<i64, AuditError>> + Send + '_>>;
+}

@@ -1,0 +1,146 @@
+//! Connections: named backends, with the credentials Sluice holds for them.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// One named backend (`[[connections]]`). Agents name it; they never see
+/// its address's credentials.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// The name agents request and connect to, e.g. "orders-db". Lowercase
+    /// letters, digits, `-` and `_`.
+    pub name: String,
+    /// The protocol. Only "postgres" for now.
+    pub kind: ConnectionKind,
+    /// Backend host name or address.
+    pub host: String,
+    /// Backend port. Default 5432.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The database on the backend.
+    pub database: String,
+    /// The backend user for `write` and `admin` grants (and `read` grants
+    /// when no `read_credential` is set).
+    pub user: String,
+    /// Name of the environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// A file holding the password (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// A separate, least-privilege credential used for `read` grants.
+    #[serde(default)]
+    pub read_credential: Option<Credential>,
+    /// TLS to the backend: "disable", "require" (encrypt, no verification)
+    /// or "verify-full" (encrypt and verify certificate and host name).
+    /// Default "verify-full": fail closed.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// CA certificate (PEM) for "verify-full"; the system roots otherwise.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A backend user and where its password comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub user: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKind {
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    Disable,
+    Require,
+    #[default]
+    VerifyFull,
+}
+
+fn default_port() -> u16 {
+    5432
+}
+
+/// A password, redacted in `Debug` so it cannot slip into a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(s: impl Into<String>) -> Self {
+        Password(s.into())
+    }
+    /// The clear text, for the one place that must send it to a backend.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// Reads a password by reference. `None` when neither source is set
+/// (trust authentication).
+pub fn resolve_password(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<Password>, String> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err("set password_env or password_file, not both".into()),
+        (Some(var), None) => std::env::var(var)
+            .map(|v| Some(Password(v)))
+            .map_err(|_| format!("environment variable {var} is not set")),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|v| Some(Password(v.trim_end_matches(['\n', '\r']).to_string())))
+            .map_err(|e| format!("cannot read password file {}: {e}", path.display())),
+        (None, None) => Ok(None),
+    }
+}
+
+impl ConnectionConfig {
+    /// The primary credential's password.
+    pub fn password(&self) -> Result<Option<Password>, String> {
+        resolve_password(self.password_env.as_deref(), self.password_file.as_deref())
+    }
+}
+
+impl Credential {
+    pub fn password(&self) -> Result<Option<Password>, String> {
+        resolve_password(self.password_env.as_deref(), self.password_file.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_print() {
+        let p = Password::new("hunter2");
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn password_file_is_trimmed_and_both_sources_refused() {
+        let dir = std::env::temp_dir().join(format!("sluice-pw-{}", std::process::id()));
+        std::fs::write(&dir, "s3cret\n").unwrap();
+        let p = resolve_password(None, Some(&dir)).unwrap().unwrap();
+        assert_eq!(p.expose(), "s3cret");
+        assert!(resolve_password(Some("X"), Some(&dir)).is_err());
+        std::fs::remove_file(&dir).unwrap();
+        assert!(resolve_password(Some("SLUICE_SURELY_UNSET_VAR"), None).is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! Checks that a parsed configuration makes sense as a whole. Returns every
+//! problem, each with the path of the key at fault.
+
+use super::locate::Seg::{self, Index, Key};
+use super::{ALLOWED_ALGORITHMS, ApprovalMode, Config, ConnectionConfig, IssuerConfig};
+use std::collections::HashSet;
+use std::time::Duration;
+
+type Problems = Vec<(Vec<Seg>, String)>;
+
+/// The longest grant any rule may give.
+pub const MAX_GRANT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+pub fn validate(c: &Config) -> Problems {
+    let mut p = Problems::new();
+    server(c, &mut p);
+    let mut names = HashSet::new();
+    for (i, iss) in c.issuers.iter().enumerate() {
+        issuer(i, iss, &mut names, &mut p);
+    }
+    let mut names = HashSet::new();
+    for (i, conn) in c.connections.iter().enumerate() {
+        connection(i, conn, &mut names, &mut p);
+    }
+    rules(c, &mut p);
+    p
+}
+
+fn at(path: &[Seg], msg: impl Into<String>, p: &mut Problems) {
+    p.push((path.to_vec(), msg.into()));
+}
+
+fn server(c: &Config, p: &mut Problems) {
+    let s = &c.server;
+    for (key, addr) in [
+        ("api_listen", &s.api_listen),
+        ("postgres_listen", &s.postgres_listen),
+    ] {
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            at(
+                &[Key("server"), Key(key)],
+                format!("{addr:?} is not an address like \"127.0.0.1:8420\""),
+                p,
+            );
+        }
+    }
+    if let Some(store) = &s.store {
+        let ok = store.starts_with("sqlite:")
+            || store.starts_with("postgres://")
+            || store.starts_with("postgresql://");
+        if !ok {
+            at(
+                &[Key("server"), Key("store")],
+                "use \"sqlite:PATH\" or \"postgres://user@host/db\"",
+                p,
+            );
+        }
+    }
+    if s.max_body_bytes < 1024 || s.max_body_bytes > 16 * 1024 * 1024 {
+        at(
+            &[Key("server"), Key("max_body_bytes")],
+            "must be between 1024 and 16777216",
+            p,
+        );
+    }
+    if s.default_grant_ttl.0.is_zero() || s.default_grant_ttl.0 > MAX_GRANT_TTL {
+        at(
+            &[Key("server"), Key("default_grant_ttl")],
+            "must be more than 0 and at most 24h",
+            p,
+        );
+    }
+    if s.sweep_interval.0.is_zero() {
+        at(&[Key("server"), Key("sweep_interval")], "must be more than 0", p);
+    }
+}
+
+fn issuer(i: usize, iss: &IssuerConfig, names: &mut HashSet<String>, p: &mut Problems) {
+    let path = |k| vec![Key("issuers"), Index(i), Key(k)];
+    if iss.name.trim().is_empty() {
+        at(&path("name"), "must not be empty", p);
+    } else if !names.insert(iss.name.clone()) {
+        at(&path("name"), format!("issuer name {:?} is used twice", iss.name), p);
+    }
+    match url_scheme(&iss.issuer) {
+        Some("https") => {}
+        Some("http") if is_loopback_url(&iss.issuer) => {}
+        Some("http") => at(
+            &path("issuer"),
+            "must use https (plain http is accepted only for 127.0.0.1/localhost)",
+            p,
+        ),
+        _ => at(&path("issuer"), "must be an https URL", p),
+    }
+    if iss.audiences.is_empty() || iss.audiences.iter().any(|a| a.trim().is_empty()) {
+        at(
+            &path("audiences"),
+            "list at least one audience: without it, tokens minted for any application would be accepted",
+            p,
+        );
+    }
+    if iss.algorithms.is_empty() {
+        at(&path("algorithms"), "list at least one algorithm", p);
+    }
+    for alg in &iss.algorithms {
+        if !ALLOWED_ALGORITHMS.contains(&alg.as_str()) {
+            at(
+                &path("algorithms"),
+                format!(
+                    "{alg:?} is not allowed: use {}",
+                    ALLOWED_ALGORITHMS.join(", ")
+                ),
+                p,
+            );
+        }
+    }
+    if iss.groups_claim.trim().is_empty() {
+        at(&path("groups_claim"), "must not be empty", p);
+    }
+}
+
+fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &mut Problems) {
+    let path = |k| vec![Key("connections"), Index(i), Key(k)];
+    if !is_name(&c.name) {
+        at(
+            &path("name"),
+            "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter",
+            p,
+        );
+    } else if !names.insert(c.name.clone()) {
+        at(&path("name"), format!("connection {:?} is defined twice", c.name), p);
+    }
+    if c.host.trim().is_empty() {
+        at(&path("host"), "must not be empty", p);
+    }
+    if c.port == 0 {
+        at(&path("port"), "must not be 0", p);
+    }
+    if c.database.trim().is_empty() {
+        at(&path("database"), "must not be empty", p);
+    }
+    if c.user.trim().is_empty() {
+        at(&path("user"), "must not be empty", p);
+    }
+    if c.password_env.is_some() && c.password_file.is_some() {
+        at(&path("password_file"), "set password_env or password_file, not both", p);
+    }
+    if let Some(r) = &c.read_credential {
+        if r.user.trim().is_empty() {
+            at(&path("read_credential"), "user must not be empty", p);
+        }
+        if r.password_env.is_some() && r.password_file.is_some() {
+            at(&path("read_credential"), "set password_env or password_file, not both", p);
+        }
+    }
+    if c.ca_file.is_some() && c.tls != super::TlsMode::VerifyFull {
+        at(&path("ca_file"), "only used with tls = \"verify-full\"", p);
+    }
+}
+
+fn rules(c: &Config, p: &mut Problems) {
+    let mut names = HashSet::new();
+    for (i, r) in c.rules.iter().enumerate() {
+        let path = |k| vec![Key("rules"), Index(i), Key(k)];
+        if r.name.trim().is_empty() {
+            at(&path("name"), "must not be empty", p);
+        } else if !names.insert(r.name.clone()) {
+            at(&path("name"), format!("rule {:?} is defined twice", r.name), p);
+        }
+        if r.groups.is_empty() || r.groups.iter().any(|g| g.trim().is_empty()) {
+            at(&path("groups"), "list at least one group", p);
+        }
+        if c.connection(&r.connection).is_none() {
+            let known: Vec<&str> = c.connections.iter().map(|c| c.name.as_str()).collect();
+            at(
+                &path("connection"),
+                format!(
+                    "no connection named {:?} (defined: {})",
+                    r.connection,
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                ),
+                p,
+            );
+        }
+        if r.max_ttl.0.is_zero() || r.max_ttl.0 > MAX_GRANT_TTL {
+            at(&path("max_ttl"), "must be more than 0 and at most 24h", p);
+        }
+        if r.approval == ApprovalMode::Grant && c.approvals.approver_groups.is_empty() {
+            at(
+                &path("approval"),
+                "needs approvers: set [approvals] approver_groups",
+                p,
+            );
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && s.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn url_scheme(url: &str) -> Option<&str> {
+    url.split_once("://").map(|(s, _)| s)
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    host == "127.0.0.1" || host == "localhost" || rest.starts_with("[::1]")
+}

@@ -1,0 +1,130 @@
+//! Grants: the short-lived right of one identity to use one connection.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use crate::guardrail::Profile;
+use crate::identity::Identity;
+
+/// Where a grant is in its life. Only `Active` grants open sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantStatus {
+    Pending,
+    Active,
+    Denied,
+    Expired,
+    Revoked,
+}
+
+impl GrantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantStatus::Pending => "pending",
+            GrantStatus::Active => "active",
+            GrantStatus::Denied => "denied",
+            GrantStatus::Expired => "expired",
+            GrantStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => GrantStatus::Pending,
+            "active" => GrantStatus::Active,
+            "denied" => GrantStatus::Denied,
+            "expired" => GrantStatus::Expired,
+            "revoked" => GrantStatus::Revoked,
+            _ => return None,
+        })
+    }
+
+    /// True once the grant can never become usable again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            GrantStatus::Denied | GrantStatus::Expired | GrantStatus::Revoked
+        )
+    }
+}
+
+/// A grant as stored. The secret itself is never kept: only its SCRAM-SHA-256
+/// verifier, which lets the Postgres listener authenticate the secret without
+/// it ever crossing the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub subject: String,
+    pub issuer: String,
+    pub identity_name: String,
+    pub identity_kind: String,
+    pub connection: String,
+    pub profile: Profile,
+    /// The access rule that made the grant possible.
+    pub rule: String,
+    pub status: GrantStatus,
+    pub reason: String,
+    /// The life the grant gets once active, in seconds.
+    pub ttl_secs: i64,
+    pub created_at: DateTime<Utc>,
+    /// When the grant became active (its TTL runs from here).
+    pub activated_at: Option<DateTime<Utc>>,
+    /// For an active grant, the end of its life; for a pending one, when the
+    /// request lapses unanswered.
+    pub expires_at: DateTime<Utc>,
+    /// The identity or process that last changed the status.
+    pub decided_by: Option<String>,
+    pub scram_verifier: String,
+}
+
+impl Grant {
+    /// True when `who` is the identity the grant was issued to.
+    pub fn belongs_to(&self, who: &Identity) -> bool {
+        who.same_principal(&self.subject, &self.issuer)
+    }
+
+    /// True when the grant may be used at `now`.
+    pub fn usable_at(&self, now: DateTime<Utc>) -> bool {
+        self.status == GrantStatus::Active && now < self.expires_at
+    }
+}
+
+/// A fresh grant id: `g_` and 26 base32 characters (130 random bits). It is
+/// also the Postgres user name, so it stays lowercase and unquoted-safe.
+pub fn new_grant_id() -> String {
+    format!("g_{}", random_base32(26))
+}
+
+fn random_base32(n: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut rng = rand::rngs::OsRng;
+    (0..n)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_distinct_and_postgres_safe() {
+        let a = new_grant_id();
+        assert_ne!(a, new_grant_id());
+        assert_eq!(a.len(), 28);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
+    }
+
+    #[test]
+    fn final_states() {
+        assert!(!GrantStatus::Pending.is_final());
+        assert!(!GrantStatus::Active.is_final());
+        assert!(GrantStatus::Revoked.is_final());
+        assert_eq!(GrantStatus::parse("expired"), Some(GrantStatus::Expired));
+        assert_eq!(GrantStatus::parse("bogus"), None);
+    }
+}
