@@ -15,7 +15,7 @@ pub use connection::{
 pub use duration::{Dur, parse_duration};
 pub use issuer::{ALLOWED_ALGORITHMS, IssuerConfig, KindMapping};
 pub use rule::{AccessRule, ApprovalMode, ApprovalsConfig};
-pub use server::ServerConfig;
+pub use server::{PostgresListenerConfig, ServerConfig};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
+    /// The Postgres listener.
+    #[serde(default)]
+    pub postgres: PostgresListenerConfig,
     /// Trusted OIDC issuers (`[[issuers]]`).
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,

@@ -13,13 +13,6 @@ pub struct ServerConfig {
     /// The URL clients use to reach the API, if it differs from the listener.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// Postgres listener. Default "127.0.0.1:15432".
-    #[serde(default = "default_pg")]
-    pub postgres_listen: String,
-    /// Host name put in grant credentials for the Postgres listener.
-    /// Default: the listener's address.
-    #[serde(default)]
-    pub postgres_public_host: Option<String>,
     /// Where Sluice keeps its files (the SQLite store among them).
     /// Default "./sluice-data".
     #[serde(default = "default_data_dir")]
@@ -51,8 +44,6 @@ impl Default for ServerConfig {
         ServerConfig {
             api_listen: default_api(),
             public_url: None,
-            postgres_listen: default_pg(),
-            postgres_public_host: None,
             data_dir: default_data_dir(),
             store: None,
             admin_groups: vec![],
@@ -80,22 +71,69 @@ impl ServerConfig {
             None => format!("http://{}", self.api_listen),
         }
     }
+}
 
-    /// Host and port put into grant credentials for the Postgres listener.
-    pub fn postgres_endpoint(&self) -> (String, u16) {
-        let (host, port) = split_host_port(&self.postgres_listen);
-        (self.postgres_public_host.clone().unwrap_or(host), port)
+/// The Postgres listener (`[postgres]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresListenerConfig {
+    /// Listener address. Default "127.0.0.1:15432".
+    #[serde(default = "default_pg")]
+    pub listen: String,
+    /// Host name put in grant credentials. Default: the listener's address.
+    #[serde(default)]
+    pub public_host: Option<String>,
+    /// TLS certificate chain (PEM) offered to clients that ask for TLS.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse clients that do not negotiate TLS. Default false.
+    #[serde(default)]
+    pub require_tls: bool,
+    /// Largest message accepted after authentication, in bytes. Default
+    /// 268435456 (256 MiB).
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Time a client has to finish the startup and authentication. Default "10s".
+    #[serde(default = "default_auth_timeout")]
+    pub auth_timeout: Dur,
+}
+
+impl Default for PostgresListenerConfig {
+    fn default() -> Self {
+        PostgresListenerConfig {
+            listen: default_pg(),
+            public_host: None,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
+            max_message_bytes: default_max_message(),
+            auth_timeout: default_auth_timeout(),
+        }
     }
 }
 
-fn split_host_port(addr: &str) -> (String, u16) {
-    match addr.rsplit_once(':') {
-        Some((h, p)) => (
-            h.trim_matches(['[', ']']).to_string(),
-            p.parse().unwrap_or(15432),
-        ),
-        None => (addr.to_string(), 15432),
+impl PostgresListenerConfig {
+    /// Host and port put into grant credentials.
+    pub fn endpoint(&self) -> (String, u16) {
+        let (host, port) = match self.listen.rsplit_once(':') {
+            Some((h, p)) => (
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse().unwrap_or(15432),
+            ),
+            None => (self.listen.clone(), 15432),
+        };
+        (self.public_host.clone().unwrap_or(host), port)
     }
+}
+
+fn default_max_message() -> usize {
+    256 * 1024 * 1024
+}
+fn default_auth_timeout() -> Dur {
+    Dur::secs(10)
 }
 
 fn default_api() -> String {

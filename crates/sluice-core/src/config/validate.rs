@@ -32,13 +32,13 @@ fn at(path: &[Seg], msg: impl Into<String>, p: &mut Problems) {
 
 fn server(c: &Config, p: &mut Problems) {
     let s = &c.server;
-    for (key, addr) in [
-        ("api_listen", &s.api_listen),
-        ("postgres_listen", &s.postgres_listen),
+    for (section, key, addr) in [
+        ("server", "api_listen", &s.api_listen),
+        ("postgres", "listen", &c.postgres.listen),
     ] {
         if addr.parse::<std::net::SocketAddr>().is_err() {
             at(
-                &[Key("server"), Key(key)],
+                &[Key(section), Key(key)],
                 format!("{addr:?} is not an address like \"127.0.0.1:8420\""),
                 p,
             );
@@ -69,6 +69,16 @@ fn server(c: &Config, p: &mut Problems) {
             "must be more than 0 and at most 24h",
             p,
         );
+    }
+    let pg = &c.postgres;
+    if pg.tls_cert.is_some() != pg.tls_key.is_some() {
+        at(&[Key("postgres"), Key("tls_cert")], "set both tls_cert and tls_key", p);
+    }
+    if pg.require_tls && pg.tls_cert.is_none() {
+        at(&[Key("postgres"), Key("require_tls")], "needs tls_cert and tls_key", p);
+    }
+    if pg.max_message_bytes < 1024 * 1024 {
+        at(&[Key("postgres"), Key("max_message_bytes")], "must be at least 1048576", p);
     }
     if s.sweep_interval.0.is_zero() {
         at(&[Key("server"), Key("sweep_interval")], "must be more than 0", p);
