@@ -316,6 +316,34 @@ async fn concurrent_verifications_of_one_unknown_kid_share_a_fetch() {
 }
 
 #[tokio::test]
+async fn stale_keys_are_refreshed_in_the_background() {
+    let idp = provider(vec![agent()]).await;
+    let mut cfg = config(&idp);
+    // Keys older than half their max age are refreshed off the request path.
+    cfg.jwks_max_age = Dur(Duration::from_secs(2));
+    let v = verifier(cfg);
+    let t = token(&idp, &agent()).await;
+    v.verify(&t).await.expect("first fetch");
+    let fetched = std::time::Instant::now();
+    assert_eq!(idp.fetch_counts().await.unwrap().1, 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    v.verify(&t).await.expect("answered from the cache");
+    // Poll rather than sleep a fixed time: the machine may be busy.
+    let mut jwks = 1;
+    for _ in 0..40 {
+        jwks = idp.fetch_counts().await.unwrap().1;
+        if jwks > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(jwks, 2, "one background refresh");
+    // Past the first fetch's max age, the refreshed keys are still good.
+    tokio::time::sleep(Duration::from_millis(2200).saturating_sub(fetched.elapsed())).await;
+    v.verify(&t).await.expect("refreshed keys");
+}
+
+#[tokio::test]
 async fn provider_down_from_the_start_is_issuer_unreachable() {
     let mut idp = provider(vec![agent()]).await;
     let t = token(&idp, &agent()).await;

@@ -82,3 +82,54 @@ pub fn payload_of(token: &str) -> Value {
 pub fn signature_of(token: &str) -> &str {
     token.rsplit('.').next().expect("signature part")
 }
+
+/// An issuer whose discovery document and JWKS are whatever the test says,
+/// served at `http://127.0.0.1:PORT`. For key types and hostile documents
+/// that neither the dev issuer nor the real provider produce.
+pub struct StaticIssuer {
+    pub url: String,
+    pub discovery: std::sync::Arc<std::sync::Mutex<Value>>,
+    pub jwks: std::sync::Arc<std::sync::Mutex<Value>>,
+}
+
+impl StaticIssuer {
+    pub async fn start(jwks: Value) -> StaticIssuer {
+        use axum::routing::get;
+        use std::sync::{Arc, Mutex};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let discovery = Arc::new(Mutex::new(
+            serde_json::json!({"issuer": url, "jwks_uri": format!("{url}/jwks")}),
+        ));
+        let jwks = Arc::new(Mutex::new(jwks));
+        let (d, j) = (discovery.clone(), jwks.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || {
+                    let v = d.lock().expect("lock").clone();
+                    async move { axum::Json(v) }
+                }),
+            )
+            .route(
+                "/jwks",
+                get(move || {
+                    let v = j.lock().expect("lock").clone();
+                    async move { axum::Json(v) }
+                }),
+            );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        StaticIssuer {
+            url,
+            discovery,
+            jwks,
+        }
+    }
+}
