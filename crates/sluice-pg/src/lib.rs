@@ -1,0 +1,19 @@
+//! Sluice's PostgreSQL wire proxy: an agent logs in with a grant (SCRAM
+//! against the grant's verifier, or an OIDC token over TLS), Sluice opens the
+//! backend session with the credential it holds, and every statement is
+//! analysed and checked against the connection's guardrails before it is
+//! forwarded. See DESIGN.md §2–§3.
+
+pub mod authority;
+mod backend;
+mod cancel;
+pub mod codec;
+mod deny;
+pub mod errors;
+pub mod messages;
+mod pump;
+pub mod scram;
+mod tls;
+
+pub use authority::{Authority, AuthorityError, LoginRefused};
+pub use errors::{ClientError, PgError};

@@ -1,0 +1,158 @@
+//! The backend→client half of a session.
+//!
+//! Backend messages are streamed through as their original bytes, frame by
+//! frame but without waiting for a whole frame: a 100 MB DataRow passes
+//! through a 64 KiB buffer. Only ErrorResponses are held until complete,
+//! because a denial sentinel's error (see [`crate::deny`]) is swapped for the
+//! denial. Everything read is written before the next read, so the buffer is
+//! bounded and a slow client slows the backend instead of filling memory;
+//! writes are batched, one flush per read.
+//!
+//! The pump also owns the end of the session: when the grant ends or the
+//! client half fails, it writes the FATAL message and returns.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+use crate::deny::Denials;
+use crate::errors::ClientError;
+
+/// Bytes read from the backend at once.
+const CHUNK: usize = 64 * 1024;
+/// ErrorResponses longer than this are passed through unexamined (a
+/// sentinel's error is short).
+const MAX_INSPECTED_ERROR: usize = 64 * 1024;
+
+/// Why the pump stopped.
+#[derive(Debug)]
+pub enum PumpEnd {
+    /// The backend closed its connection (after Terminate, or it died).
+    BackendClosed,
+    /// The client went away or could not be written to.
+    ClientGone,
+    /// The session was ended (grant, shutdown, or a client-half error), and
+    /// the client told so.
+    Ended(ClientError),
+    /// The backend sent something that is not the protocol.
+    BackendProtocol,
+}
+
+pub struct Pump<R, W> {
+    backend: R,
+    buf: BytesMut,
+    client: W,
+    out: BytesMut,
+    /// Bytes of the current frame still to pass through.
+    remaining: usize,
+    denials: Arc<Denials>,
+}
+
+/// The session's end: resolves with what to tell the client.
+pub type EndSignal = Pin<Box<dyn Future<Output = ClientError> + Send>>;
+
+impl<R, W> Pump<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    pub fn new(backend: R, leftover: BytesMut, client: W, denials: Arc<Denials>) -> Self {
+        Pump {
+            backend,
+            buf: leftover,
+            client,
+            out: BytesMut::with_capacity(CHUNK),
+            remaining: 0,
+            denials,
+        }
+    }
+
+    /// Pumps until the backend closes, the client goes, or `end`/`fatal`
+    /// fires.
+    pub async fn run(mut self, mut end: EndSignal, mut fatal: oneshot::Receiver<ClientError>) -> PumpEnd {
+        loop {
+            if !self.scan() {
+                return PumpEnd::BackendProtocol;
+            }
+            if !self.out.is_empty() {
+                let out = self.out.split().freeze();
+                tokio::select! {
+                    r = write_flush(&mut self.client, &out) => if r.is_err() {
+                        return PumpEnd::ClientGone;
+                    },
+                    // A client that stops reading cannot keep an ended session.
+                    reason = &mut end => return PumpEnd::Ended(reason),
+                }
+            }
+            self.buf.reserve(CHUNK);
+            tokio::select! {
+                n = self.backend.read_buf(&mut self.buf) => match n {
+                    Ok(0) | Err(_) => return PumpEnd::BackendClosed,
+                    Ok(_) => {}
+                },
+                reason = &mut end => return self.finish(reason).await,
+                reason = &mut fatal => match reason {
+                    Ok(reason) => return self.finish(reason).await,
+                    Err(_) => return PumpEnd::ClientGone,
+                },
+            }
+        }
+    }
+
+    /// Moves every passable byte from `buf` to `out`. False on a frame
+    /// header no backend would send.
+    fn scan(&mut self) -> bool {
+        loop {
+            if self.remaining > 0 {
+                let n = self.remaining.min(self.buf.len());
+                if n == 0 {
+                    return true;
+                }
+                let chunk = self.buf.split_to(n);
+                self.out.extend_from_slice(&chunk);
+                self.remaining -= n;
+                continue;
+            }
+            if self.buf.len() < 5 {
+                return true;
+            }
+            let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+            if len < 4 {
+                return false;
+            }
+            let total = len as usize + 1;
+            if self.buf[0] == b'E' && total <= MAX_INSPECTED_ERROR {
+                if self.buf.len() < total {
+                    self.buf.reserve(total - self.buf.len());
+                    return true;
+                }
+                let frame = self.buf.split_to(total);
+                match self.denials.replacement(&frame[5..]) {
+                    Some(denial) => self.out.extend_from_slice(&denial),
+                    None => self.out.extend_from_slice(&frame),
+                }
+                continue;
+            }
+            self.remaining = total;
+        }
+    }
+
+    /// Tells the client why the session ends. Only at a frame boundary, so
+    /// the FATAL is not spliced into a half-sent message.
+    async fn finish(mut self, reason: ClientError) -> PumpEnd {
+        if self.remaining == 0 {
+            let _ = write_flush(&mut self.client, &reason.to_bytes()).await;
+        }
+        let _ = self.client.shutdown().await;
+        PumpEnd::Ended(reason)
+    }
+}
+
+async fn write_flush<W: AsyncWrite + Unpin>(w: &mut W, bytes: &Bytes) -> std::io::Result<()> {
+    w.write_all(bytes).await?;
+    w.flush().await
+}

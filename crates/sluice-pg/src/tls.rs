@@ -1,0 +1,210 @@
+//! TLS on both sides: the listener's certificate for clients, and the
+//! backend connector per the connection's `tls` mode. rustls with the `ring`
+//! provider; one [`Stream`] type so the rest of the proxy does not care.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sluice_core::config::TlsMode;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::errors::PgError;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The acceptor for clients that send SSLRequest, from PEM files.
+pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, PgError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| PgError::TlsConfig(format!("{what}: {e}"));
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(&format!("read {}", cert.display()), &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&format!("parse {}", cert.display()), &e))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| bad(&format!("read key {}", key.display()), &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("protocol versions", &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad("certificate and key", &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The connector for a backend, or `None` for `tls = "disable"`.
+pub fn connector(
+    mode: TlsMode,
+    ca_file: Option<&Path>,
+) -> Result<Option<tokio_rustls::TlsConnector>, PgError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| PgError::TlsConfig(format!("{what}: {e}"));
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("protocol versions", &e))?;
+    let config = match mode {
+        TlsMode::Disable => return Ok(None),
+        TlsMode::Require => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
+            .with_no_client_auth(),
+        TlsMode::VerifyFull => {
+            let mut roots = rustls::RootCertStore::empty();
+            match ca_file {
+                Some(path) => {
+                    for cert in CertificateDer::pem_file_iter(path)
+                        .map_err(|e| bad(&format!("read {}", path.display()), &e))?
+                    {
+                        let cert = cert.map_err(|e| bad(&format!("parse {}", path.display()), &e))?;
+                        roots
+                            .add(cert)
+                            .map_err(|e| bad(&format!("CA in {}", path.display()), &e))?;
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(Some(tokio_rustls::TlsConnector::from(Arc::new(config))))
+}
+
+/// The name to verify the backend's certificate against.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, PgError> {
+    ServerName::try_from(host.to_string())
+        .map_err(|_| PgError::TlsConfig(format!("{host:?} is not a valid TLS server name")))
+}
+
+/// `tls = "require"`: encrypt, but accept any certificate (libpq's
+/// `sslmode=require`). Signatures are still checked so the handshake is sound.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TCP connection, possibly wrapped in TLS (as server to a client, or as
+/// client to a backend).
+pub enum Stream {
+    Plain(TcpStream),
+    Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Stream::Plain(_))
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Plain($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Stream::Server($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
+            Stream::Client($s) => {
+                let $s = Pin::new($s.as_mut());
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        delegate!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        delegate!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        delegate!(self, s => s.poll_shutdown(cx))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        delegate!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Server(s) => s.is_write_vectored(),
+            Stream::Client(s) => s.is_write_vectored(),
+        }
+    }
+}
