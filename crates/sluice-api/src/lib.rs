@@ -1,1 +1,50 @@
-//! placeholder
+//! Sluice's control API (`/v1`), health and metrics.
+//!
+//! Every handler takes the verified caller from the `Caller` extractor, so
+//! no route can forget authentication; errors are JSON `{error, message}`.
+
+mod audit;
+mod auth;
+mod connections;
+mod error;
+mod grants;
+mod health;
+mod json;
+mod metrics;
+mod state;
+pub mod sweeper;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use state::{AppState, GrantChange, Shared};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use std::time::Duration;
+use tower_http::timeout::TimeoutLayer;
+
+/// The whole HTTP surface.
+pub fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route("/grants", get(grants::list).post(grants::create))
+        .route("/grants/{id}", get(grants::show).delete(grants::revoke))
+        .route("/connections", get(connections::list))
+        .route("/audit", get(audit::list))
+        .fallback(|| async { ApiError::not_found("no such API route") });
+    let mut app: Router = Router::new()
+        .nest("/v1", api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .with_state(state.clone());
+    if let Some(dev) = &state.dev_issuer {
+        app = app.nest("/dev-issuer", dev.router());
+    }
+    app.layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        // Long-polls wait at most 60 s; nothing should take longer than that.
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(90),
+        ))
+}

@@ -1,1 +1,122 @@
-//! placeholder
+//! Sluice's store: grants and the audit chain.
+//!
+//! One code path over sqlx's `Any` driver serves both backends: embedded
+//! SQLite (the default, a file in the data dir) and PostgreSQL (several
+//! gateways sharing grants and audit). The migrations use only SQL both
+//! accept, so there is one set. Every status change is a conditional
+//! update (`WHERE status IN …`), so two gateways racing on the same grant
+//! change it once.
+
+mod audit;
+mod error;
+mod grants;
+
+pub use audit::AuditRow;
+pub use error::StoreError;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url` and migrates it.
+    /// `url` is `sqlite://PATH` / `sqlite:PATH` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let (backend, url) = normalise(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the single writer; the
+                        // busy timeout makes writers queue instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError::Open(redact(&e.to_string(), &url)))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn normalise(url: &str) -> Result<(Backend, String), StoreError> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Open(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        return Ok((Backend::Sqlite, format!("sqlite://{path}?mode=rwc")));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_string()));
+    }
+    Err(StoreError::Open(
+        "store must be \"sqlite:PATH\" or \"postgres://…\"".into(),
+    ))
+}
+
+/// Keeps a store password out of error messages.
+fn redact(msg: &str, url: &str) -> String {
+    match url.split_once("://").and_then(|(_, rest)| rest.split_once('@')) {
+        Some((userinfo, _)) => match userinfo.split_once(':') {
+            Some((_, pw)) if !pw.is_empty() => msg.replace(pw, "***"),
+            _ => msg.to_string(),
+        },
+        None => msg.to_string(),
+    }
+}
+
+fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

@@ -1,0 +1,59 @@
+//! The `Caller` extractor: a verified identity from `Authorization: Bearer`.
+//! Every rejection is answered 401 with its reason and written to the audit
+//! log; the token itself is never logged or stored.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde_json::json;
+use sluice_core::Identity;
+use sluice_core::audit::{AuditEvent, EventKind};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::state::Shared;
+
+/// The verified caller of a request.
+pub struct Caller(pub Identity);
+
+impl FromRequestParts<Shared> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = match header.and_then(bearer) {
+            Some(t) => t,
+            None => {
+                return Err(reject(
+                    state,
+                    "missing_token",
+                    "send an OIDC access token as `Authorization: Bearer <token>`",
+                )
+                .await);
+            }
+        };
+        match state.verifier.verify(token).await {
+            Ok(identity) => Ok(Caller(identity)),
+            Err(rejection) => Err(reject(state, rejection.reason(), &rejection.to_string()).await),
+        }
+    }
+}
+
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+async fn reject(state: &Shared, reason: &str, message: &str) -> ApiError {
+    Metrics::inc(&state.metrics.tokens_rejected);
+    tracing::info!(reason, "bearer token rejected");
+    let event = AuditEvent::new(EventKind::TokenRejected)
+        .detail(json!({ "reason": reason, "message": message }));
+    if let Err(e) = state.audit.append(event).await {
+        return ApiError::internal(e);
+    }
+    ApiError::unauthorized(message)
+}

@@ -1,0 +1,26 @@
+//! `GET /v1/connections`: what the caller may request, and on what terms.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+use sluice_core::access;
+
+use crate::auth::Caller;
+use crate::state::Shared;
+
+pub async fn list(State(state): State<Shared>, Caller(who): Caller) -> Json<Value> {
+    let items: Vec<Value> = access::eligible_rules(&state.config, &who)
+        .filter_map(|rule| {
+            let conn = state.config.connection(&rule.connection)?;
+            Some(json!({
+                "name": conn.name,
+                "kind": conn.kind,
+                "profile": rule.profile,
+                "max_ttl_secs": rule.max_ttl.0.as_secs(),
+                "approval": rule.approval,
+                "rule": rule.name,
+            }))
+        })
+        .collect();
+    Json(json!({ "connections": items }))
+}

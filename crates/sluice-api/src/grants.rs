@@ -1,0 +1,325 @@
+//! `/v1/grants`: request, read (with long-poll), list and revoke grants.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_core::access::{self, AccessDenied, AccessRequest};
+use sluice_core::audit::{Actor, AuditEvent, EventKind};
+use sluice_core::config::parse_duration;
+use sluice_core::grant::new_grant_id;
+use sluice_core::secret::{ScramVerifier, new_secret};
+use sluice_core::{Grant, GrantStatus, Identity, Profile};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::metrics::Metrics;
+use crate::state::Shared;
+
+/// The longest TTL anyone may ask for; rules cap it further.
+const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The longest `?wait=`.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+const MAX_REASON: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    connection: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    ttl: Option<TtlValue>,
+    #[serde(default)]
+    profile: Option<Profile>,
+}
+
+/// `"10m"` or a number of seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TtlValue {
+    Secs(u64),
+    Text(String),
+}
+
+fn requested_ttl(ttl: Option<TtlValue>) -> Result<Option<Duration>, ApiError> {
+    let ttl = match ttl {
+        None => return Ok(None),
+        Some(TtlValue::Secs(s)) => Duration::from_secs(s),
+        Some(TtlValue::Text(t)) => parse_duration(&t).map_err(ApiError::bad_request)?,
+    };
+    if ttl.is_zero() || ttl > MAX_TTL {
+        return Err(ApiError::bad_request(
+            "ttl must be more than 0 and at most 24h (for example \"10m\")",
+        ));
+    }
+    Ok(Some(ttl))
+}
+
+/// `POST /v1/grants`.
+pub async fn create(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    JsonBody(req): JsonBody<GrantRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Metrics::inc(&state.metrics.grants_requested);
+    if req.reason.chars().count() > MAX_REASON {
+        return Err(ApiError::bad_request("reason is longer than 1000 characters"));
+    }
+    let ttl = requested_ttl(req.ttl)?;
+    let decision = access::decide(
+        &state.config,
+        &who,
+        &AccessRequest {
+            connection: &req.connection,
+            ttl,
+            profile: req.profile,
+        },
+    );
+    let decision = match decision {
+        Ok(d) => d,
+        Err(denied) => return Err(refuse(&state, &who, &req.connection, denied).await),
+    };
+    let now = Utc::now();
+    let secret = (!decision.needs_approval).then(new_secret);
+    let status = if decision.needs_approval {
+        GrantStatus::Pending
+    } else {
+        GrantStatus::Active
+    };
+    let life = if decision.needs_approval {
+        state.config.server.pending_grant_timeout.0
+    } else {
+        decision.ttl
+    };
+    let grant = Grant {
+        id: new_grant_id(),
+        subject: who.subject.clone(),
+        issuer: who.issuer.clone(),
+        identity_name: who.name.clone(),
+        identity_kind: who.kind.as_str().into(),
+        connection: req.connection.clone(),
+        profile: decision.profile,
+        rule: decision.rule.name.clone(),
+        status,
+        reason: req.reason.clone(),
+        ttl_secs: decision.ttl.as_secs() as i64,
+        created_at: now,
+        activated_at: (status == GrantStatus::Active).then_some(now),
+        expires_at: now + chrono::Duration::from_std(life).map_err(ApiError::internal)?,
+        decided_by: (status == GrantStatus::Active).then(|| format!("rule:{}", decision.rule.name)),
+        // A pending grant gets its secret when it is first read after
+        // approval, so no secret exists while nobody can use it.
+        scram_verifier: secret
+            .as_deref()
+            .map(|s| ScramVerifier::derive(s).to_text())
+            .unwrap_or_default(),
+    };
+    // The record comes first: a grant whose record cannot be written is not issued.
+    state
+        .audit
+        .append(
+            AuditEvent::new(EventKind::GrantRequested)
+                .actor(Actor::from(&who))
+                .grant(&grant.id)
+                .connection(&grant.connection)
+                .detail(json!({
+                    "rule": grant.rule,
+                    "profile": grant.profile,
+                    "reason": grant.reason,
+                    "ttl_secs": grant.ttl_secs,
+                    "requested_ttl_secs": ttl.map(|t| t.as_secs()),
+                    "status": grant.status,
+                })),
+        )
+        .await?;
+    state.store.insert_grant(&grant).await?;
+    if status == GrantStatus::Active {
+        Metrics::inc(&state.metrics.grants_active);
+        state
+            .audit
+            .append(
+                AuditEvent::new(EventKind::GrantActivated)
+                    .actor(Actor::from(&who))
+                    .grant(&grant.id)
+                    .connection(&grant.connection)
+                    .detail(json!({ "decided_by": grant.decided_by, "expires_at": grant.expires_at })),
+            )
+            .await?;
+    } else {
+        Metrics::inc(&state.metrics.grants_pending);
+    }
+    tracing::info!(grant.id = %grant.id, conn.name = %grant.connection, status = grant.status.as_str(), "grant requested");
+    Ok((StatusCode::CREATED, Json(view(&state, &grant, secret.as_deref()))))
+}
+
+async fn refuse(state: &Shared, who: &Identity, connection: &str, denied: AccessDenied) -> ApiError {
+    Metrics::inc(&state.metrics.grants_refused);
+    let event = AuditEvent::new(EventKind::GrantDenied)
+        .actor(Actor::from(who))
+        .connection(connection)
+        .detail(json!({ "reason": denied.to_string() }));
+    if let Err(e) = state.audit.append(event).await {
+        return ApiError::internal(e);
+    }
+    match denied {
+        AccessDenied::UnknownConnection(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_connection", denied.to_string())
+        }
+        AccessDenied::InvalidTtl(_) => ApiError::bad_request(denied.to_string()),
+        _ => ApiError::forbidden(denied.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct WaitQuery {
+    wait: Option<String>,
+}
+
+/// `GET /v1/grants/{id}`; `?wait=30s` holds the answer until the status
+/// changes or the wait ends.
+pub async fn show(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let wait = match q.wait.as_deref() {
+        None => Duration::ZERO,
+        Some(w) => parse_duration(w).map_err(ApiError::bad_request)?.min(MAX_WAIT),
+    };
+    let mut changes = state.changes.subscribe();
+    let mut grant = visible_grant(&state, &who, &id).await?;
+    let first = grant.status;
+    let deadline = tokio::time::Instant::now() + wait;
+    while grant.status == first && tokio::time::Instant::now() < deadline {
+        // Wake on a local change, or re-read every second for changes made
+        // by another gateway sharing the store.
+        let tick = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)));
+        tokio::select! {
+            _ = changes.recv() => {}
+            _ = tick => {}
+        }
+        grant = visible_grant(&state, &who, &id).await?;
+    }
+    let secret = deliver_secret_once(&state, &who, &mut grant).await?;
+    Ok(Json(view(&state, &grant, secret.as_deref())))
+}
+
+/// A grant approved after it was requested gets its secret here, once,
+/// for its owner only.
+async fn deliver_secret_once(
+    state: &Shared,
+    who: &Identity,
+    grant: &mut Grant,
+) -> Result<Option<String>, ApiError> {
+    if grant.status != GrantStatus::Active || !grant.scram_verifier.is_empty() || !grant.belongs_to(who) {
+        return Ok(None);
+    }
+    let secret = new_secret();
+    let verifier = ScramVerifier::derive(&secret).to_text();
+    if state.store.set_verifier_once(&grant.id, &verifier).await? {
+        grant.scram_verifier = verifier;
+        Ok(Some(secret))
+    } else {
+        Ok(None)
+    }
+}
+
+/// `GET /v1/grants`: the caller's own grants, newest first.
+pub async fn list(State(state): State<Shared>, Caller(who): Caller) -> Result<Json<Value>, ApiError> {
+    let grants = state.store.grants_of(&who.subject, &who.issuer, 100).await?;
+    let items: Vec<Value> = grants.iter().map(|g| view(&state, g, None)).collect();
+    Ok(Json(json!({ "grants": items })))
+}
+
+/// `DELETE /v1/grants/{id}`: revoke now; live sessions end at once.
+pub async fn revoke(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let grant = visible_grant(&state, &who, &id).await?;
+    if grant.status.is_final() {
+        return Err(ApiError::conflict(format!(
+            "grant {id} is already {}",
+            grant.status.as_str()
+        )));
+    }
+    state
+        .audit
+        .append(
+            AuditEvent::new(EventKind::GrantRevoked)
+                .actor(Actor::from(&who))
+                .grant(&id)
+                .connection(&grant.connection)
+                .detail(json!({ "was": grant.status })),
+        )
+        .await?;
+    let from = [GrantStatus::Active, GrantStatus::Pending];
+    if !state
+        .store
+        .transition_grant(&id, &from, GrantStatus::Revoked, &who.name)
+        .await?
+    {
+        return Err(ApiError::conflict(format!("grant {id} changed meanwhile; read it again")));
+    }
+    Metrics::inc(&state.metrics.grants_revoked);
+    state.announce(&id, GrantStatus::Revoked);
+    let grant = visible_grant(&state, &who, &id).await?;
+    Ok(Json(view(&state, &grant, None)))
+}
+
+/// The grant, if `who` may see it: its owner, or an admin. Anyone else gets
+/// the same answer as for a grant that does not exist.
+async fn visible_grant(state: &Shared, who: &Identity, id: &str) -> Result<Grant, ApiError> {
+    let not_found = || ApiError::not_found(format!("no grant {id} that you may see"));
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let grant = state.store.grant(id).await?.ok_or_else(not_found)?;
+    if grant.belongs_to(who) || access::is_admin(&state.config, who) {
+        Ok(grant)
+    } else {
+        Err(not_found())
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The grant as JSON; `secret` adds the credentials (shown once).
+fn view(state: &Shared, g: &Grant, secret: Option<&str>) -> Value {
+    let mut v = json!({
+        "id": g.id,
+        "status": g.status,
+        "connection": g.connection,
+        "profile": g.profile,
+        "rule": g.rule,
+        "reason": g.reason,
+        "identity": { "subject": g.subject, "issuer": g.issuer, "name": g.identity_name, "kind": g.identity_kind },
+        "ttl_secs": g.ttl_secs,
+        "created_at": rfc3339(g.created_at),
+        "activated_at": g.activated_at.map(rfc3339),
+        "expires_at": rfc3339(g.expires_at),
+        "decided_by": g.decided_by,
+    });
+    if let Some(secret) = secret {
+        let (host, port) = state.config.postgres.endpoint();
+        v["credentials"] = json!({
+            "host": host,
+            "port": port,
+            "user": g.id,
+            "password": secret,
+            "database": g.connection,
+            "dsn": format!("postgresql://{}:{secret}@{host}:{port}/{}", g.id, g.connection),
+        });
+    }
+    v
+}

@@ -1,0 +1,61 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use sluice_audit::AuditLog;
+use sluice_core::GrantStatus;
+use sluice_core::config::Config;
+use sluice_identity::Verifier;
+use sluice_identity::dev::DevIssuer;
+use sluice_store::Store;
+use tokio::sync::broadcast;
+
+use crate::metrics::Metrics;
+
+/// A grant's status changed (activated, revoked, expired, …). Long-polls and
+/// live sessions listen for these; gateways sharing a store also poll it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantChange {
+    pub id: String,
+    pub status: GrantStatus,
+}
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub verifier: Verifier,
+    pub store: Store,
+    pub audit: AuditLog,
+    pub changes: broadcast::Sender<GrantChange>,
+    pub metrics: Metrics,
+    /// The playground's issuer, served under `/dev-issuer` (dev mode only).
+    pub dev_issuer: Option<DevIssuer>,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, verifier: Verifier, store: Store, audit: AuditLog) -> Self {
+        AppState {
+            config,
+            verifier,
+            store,
+            audit,
+            changes: broadcast::channel(1024).0,
+            metrics: Metrics::default(),
+            dev_issuer: None,
+        }
+    }
+
+    pub fn with_dev_issuer(mut self, issuer: DevIssuer) -> Self {
+        self.dev_issuer = Some(issuer);
+        self
+    }
+
+    pub(crate) fn announce(&self, id: &str, status: GrantStatus) {
+        // No receivers is fine: nobody is waiting on this grant.
+        let _ = self.changes.send(GrantChange {
+            id: id.to_string(),
+            status,
+        });
+    }
+}
+
+pub type Shared = Arc<AppState>;

@@ -1,0 +1,53 @@
+//! Ends grants on time: active grants at `expires_at`, pending ones when
+//! their approval window lapses. Each expiry is recorded once, even when
+//! several gateways sweep the same store (the status change is conditional).
+
+use chrono::Utc;
+use serde_json::json;
+use sluice_core::GrantStatus;
+use sluice_core::audit::{Actor, AuditEvent, EventKind};
+
+use crate::metrics::Metrics;
+use crate::state::Shared;
+
+/// Runs until the process stops.
+pub async fn run(state: Shared) {
+    let mut tick = tokio::time::interval(state.config.server.sweep_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep(&state).await {
+            tracing::warn!(error = %e, "grant sweep failed; retrying next tick");
+        }
+    }
+}
+
+/// One pass; returns how many grants it expired.
+pub async fn sweep(state: &Shared) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+    let mut n = 0;
+    for g in state.store.due_grants(Utc::now()).await? {
+        let was = g.status;
+        if !state
+            .store
+            .transition_grant(&g.id, &[was], GrantStatus::Expired, "sweeper")
+            .await?
+        {
+            continue; // another gateway or a revocation got there first
+        }
+        state
+            .audit
+            .append(
+                AuditEvent::new(EventKind::GrantExpired)
+                    .actor(Actor::system("sweeper"))
+                    .grant(&g.id)
+                    .connection(&g.connection)
+                    .detail(json!({ "was": was, "expires_at": g.expires_at })),
+            )
+            .await?;
+        Metrics::inc(&state.metrics.grants_expired);
+        state.announce(&g.id, GrantStatus::Expired);
+        tracing::info!(grant.id = %g.id, was = was.as_str(), "grant expired");
+        n += 1;
+    }
+    Ok(n)
+}

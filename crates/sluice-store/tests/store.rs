@@ -1,0 +1,151 @@
+//! The same suite against embedded SQLite and a real PostgreSQL.
+
+use chrono::{Duration, Utc};
+use sluice_core::secret::{ScramVerifier, new_secret};
+use sluice_core::{Grant, GrantStatus, Profile, grant::new_grant_id};
+use sluice_store::{AuditRow, Backend, Store, StoreError};
+use sluice_testkit::pg::PgServer;
+
+fn grant(subject: &str, status: GrantStatus, expires_in: i64) -> Grant {
+    let now = Utc::now();
+    Grant {
+        id: new_grant_id(),
+        subject: subject.into(),
+        issuer: "https://idp.example".into(),
+        identity_name: subject.into(),
+        identity_kind: "agent".into(),
+        connection: "orders".into(),
+        profile: Profile::Read,
+        rule: "readers".into(),
+        status,
+        reason: "ticket-42".into(),
+        ttl_secs: 600,
+        created_at: now,
+        activated_at: (status == GrantStatus::Active).then_some(now),
+        expires_at: now + Duration::seconds(expires_in),
+        decided_by: None,
+        scram_verifier: ScramVerifier::derive(&new_secret()).to_text(),
+    }
+}
+
+async fn grants_round_trip_and_transition(store: &Store) {
+    let g = grant("agent-a", GrantStatus::Active, 600);
+    store.insert_grant(&g).await.unwrap();
+    let back = store.grant(&g.id).await.unwrap().unwrap();
+    assert_eq!(back.id, g.id);
+    assert_eq!(back.profile, Profile::Read);
+    assert_eq!(back.scram_verifier, g.scram_verifier);
+    assert_eq!(back.expires_at.timestamp_millis(), g.expires_at.timestamp_millis());
+    assert!(store.grant("g_missing").await.unwrap().is_none());
+
+    // Revoke once; a second revoke (another gateway) changes nothing.
+    let from = [GrantStatus::Active, GrantStatus::Pending];
+    assert!(store.transition_grant(&g.id, &from, GrantStatus::Revoked, "admin").await.unwrap());
+    assert!(!store.transition_grant(&g.id, &from, GrantStatus::Revoked, "admin").await.unwrap());
+    let back = store.grant(&g.id).await.unwrap().unwrap();
+    assert_eq!(back.status, GrantStatus::Revoked);
+    assert_eq!(back.decided_by.as_deref(), Some("admin"));
+}
+
+async fn pending_grants_activate_with_their_ttl_from_now(store: &Store) {
+    let g = grant("agent-b", GrantStatus::Pending, 900);
+    store.insert_grant(&g).await.unwrap();
+    let now = Utc::now() + Duration::seconds(120);
+    assert!(store.activate_grant(&g.id, now, "approver").await.unwrap());
+    assert!(!store.activate_grant(&g.id, now, "approver").await.unwrap());
+    let back = store.grant(&g.id).await.unwrap().unwrap();
+    assert_eq!(back.status, GrantStatus::Active);
+    assert_eq!(
+        back.expires_at.timestamp_millis(),
+        now.timestamp_millis() + 600_000
+    );
+}
+
+async fn due_grants_are_found(store: &Store) {
+    let late = grant("agent-c", GrantStatus::Active, -5);
+    let fresh = grant("agent-c", GrantStatus::Active, 600);
+    let gone = grant("agent-c", GrantStatus::Revoked, -5);
+    for g in [&late, &fresh, &gone] {
+        store.insert_grant(g).await.unwrap();
+    }
+    let due: Vec<String> = store
+        .due_grants(Utc::now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert!(due.contains(&late.id));
+    assert!(!due.contains(&fresh.id));
+    assert!(!due.contains(&gone.id));
+    let mine = store.grants_of("agent-c", "https://idp.example", 10).await.unwrap();
+    assert_eq!(mine.len(), 3);
+}
+
+fn row(seq: i64) -> AuditRow {
+    AuditRow {
+        seq,
+        ts: 1_700_000_000_000 + seq,
+        kind: "grant.requested".into(),
+        grant_id: Some("g_x".into()),
+        session_id: None,
+        body: format!("{{\"seq\":{seq}}}"),
+        prev_hash: "p".into(),
+        hash: format!("h{seq}"),
+    }
+}
+
+async fn audit_appends_are_atomic_and_unique(store: &Store) {
+    assert_eq!(store.audit_tail().await.unwrap(), None);
+    store.audit_append(&[row(1), row(2)]).await.unwrap();
+    assert_eq!(store.audit_tail().await.unwrap(), Some((2, "h2".into())));
+    // A batch colliding on seq 2 leaves nothing behind, not even seq 3.
+    let err = store.audit_append(&[row(3), row(2)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::SeqTaken(2)), "{err}");
+    assert_eq!(store.audit_tail().await.unwrap(), Some((2, "h2".into())));
+    let rows = store.audit_after(0, 10).await.unwrap();
+    assert_eq!(rows, vec![row(1), row(2)]);
+    assert_eq!(store.audit_first_seq_since(1_700_000_000_002).await.unwrap(), Some(2));
+    assert_eq!(store.audit_first_seq_since(i64::MAX).await.unwrap(), None);
+}
+
+async fn suite(store: Store) {
+    grants_round_trip_and_transition(&store).await;
+    pending_grants_activate_with_their_ttl_from_now(&store).await;
+    due_grants_are_found(&store).await;
+    audit_appends_are_atomic_and_unique(&store).await;
+    assert!(store.ping().await);
+}
+
+#[tokio::test]
+async fn sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/sluice.db");
+    let store = Store::open(&format!("sqlite:{}", path.display())).await.unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    suite(store.clone()).await;
+    store.close().await;
+    // Reopening runs migrations again without harm and keeps the data.
+    let again = Store::open(&format!("sqlite:{}", path.display())).await.unwrap();
+    assert_eq!(again.audit_tail().await.unwrap(), Some((2, "h2".into())));
+}
+
+#[tokio::test]
+async fn postgres_store() {
+    let pg = tokio::task::spawn_blocking(PgServer::start).await.unwrap().unwrap();
+    pg.create_database("sluice").unwrap();
+    let store = Store::open(&pg.url("sluice")).await.unwrap();
+    assert_eq!(store.backend(), Backend::Postgres);
+    suite(store).await;
+}
+
+#[tokio::test]
+async fn open_errors_never_show_the_password() {
+    let err = Store::open("postgres://sluice:hunter2secret@127.0.0.1:1/x")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(!err.contains("hunter2secret"), "{err}");
+    assert!(Store::open("mysql://x").await.is_err());
+}
