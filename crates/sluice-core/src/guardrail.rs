@@ -1,35 +1,19 @@
 //! Guardrails: per-connection rules over what a statement does.
-//! (Placeholder until the statement-analysis work lands: only `Profile`.)
+//!
+//! The protocol layer analyses a statement (for Postgres, `sluice-sql` with the
+//! real parser) into [`StatementFacts`]; this module decides, purely, whether
+//! those facts are allowed, denied, or need a human's approval under a
+//! connection's [`Profile`] and [`GuardrailRule`]s. See [`evaluate`] for the
+//! exact semantics.
 
-use serde::{Deserialize, Serialize};
+mod class;
+mod eval;
+mod glob;
+mod profile;
+mod rule;
 
-/// What a grant lets its holder do on a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    Read,
-    Write,
-    Admin,
-}
-
-impl Profile {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Profile::Read => "read",
-            Profile::Write => "write",
-            Profile::Admin => "admin",
-        }
-    }
-}
-
-impl std::str::FromStr for Profile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "read" => Ok(Profile::Read),
-            "write" => Ok(Profile::Write),
-            "admin" => Ok(Profile::Admin),
-            other => Err(format!("unknown profile {other:?}: use read, write or admin")),
-        }
-    }
-}
+pub use class::{StatementClass, StatementFacts};
+pub use eval::{DecidedBy, Verdict, evaluate, evaluate_all};
+pub use glob::glob_match;
+pub use profile::{ParseProfileError, Profile};
+pub use rule::{Action, GuardrailRule};

@@ -1,1 +1,230 @@
-//! placeholder
+//! Statement analysis for Sluice: what a PostgreSQL query string does.
+//!
+//! [`analyze`] parses with the real PostgreSQL parser (`pg_query`) and walks
+//! the whole parse tree of each statement, so that a statement is judged by
+//! everything it does, through every wrapper: data-modifying CTEs,
+//! `EXPLAIN ANALYZE`, `SELECT … INTO`, `CREATE TABLE AS`, `PREPARE`/`EXECUTE`
+//! (with a [`PreparedTracker`]), `COPY … PROGRAM`, `DO`, `CALL`, row locks,
+//! side-effecting functions anywhere in an expression, and settings that
+//! change identity or turn read-only off. The result is one
+//! [`StatementFacts`] per statement, which `sluice_core::guardrail` judges.
+//!
+//! It fails closed: a string that does not parse, a node type the analysis
+//! does not know, a function or operator that is not a known built-in, and an
+//! `EXECUTE` of an unknown name all make a statement `unknown`.
+//!
+//! Cost: one parse, one tree walk, and one fingerprint per statement (the
+//! fingerprint re-parses; single-statement strings reuse the whole string's).
+//! Results depend only on the text and the [`FunctionPolicy`], so they can be
+//! cached by text.
+//!
+//! Known limits: a view, trigger, rule or default may call side-effecting
+//! functions that the statement text does not show (the read-only backend
+//! session is the wall behind that); a user-defined overload of a built-in
+//! name in a schema on `search_path` may be picked for unusual argument
+//! types; casts to user-defined types may run user functions.
+
+mod functions;
+mod names;
+mod prepared;
+mod session;
+mod statement;
+#[rustfmt::skip]
+mod visit_gen;
+mod walk;
+
+pub use functions::FunctionPolicy;
+pub use prepared::PreparedTracker;
+pub use sluice_core::guardrail::{StatementClass, StatementFacts};
+
+/// What a query string does, statement by statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// One entry per statement, in order; empty for an empty query.
+    pub statements: Vec<StatementFacts>,
+    /// The fingerprint (hex) of the whole string; empty if it did not parse.
+    pub fingerprint: String,
+    /// The parser's message when the string did not parse.
+    pub error: Option<String>,
+    /// Per statement: what a [`PreparedTracker`] needs.
+    pub(crate) details: Vec<Detail>,
+}
+
+/// Per-statement facts a [`PreparedTracker`] needs beyond [`StatementFacts`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Detail {
+    pub effects: walk::SessionEffects,
+    pub without_execute: Option<StatementFacts>,
+}
+
+impl Analysis {
+    /// The most severe class among the statements; `read` for an empty query.
+    pub fn class(&self) -> StatementClass {
+        self.statements
+            .iter()
+            .map(|s| s.class)
+            .max()
+            .unwrap_or(StatementClass::Read)
+    }
+
+    /// Whether the string holds more than one statement.
+    pub fn is_multi(&self) -> bool {
+        self.statements.len() > 1
+    }
+
+    /// Whether the string holds no statement at all (only blanks, comments
+    /// and semicolons): PostgreSQL answers such a query with `EmptyQueryResponse`.
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty() && self.error.is_none()
+    }
+
+    /// Whether any statement tries to turn read-only off.
+    pub fn disables_read_only(&self) -> bool {
+        self.statements.iter().any(|s| s.disables_read_only)
+    }
+
+    fn failed(error: String) -> Self {
+        let facts = StatementFacts::unknown("statement", format!("does not parse: {error}"));
+        Self {
+            statements: vec![facts],
+            fingerprint: String::new(),
+            error: Some(error),
+            details: vec![Detail::default()],
+        }
+    }
+}
+
+/// Analyzes a query string with the built-in function catalog only.
+/// Never panics; a string that does not parse is one `unknown` statement.
+pub fn analyze(sql: &str) -> Analysis {
+    analyze_with(sql, &FunctionPolicy::default())
+}
+
+/// Analyzes a query string, with extra functions and procedures declared by
+/// configuration.
+pub fn analyze_with(sql: &str, policy: &FunctionPolicy) -> Analysis {
+    if split_is_empty(sql) {
+        return Analysis {
+            statements: Vec::new(),
+            fingerprint: String::new(),
+            error: None,
+            details: Vec::new(),
+        };
+    }
+    let parsed = match pg_query::parse(sql, pg_query::ParserOptions::DEFAULT) {
+        Ok(parsed) => parsed,
+        Err(e) => return Analysis::failed(error_text(e)),
+    };
+    let stmts = &parsed.protobuf.stmts;
+    let fingerprint = fingerprint(sql);
+    let mut statements = Vec::with_capacity(stmts.len());
+    let mut details = Vec::with_capacity(stmts.len());
+    for raw in stmts {
+        let own_fingerprint = if stmts.len() == 1 {
+            fingerprint.clone()
+        } else {
+            statement_text(sql, raw)
+                .map(self::fingerprint)
+                .unwrap_or_default()
+        };
+        let walked = match raw.stmt.as_deref() {
+            Some(stmt) => walk::walk_statement(stmt, policy, own_fingerprint),
+            None => walk::Walked {
+                facts: StatementFacts::unknown("statement", "empty parse tree"),
+                without_execute: None,
+                effects: Default::default(),
+            },
+        };
+        statements.push(walked.facts);
+        details.push(Detail {
+            effects: walked.effects,
+            without_execute: walked.without_execute,
+        });
+    }
+    Analysis {
+        statements,
+        fingerprint,
+        error: None,
+        details,
+    }
+}
+
+/// Whether a query string holds no statement: only whitespace, comments and
+/// semicolons. Cheap (no parse); used to answer empty queries directly.
+pub fn split_is_empty(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b';' => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                // Block comments nest in PostgreSQL.
+                let mut depth = 0usize;
+                loop {
+                    if i >= b.len() {
+                        // Unterminated: the parser will report it.
+                        return false;
+                    }
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The text of one statement of a multi-statement string.
+fn statement_text<'a>(sql: &'a str, raw: &pg_query::protobuf::RawStmt) -> Option<&'a str> {
+    let start = usize::try_from(raw.stmt_location).ok()?;
+    let end = match usize::try_from(raw.stmt_len).ok()? {
+        0 => sql.len(), // 0 means "to the end of the string"
+        len => start.checked_add(len)?,
+    };
+    sql.get(start..end)
+}
+
+/// The statement's fingerprint (hex), with relation names in full, schemas
+/// significant and aliases ignored. pg_query's default fingerprints a
+/// relation by its alias and ignores schemas and digit runs in names, so
+/// `SELECT * FROM secrets s` and `SELECT * FROM orders s` would share one, and
+/// a rule allowing one would allow the other. Constants are ignored either
+/// way: a fingerprint is a statement's shape.
+fn fingerprint(sql: &str) -> String {
+    use pg_query::FingerprintOptions as F;
+    pg_query::fingerprint(
+        sql,
+        pg_query::ParserOptions::DEFAULT,
+        F::RANGEVAR_PG17_COMPAT | F::FULL_RELNAME,
+    )
+    .map(|f| f.hex)
+    .unwrap_or_default()
+}
+
+/// The parser's message for the client. The tree decoder stops at a fixed
+/// nesting depth (about 45 chained operators) and would otherwise name
+/// every level it passed; that case fails closed with a short message.
+fn error_text(e: pg_query::Error) -> String {
+    match e {
+        pg_query::Error::Parse(message) => message,
+        pg_query::Error::Decode(_) => "statement nests too deeply to analyze".to_string(),
+        pg_query::Error::Conversion(_) => "statement contains a NUL byte".to_string(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,620 @@
+//! The walker: one pass over a statement's parse tree that finds everything
+//! it does, through every wrapper.
+//!
+//! The generated visitor (`visit_gen.rs`) reaches every node; this file
+//! overrides the node types that matter: statements (each raises the class to
+//! its own), function calls and operators, relations read and written,
+//! `INTO`, row locks, CTE scopes, and the wrappers that change whether the
+//! inner statement runs now (`EXPLAIN` without `ANALYZE`, view and function
+//! bodies, rules, policies and trigger conditions are only planned or stored).
+
+use pg_query::protobuf as pb;
+use pg_query::protobuf::node::Node as N;
+use sluice_core::guardrail::{StatementClass, StatementFacts};
+
+use crate::functions::{FunctionPolicy, builtin, is_known_operator};
+use crate::names;
+use crate::session;
+use crate::statement::{self, explain_analyze};
+use crate::visit_gen::{self as v, Visit};
+
+/// Whether the code being walked runs now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Runs as part of this statement: everything counts.
+    Exec,
+    /// Only planned (`EXPLAIN` without `ANALYZE`): only unknown functions
+    /// count, since the planner may run a user function marked immutable.
+    Plan,
+    /// Stored for later (view, function body, rule, policy): nothing runs now.
+    Define,
+}
+
+/// Where a class came from, so that callers can take parts back out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Plain,
+    /// Turning read-only off (see [`StatementFacts::base_class`]).
+    Toggle,
+    /// An `EXECUTE` not yet resolved against the session's prepared statements.
+    Execute,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Escalation {
+    class: StatementClass,
+    reason: Option<String>,
+    source: Source,
+}
+
+/// What walking one statement found, beyond its facts: the parts a
+/// [`PreparedTracker`](crate::PreparedTracker) needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SessionEffects {
+    /// `PREPARE name AS <command>`.
+    pub prepares: Option<String>,
+    /// Names run by `EXECUTE`, anywhere in the statement.
+    pub executes: Vec<String>,
+    /// `DEALLOCATE name` (`Some(name)`) or `DEALLOCATE ALL` (`None`).
+    pub deallocates: Option<Option<String>>,
+    /// `DISCARD ALL` drops every prepared statement.
+    pub discards_all: bool,
+}
+
+/// The result of walking one statement.
+pub(crate) struct Walked {
+    pub facts: StatementFacts,
+    /// The facts without the `unknown` of unresolved `EXECUTE`s, for the
+    /// tracker to combine with the prepared statements' facts.
+    pub without_execute: Option<StatementFacts>,
+    pub effects: SessionEffects,
+}
+
+/// Walks one top-level statement.
+pub(crate) fn walk_statement(
+    stmt: &pb::Node,
+    policy: &FunctionPolicy,
+    fingerprint: String,
+) -> Walked {
+    let mut w = Walker::new(policy);
+    w.visit_node(stmt);
+    if w.command.is_empty() {
+        // A top-level node that is not a statement the analysis knows.
+        let kind = v::node_kind(stmt);
+        w.command = kind.to_string();
+        w.escalate(
+            StatementClass::Unknown,
+            Some(format!("unrecognized statement type {kind}")),
+            Source::Plain,
+        );
+    }
+    let facts = w.facts(|_| true, fingerprint.clone());
+    let without_execute = w
+        .escalations
+        .iter()
+        .any(|e| e.source == Source::Execute)
+        .then(|| w.facts(|e| e.source != Source::Execute, fingerprint));
+    Walked {
+        facts,
+        without_execute,
+        effects: w.effects,
+    }
+}
+
+struct Walker<'p> {
+    policy: &'p FunctionPolicy,
+    mode: Mode,
+    /// Statement nesting depth: 0 while on the top-level statement node.
+    depth: u32,
+    /// How to name a nested statement in a reason: `"data-modifying CTE: "`.
+    context: &'static str,
+    command: String,
+    escalations: Vec<Escalation>,
+    tables_read: Vec<String>,
+    tables_written: Vec<String>,
+    functions: Vec<String>,
+    /// Relations already recorded as written, so they are not also "read".
+    targets: Vec<*const pb::RangeVar>,
+    /// CTE names in scope: an unqualified reference to one is not a table.
+    ctes: Vec<String>,
+    /// WITH clauses already walked with their scope.
+    scoped: Vec<*const pb::WithClause>,
+    effects: SessionEffects,
+}
+
+impl<'p> Walker<'p> {
+    fn new(policy: &'p FunctionPolicy) -> Self {
+        Self {
+            policy,
+            mode: Mode::Exec,
+            depth: 0,
+            context: "contains ",
+            command: String::new(),
+            escalations: Vec::new(),
+            tables_read: Vec::new(),
+            tables_written: Vec::new(),
+            functions: Vec::new(),
+            targets: Vec::new(),
+            ctes: Vec::new(),
+            scoped: Vec::new(),
+            effects: SessionEffects::default(),
+        }
+    }
+
+    /// Raises the class, if what was found runs now (see [`Mode`]).
+    fn escalate(&mut self, class: StatementClass, reason: Option<String>, source: Source) {
+        let counts = match self.mode {
+            Mode::Exec => true,
+            Mode::Plan => class == StatementClass::Unknown,
+            Mode::Define => false,
+        };
+        let e = Escalation {
+            class,
+            reason,
+            source,
+        };
+        if counts && !self.escalations.contains(&e) {
+            self.escalations.push(e);
+        }
+    }
+
+    fn facts(&self, keep: impl Fn(&Escalation) -> bool, fingerprint: String) -> StatementFacts {
+        let kept: Vec<&Escalation> = self.escalations.iter().filter(|e| keep(e)).collect();
+        let class_of = |it: &mut dyn Iterator<Item = &&Escalation>| {
+            it.map(|e| e.class).max().unwrap_or(StatementClass::Read)
+        };
+        let class = class_of(&mut kept.iter());
+        let disables_read_only = kept.iter().any(|e| e.source == Source::Toggle);
+        let base = class_of(&mut kept.iter().filter(|e| e.source != Source::Toggle));
+        // The reason behind the final class first: it is the one a client sees.
+        let mut by_severity = kept.clone();
+        by_severity.sort_by_key(|e| std::cmp::Reverse(e.class));
+        let mut reasons: Vec<String> = Vec::new();
+        for r in by_severity.iter().filter_map(|e| e.reason.as_ref()) {
+            if !reasons.contains(r) {
+                reasons.push(r.clone());
+            }
+        }
+        StatementFacts {
+            class,
+            command: self.command.clone(),
+            tables_read: self.tables_read.clone(),
+            tables_written: self.tables_written.clone(),
+            functions: self.functions.clone(),
+            fingerprint,
+            reasons,
+            disables_read_only,
+            base_class: (disables_read_only && base < StatementClass::Admin).then_some(base),
+        }
+    }
+
+    fn note(list: &mut Vec<String>, name: String) {
+        if !list.contains(&name) {
+            list.push(name);
+        }
+    }
+
+    /// Records a relation the statement writes (creates, alters, drops).
+    fn target(&mut self, rv: &pb::RangeVar) {
+        self.targets.push(rv);
+        Self::note(&mut self.tables_written, names::relation(rv));
+    }
+
+    fn target_nodes(&mut self, nodes: &[pb::Node]) {
+        for n in nodes {
+            if let Some(N::RangeVar(rv)) = &n.node {
+                self.target(rv);
+            }
+        }
+    }
+
+    /// Runs `f` in a mode, unless the current mode already runs less.
+    fn in_mode(&mut self, mode: Mode, f: impl FnOnce(&mut Self)) {
+        let saved = self.mode;
+        let rank = |m| match m {
+            Mode::Exec => 0,
+            Mode::Plan => 1,
+            Mode::Define => 2,
+        };
+        if rank(mode) > rank(saved) {
+            self.mode = mode;
+        }
+        f(self);
+        self.mode = saved;
+    }
+
+    fn in_context(&mut self, context: &'static str, f: impl FnOnce(&mut Self)) {
+        let saved = std::mem::replace(&mut self.context, context);
+        f(self);
+        self.context = saved;
+    }
+
+    /// Walks a statement body with its WITH clause's names in scope: each CTE
+    /// sees the ones before it (all of them when `RECURSIVE`), the body sees all.
+    fn with_scope(&mut self, with: Option<&pb::WithClause>, body: impl FnOnce(&mut Self)) {
+        let Some(w) = with else { return body(self) };
+        let mark = self.ctes.len();
+        let name = |n: &pb::Node| match &n.node {
+            Some(N::CommonTableExpr(c)) => Some(c.ctename.clone()),
+            _ => None,
+        };
+        if w.recursive {
+            self.ctes.extend(w.ctes.iter().filter_map(name));
+        }
+        for cte in &w.ctes {
+            self.visit_node(cte);
+            if !w.recursive {
+                self.ctes.extend(name(cte));
+            }
+        }
+        self.scoped.push(w);
+        body(self);
+        self.scoped.pop();
+        self.ctes.truncate(mark);
+    }
+
+    fn function_call(&mut self, name: String, args: &[pb::Node]) {
+        Self::note(&mut self.functions, name.clone());
+        if name == "set_config" && !self.policy.is_declared(&name) {
+            let effect = session::set_config(args);
+            let source = if effect.toggles {
+                Source::Toggle
+            } else {
+                Source::Plain
+            };
+            self.escalate(effect.class, effect.reason, source);
+            return;
+        }
+        let class = self.policy.class_of(&name);
+        let reason = match class {
+            StatementClass::Read => return,
+            StatementClass::Unknown
+                if builtin(&name).is_none() && !self.policy.is_declared(&name) =>
+            {
+                format!("calls {name}, which is not a known built-in")
+            }
+            StatementClass::Unknown => format!("calls {name}, which runs SQL given as text"),
+            other => format!("calls {name} ({other})"),
+        };
+        self.escalate(class, Some(reason), Source::Plain);
+    }
+}
+
+impl Visit for Walker<'_> {
+    fn visit_node(&mut self, n: &pb::Node) {
+        let Some(inner) = &n.node else { return };
+        let Some(kind) = statement::kind(inner) else {
+            return v::walk_node(self, n);
+        };
+        let source = match inner {
+            N::ExecuteStmt(_) => Source::Execute,
+            _ if kind.toggles => Source::Toggle,
+            _ => Source::Plain,
+        };
+        if self.depth == 0 {
+            self.command = kind.command.clone();
+            self.escalate(kind.class, kind.reason, source);
+        } else if kind.class > StatementClass::Read || kind.reason.is_some() {
+            let reason = kind
+                .reason
+                .unwrap_or_else(|| format!("{}{}", self.context, kind.command));
+            self.escalate(kind.class, Some(reason), source);
+        }
+        self.depth += 1;
+        self.in_context("contains ", |s| v::walk_node(s, n));
+        self.depth -= 1;
+    }
+
+    // --- scopes and targets of data-changing statements
+
+    fn visit_select_stmt(&mut self, n: &pb::SelectStmt) {
+        self.with_scope(n.with_clause.as_ref(), |s| v::walk_select_stmt(s, n));
+    }
+
+    fn visit_insert_stmt(&mut self, n: &pb::InsertStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        self.with_scope(n.with_clause.as_ref(), |s| v::walk_insert_stmt(s, n));
+    }
+
+    fn visit_update_stmt(&mut self, n: &pb::UpdateStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        self.with_scope(n.with_clause.as_ref(), |s| v::walk_update_stmt(s, n));
+    }
+
+    fn visit_delete_stmt(&mut self, n: &pb::DeleteStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        self.with_scope(n.with_clause.as_ref(), |s| v::walk_delete_stmt(s, n));
+    }
+
+    fn visit_merge_stmt(&mut self, n: &pb::MergeStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        self.with_scope(n.with_clause.as_ref(), |s| v::walk_merge_stmt(s, n));
+    }
+
+    fn visit_with_clause(&mut self, n: &pb::WithClause) {
+        if !self.scoped.iter().any(|p| std::ptr::eq(*p, n)) {
+            v::walk_with_clause(self, n);
+        }
+    }
+
+    fn visit_common_table_expr(&mut self, n: &pb::CommonTableExpr) {
+        self.in_context("data-modifying CTE: ", |s| v::walk_common_table_expr(s, n));
+    }
+
+    fn visit_range_var(&mut self, n: &pb::RangeVar) {
+        if self.targets.iter().any(|p| std::ptr::eq(*p, n)) {
+            return;
+        }
+        if n.schemaname.is_empty() && self.ctes.contains(&n.relname) {
+            return;
+        }
+        Self::note(&mut self.tables_read, names::relation(n));
+    }
+
+    fn visit_into_clause(&mut self, n: &pb::IntoClause) {
+        if let Some(rv) = &n.rel {
+            self.target(rv);
+            self.escalate(
+                StatementClass::Ddl,
+                Some(format!("creates table {}", names::relation(rv))),
+                Source::Plain,
+            );
+        }
+        v::walk_into_clause(self, n);
+    }
+
+    fn visit_locking_clause(&mut self, n: &pb::LockingClause) {
+        use pb::LockClauseStrength as L;
+        let clause = match L::try_from(n.strength) {
+            Ok(L::LcsForkeyshare) => "FOR KEY SHARE",
+            Ok(L::LcsForshare) => "FOR SHARE",
+            Ok(L::LcsFornokeyupdate) => "FOR NO KEY UPDATE",
+            _ => "FOR UPDATE",
+        };
+        self.escalate(
+            StatementClass::Write,
+            Some(format!("{clause} takes row locks")),
+            Source::Plain,
+        );
+        // locked_rels name FROM items (often aliases), not new tables: not walked.
+    }
+
+    fn visit_copy_stmt(&mut self, n: &pb::CopyStmt) {
+        if let (true, Some(rv)) = (n.is_from, &n.relation) {
+            self.target(rv);
+        }
+        self.in_context("COPY runs ", |s| v::walk_copy_stmt(s, n));
+    }
+
+    fn visit_truncate_stmt(&mut self, n: &pb::TruncateStmt) {
+        self.target_nodes(&n.relations);
+        v::walk_truncate_stmt(self, n);
+    }
+
+    fn visit_lock_stmt(&mut self, n: &pb::LockStmt) {
+        self.target_nodes(&n.relations);
+        v::walk_lock_stmt(self, n);
+    }
+
+    fn visit_create_stmt(&mut self, n: &pb::CreateStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        v::walk_create_stmt(self, n);
+    }
+
+    fn visit_index_stmt(&mut self, n: &pb::IndexStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        v::walk_index_stmt(self, n);
+    }
+
+    fn visit_alter_table_stmt(&mut self, n: &pb::AlterTableStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        v::walk_alter_table_stmt(self, n);
+    }
+
+    fn visit_alter_table_cmd(&mut self, n: &pb::AlterTableCmd) {
+        use pb::AlterTableType as A;
+        let dcl = match A::try_from(n.subtype) {
+            Ok(A::AtChangeOwner) => Some("changes the owner"),
+            Ok(
+                A::AtEnableRowSecurity
+                | A::AtDisableRowSecurity
+                | A::AtForceRowSecurity
+                | A::AtNoForceRowSecurity,
+            ) => Some("switches row-level security"),
+            _ => None,
+        };
+        if let Some(what) = dcl {
+            self.escalate(StatementClass::Dcl, Some(what.to_string()), Source::Plain);
+        }
+        v::walk_alter_table_cmd(self, n);
+    }
+
+    fn visit_rename_stmt(&mut self, n: &pb::RenameStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        v::walk_rename_stmt(self, n);
+    }
+
+    fn visit_refresh_mat_view_stmt(&mut self, n: &pb::RefreshMatViewStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        v::walk_refresh_mat_view_stmt(self, n);
+    }
+
+    fn visit_drop_stmt(&mut self, n: &pb::DropStmt) {
+        if names::is_relation_type(n.remove_type) {
+            for object in &n.objects {
+                if let Some(N::List(list)) = &object.node {
+                    let name: Vec<&str> = names::strings(&list.items).collect();
+                    Self::note(&mut self.tables_written, name.join("."));
+                }
+            }
+        }
+        v::walk_drop_stmt(self, n);
+    }
+
+    // --- wrappers that change whether the inner statement runs now
+
+    fn visit_explain_stmt(&mut self, n: &pb::ExplainStmt) {
+        if explain_analyze(n) {
+            self.in_context("EXPLAIN ANALYZE runs ", |s| v::walk_explain_stmt(s, n));
+        } else {
+            self.in_mode(Mode::Plan, |s| v::walk_explain_stmt(s, n));
+        }
+    }
+
+    fn visit_view_stmt(&mut self, n: &pb::ViewStmt) {
+        if let Some(rv) = &n.view {
+            self.target(rv);
+        }
+        self.in_mode(Mode::Define, |s| v::walk_view_stmt(s, n));
+    }
+
+    fn visit_create_function_stmt(&mut self, n: &pb::CreateFunctionStmt) {
+        self.in_mode(Mode::Define, |s| v::walk_create_function_stmt(s, n));
+    }
+
+    fn visit_rule_stmt(&mut self, n: &pb::RuleStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        self.in_mode(Mode::Define, |s| v::walk_rule_stmt(s, n));
+    }
+
+    fn visit_create_policy_stmt(&mut self, n: &pb::CreatePolicyStmt) {
+        if let Some(rv) = &n.table {
+            self.target(rv);
+        }
+        self.in_mode(Mode::Define, |s| v::walk_create_policy_stmt(s, n));
+    }
+
+    fn visit_alter_policy_stmt(&mut self, n: &pb::AlterPolicyStmt) {
+        if let Some(rv) = &n.table {
+            self.target(rv);
+        }
+        self.in_mode(Mode::Define, |s| v::walk_alter_policy_stmt(s, n));
+    }
+
+    fn visit_create_trig_stmt(&mut self, n: &pb::CreateTrigStmt) {
+        if let Some(rv) = &n.relation {
+            self.target(rv);
+        }
+        self.in_mode(Mode::Define, |s| v::walk_create_trig_stmt(s, n));
+    }
+
+    fn visit_declare_cursor_stmt(&mut self, n: &pb::DeclareCursorStmt) {
+        self.in_context("DECLARE CURSOR runs ", |s| {
+            v::walk_declare_cursor_stmt(s, n)
+        });
+    }
+
+    fn visit_create_table_as_stmt(&mut self, n: &pb::CreateTableAsStmt) {
+        self.in_context("CREATE TABLE AS runs ", |s| {
+            v::walk_create_table_as_stmt(s, n)
+        });
+    }
+
+    // --- prepared statements
+
+    fn visit_prepare_stmt(&mut self, n: &pb::PrepareStmt) {
+        if self.depth == 1 {
+            self.effects.prepares = Some(n.name.clone());
+        }
+        self.in_context("prepares ", |s| v::walk_prepare_stmt(s, n));
+    }
+
+    fn visit_execute_stmt(&mut self, n: &pb::ExecuteStmt) {
+        if self.mode != Mode::Define {
+            Self::note(&mut self.effects.executes, n.name.clone());
+        }
+        v::walk_execute_stmt(self, n);
+    }
+
+    fn visit_deallocate_stmt(&mut self, n: &pb::DeallocateStmt) {
+        self.effects.deallocates = Some((!n.isall).then(|| n.name.clone()));
+    }
+
+    fn visit_discard_stmt(&mut self, n: &pb::DiscardStmt) {
+        if n.target == pb::DiscardMode::DiscardAll as i32 {
+            self.effects.discards_all = true;
+        }
+    }
+
+    // --- settings reached through a typed field (ALTER ROLE/DATABASE/SYSTEM … SET)
+
+    fn visit_variable_set_stmt(&mut self, n: &pb::VariableSetStmt) {
+        let (_, effect) = session::variable_set(n);
+        let source = if effect.toggles {
+            Source::Toggle
+        } else {
+            Source::Plain
+        };
+        // Also reached from the top-level SET itself: escalating twice is a no-op.
+        self.escalate(effect.class, effect.reason, source);
+        v::walk_variable_set_stmt(self, n);
+    }
+
+    // --- calls
+
+    fn visit_func_call(&mut self, n: &pb::FuncCall) {
+        self.function_call(names::qualified(&n.funcname), &n.args);
+        v::walk_func_call(self, n);
+    }
+
+    fn visit_call_stmt(&mut self, n: &pb::CallStmt) {
+        let Some(call) = &n.funccall else {
+            return v::walk_call_stmt(self, n);
+        };
+        let name = names::qualified(&call.funcname);
+        Self::note(&mut self.functions, name.clone());
+        let class = if self.policy.is_declared(&name) {
+            self.policy.class_of(&name)
+        } else {
+            StatementClass::Unknown
+        };
+        let reason = match class {
+            StatementClass::Unknown => format!("calls procedure {name}, which is not declared"),
+            other => format!("calls procedure {name} ({other})"),
+        };
+        self.escalate(class, Some(reason), Source::Plain);
+        // The procedure's arguments are expressions like any other.
+        for arg in &call.args {
+            self.visit_node(arg);
+        }
+        if let Some(over) = &call.over {
+            self.visit_window_def(over);
+        }
+    }
+
+    fn visit_a_expr(&mut self, n: &pb::AExpr) {
+        let parts: Vec<&str> = names::strings(&n.name).collect();
+        let problem = match parts.as_slice() {
+            [op] if is_known_operator(op) => None,
+            ["pg_catalog", op] if is_known_operator(op) => None,
+            _ => Some(format!(
+                "uses operator {}, which is not a known built-in",
+                parts.join(".")
+            )),
+        };
+        if let Some(reason) = problem {
+            self.escalate(StatementClass::Unknown, Some(reason), Source::Plain);
+        }
+        v::walk_a_expr(self, n);
+    }
+}
