@@ -1,0 +1,78 @@
+//! The HTTP client the CLI verbs share: `SLUICE_URL` and `SLUICE_TOKEN`,
+//! and API errors turned into one readable line.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use std::time::Duration;
+
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8420";
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// From the environment: `SLUICE_URL` (default http://127.0.0.1:8420)
+    /// and `SLUICE_TOKEN`.
+    pub fn from_env() -> Result<Client> {
+        let base = std::env::var("SLUICE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
+        let token = std::env::var("SLUICE_TOKEN").ok().filter(|t| !t.trim().is_empty());
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    fn token(&self) -> Result<&str> {
+        self.token.as_deref().ok_or_else(|| {
+            anyhow!("SLUICE_TOKEN is not set: get a token with `sluice token` and export it")
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let req = self.http.get(self.url(path)).bearer_auth(self.token()?);
+        self.send(req).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let req = self.http.post(self.url(path)).bearer_auth(self.token()?).json(body);
+        self.send(req).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value> {
+        let req = self.http.delete(self.url(path)).bearer_auth(self.token()?);
+        self.send(req).await
+    }
+
+    /// POST without a bearer token (the playground issuer's token endpoint).
+    pub async fn post_anonymous(&self, path: &str, body: &Value) -> Result<Value> {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Sluice at {} (is it running?)", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body["message"].as_str().map(str::to_string).unwrap_or_else(|| {
+                format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())
+            });
+            bail!("{msg}");
+        }
+        Ok(body)
+    }
+}

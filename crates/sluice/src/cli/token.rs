@@ -1,0 +1,116 @@
+//! `sluice token`: an access token by client credentials, or a playground
+//! token from the development issuer (`--dev`).
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::client::Client;
+
+#[derive(Args)]
+pub struct TokenArgs {
+    /// Mint a token from the playground's development issuer (`sluice dev`).
+    #[arg(long)]
+    dev: bool,
+    /// With --dev: the subject (who the token speaks for).
+    #[arg(long, requires = "dev")]
+    sub: Option<String>,
+    /// With --dev: comma-separated groups.
+    #[arg(long, requires = "dev", value_delimiter = ',')]
+    groups: Vec<String>,
+    /// With --dev: a display name.
+    #[arg(long, requires = "dev")]
+    name: Option<String>,
+    /// Token lifetime (--dev only), e.g. "1h".
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// Issuer URL for client credentials (its discovery document names the token endpoint).
+    #[arg(long, env = "SLUICE_ISSUER", conflicts_with = "dev")]
+    issuer: Option<String>,
+    /// OAuth client id.
+    #[arg(long, env = "SLUICE_CLIENT_ID", conflicts_with = "dev")]
+    client_id: Option<String>,
+    /// Environment variable holding the client secret (never pass secrets as arguments).
+    #[arg(long, default_value = "SLUICE_CLIENT_SECRET")]
+    client_secret_env: String,
+    /// Scopes to ask for (Okta custom authorization servers need one).
+    #[arg(long)]
+    scope: Option<String>,
+    /// RFC 8707 resource (the audience) to ask for.
+    #[arg(long)]
+    resource: Option<String>,
+}
+
+pub async fn run(a: TokenArgs) -> Result<()> {
+    let token = if a.dev { dev_token(&a).await? } else { client_credentials(&a).await? };
+    println!("{token}");
+    Ok(())
+}
+
+async fn dev_token(a: &TokenArgs) -> Result<String> {
+    let Some(sub) = &a.sub else {
+        bail!("--dev needs --sub NAME (and usually --groups A,B)");
+    };
+    let ttl = humantime::parse_duration(&a.ttl).context("--ttl")?;
+    let client = Client::from_env()?;
+    let body = json!({ "sub": sub, "groups": a.groups, "name": a.name, "ttl_secs": ttl.as_secs() });
+    let resp = client
+        .post_anonymous("/dev-issuer/token", &body)
+        .await
+        .context("the playground issuer did not answer; is `sluice dev` running?")?;
+    access_token(&resp)
+}
+
+async fn client_credentials(a: &TokenArgs) -> Result<String> {
+    let (Some(issuer), Some(client_id)) = (&a.issuer, &a.client_id) else {
+        bail!("give --issuer and --client-id (or use --dev with the playground)");
+    };
+    let secret = std::env::var(&a.client_secret_env)
+        .with_context(|| format!("set the client secret in ${}", a.client_secret_env))?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .build()?;
+    let discovery = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let doc: Value = http
+        .get(&discovery)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {discovery}"))?
+        .json()
+        .await
+        .context("the discovery document is not JSON")?;
+    let Some(endpoint) = doc["token_endpoint"].as_str() else {
+        bail!("the issuer's discovery document has no token_endpoint");
+    };
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(s) = &a.scope {
+        form.push(("scope", s));
+    }
+    if let Some(r) = &a.resource {
+        form.push(("resource", r));
+    }
+    let resp = http
+        .post(endpoint)
+        .basic_auth(client_id, Some(&secret))
+        .form(&form)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {endpoint}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "the issuer refused: {} {}",
+            body["error"].as_str().unwrap_or("error"),
+            body["error_description"].as_str().unwrap_or("")
+        );
+    }
+    access_token(&body)
+}
+
+fn access_token(body: &Value) -> Result<String> {
+    body["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .context("the answer has no access_token")
+}

@@ -1,0 +1,252 @@
+//! `sluice dev`: the local playground. One command starts the gateway with
+//! an embedded store, a development token issuer (served as a real OIDC
+//! discovery document and JWKS, so tokens take the normal verification
+//! path), and a throwaway PostgreSQL loaded with sample data. Ctrl-C stops
+//! all of it.
+
+mod sample;
+
+use anyhow::{Context, Result};
+use sluice_core::config::Config;
+use sluice_identity::dev::DevIssuer;
+use sluice_testkit::pg::PgServer;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The audience of playground tokens.
+pub const DEV_AUDIENCE: &str = "sluice-dev";
+
+#[derive(clap::Args)]
+pub struct DevArgs {
+    /// Where the playground keeps its store, database and generated config.
+    #[arg(long, default_value = ".sluice-dev")]
+    data_dir: PathBuf,
+    /// API listener.
+    #[arg(long, default_value = "127.0.0.1:8420")]
+    api_listen: String,
+    /// Postgres listener.
+    #[arg(long, default_value = "127.0.0.1:15432")]
+    postgres_listen: String,
+}
+
+/// What the throwaway database gives the playground.
+struct Playground {
+    server: PgServer,
+    app_password_file: PathBuf,
+    reader_password_file: PathBuf,
+}
+
+pub async fn run(args: DevArgs) -> Result<()> {
+    crate::serve::init_logging(false);
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let dir = std::fs::canonicalize(&args.data_dir)?;
+    let playground = match start_database(&dir).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!("no playground database ({e:#}); the gateway starts without one");
+            None
+        }
+    };
+    let text = config_text(&dir, &args, playground.as_ref());
+    let config_path = dir.join("sluice.toml");
+    std::fs::write(&config_path, &text)?;
+    let config = Arc::new(
+        Config::parse(&text, &config_path.display().to_string())
+            .map_err(|e| anyhow::anyhow!("generated config is invalid (a bug): {e}"))?,
+    );
+    let issuer = DevIssuer::new(&format!("http://{}/dev-issuer", args.api_listen), DEV_AUDIENCE);
+    let running = crate::serve::start(config.clone(), Some(issuer)).await?;
+    write_env(&dir, &args, playground.as_ref())?;
+    print_banner(&dir, &args, playground.is_some());
+    crate::serve::shutdown_signal().await;
+    eprintln!("\nstopping the playground ...");
+    running.stop().await;
+    if let Some(mut p) = playground {
+        tokio::task::spawn_blocking(move || p.server.stop()).await?;
+    }
+    Ok(())
+}
+
+async fn start_database(dir: &Path) -> Result<Playground> {
+    let root = dir.join("pg");
+    let server = tokio::task::spawn_blocking(move || {
+        PgServer::start_in(&root, Default::default())
+    })
+    .await??;
+    let app = random_password();
+    let reader = random_password();
+    server
+        .psql("postgres", "CREATE DATABASE playground")
+        .context("create the playground database")?;
+    let setup = format!(
+        "CREATE ROLE playground_app LOGIN PASSWORD '{app}';\n\
+         CREATE ROLE playground_reader LOGIN PASSWORD '{reader}';\n\
+         GRANT CONNECT ON DATABASE playground TO playground_app, playground_reader;\n\
+         GRANT CREATE, USAGE ON SCHEMA public TO playground_app;\n\
+         SET ROLE playground_app;\n\
+         {}\
+         RESET ROLE;\n\
+         GRANT USAGE ON SCHEMA public TO playground_reader;\n\
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO playground_reader;\n",
+        sample::sql()
+    );
+    let s = &server;
+    let setup_file = dir.join("pg").join("setup.sql");
+    std::fs::write(&setup_file, setup)?;
+    let out = std::process::Command::new(sluice_testkit::pg::bin("psql")?)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(s.url("playground"))
+        .arg("-f")
+        .arg(&setup_file)
+        .output()?;
+    std::fs::remove_file(&setup_file)?;
+    if !out.status.success() {
+        anyhow::bail!("loading sample data failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets)?;
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700))?;
+    let app_password_file = secret_file(&secrets, "playground_app.password", &app)?;
+    let reader_password_file = secret_file(&secrets, "playground_reader.password", &reader)?;
+    Ok(Playground {
+        server,
+        app_password_file,
+        reader_password_file,
+    })
+}
+
+fn secret_file(dir: &Path, name: &str, value: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, value)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(path)
+}
+
+fn random_password() -> String {
+    use rand::Rng;
+    rand::rngs::OsRng
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// The playground's configuration, written to `DIR/sluice.toml` so the
+/// user can read it and point `sluice audit verify --config` at it.
+fn config_text(dir: &Path, args: &DevArgs, pg: Option<&Playground>) -> String {
+    let mut t = format!(
+        r#"# Written by `sluice dev` for the local playground; rewritten on every start.
+
+[server]
+api_listen = "{api}"
+data_dir = "{dir}"
+admin_groups = ["sluice-admins"]
+
+[postgres]
+listen = "{pg_listen}"
+
+# The playground's development issuer: an ephemeral key, served by the
+# gateway itself at /dev-issuer as a real OIDC discovery document and JWKS.
+[[issuers]]
+name = "dev"
+issuer = "http://{api}/dev-issuer"
+audiences = ["{DEV_AUDIENCE}"]
+# Playground tokens speak for agents unless they carry an approver's group.
+kind = {{ human_groups = ["dba", "sluice-admins"], default = "agent" }}
+
+[approvals]
+approver_groups = ["dba"]
+"#,
+        api = args.api_listen,
+        dir = dir.display(),
+        pg_listen = args.postgres_listen,
+    );
+    if let Some(p) = pg {
+        t.push_str(&format!(
+            r#"
+[[connections]]
+name = "playground"
+kind = "postgres"
+host = "127.0.0.1"
+port = {port}
+database = "playground"
+user = "playground_app"
+password_file = "{app}"
+tls = "disable"
+
+[connections.read_credential]
+user = "playground_reader"
+password_file = "{reader}"
+
+[[rules]]
+name = "analytics-read"
+groups = ["analytics-agents"]
+connection = "playground"
+profile = "read"
+max_ttl = "15m"
+
+[[rules]]
+name = "writers"
+groups = ["writers"]
+connection = "playground"
+profile = "write"
+max_ttl = "15m"
+"#,
+            port = p.server.port(),
+            app = p.app_password_file.display(),
+            reader = p.reader_password_file.display(),
+        ));
+    }
+    t
+}
+
+fn write_env(dir: &Path, args: &DevArgs, pg: Option<&Playground>) -> Result<()> {
+    let (host, port) = args
+        .postgres_listen
+        .rsplit_once(':')
+        .unwrap_or(("127.0.0.1", "15432"));
+    let mut env = format!(
+        "# Written by `sluice dev`. Load with: set -a; . {}/playground.env; set +a\n\
+         SLUICE_URL=http://{}\n\
+         SLUICE_CONFIG={}/sluice.toml\n\
+         SLUICE_PG_HOST={host}\n\
+         SLUICE_PG_PORT={port}\n",
+        dir.display(),
+        args.api_listen,
+        dir.display(),
+    );
+    if let Some(p) = pg {
+        env.push_str(&format!(
+            "PLAYGROUND_DIRECT_DSN={}\n",
+            p.server.url("playground")
+        ));
+    }
+    let path = dir.join("playground.env");
+    std::fs::write(&path, env)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+fn print_banner(dir: &Path, args: &DevArgs, has_db: bool) {
+    let d = dir.display();
+    let api = &args.api_listen;
+    println!();
+    println!("Sluice playground is running.");
+    println!("  API and issuer   http://{api}  (issuer http://{api}/dev-issuer)");
+    println!("  Postgres         {}", args.postgres_listen);
+    println!("  config           {d}/sluice.toml");
+    println!("  addresses        {d}/playground.env");
+    if !has_db {
+        println!("  (no sample database: see the warning above)");
+    }
+    println!();
+    println!("Try, in another terminal:");
+    println!("  export SLUICE_URL=http://{api}");
+    println!("  export SLUICE_TOKEN=$(sluice token --dev --sub agent-1 --groups analytics-agents)");
+    println!("  sluice grant request playground --ttl 10m --reason \"look at orders\"");
+    println!("  sluice audit verify --config {d}/sluice.toml");
+    println!();
+    println!("Ctrl-C stops everything.");
+}

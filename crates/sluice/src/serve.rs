@@ -1,0 +1,122 @@
+//! Wiring: store, audit, verifier, API, sweeper — started together and
+//! stopped together.
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use sluice_api::{AppState, Shared};
+use sluice_audit::AuditLog;
+use sluice_core::audit::{Actor, AuditEvent, EventKind};
+use sluice_core::config::Config;
+use sluice_identity::Verifier;
+use sluice_identity::dev::DevIssuer;
+use sluice_store::Store;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running gateway.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs until Ctrl-C or SIGTERM, then drains and stops.
+pub async fn run(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<()> {
+    let running = start(config, dev).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+/// Starts every part of the gateway and returns once it is listening.
+pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Running> {
+    let store = Store::open(&config.server.store_url()).await?;
+    let audit = AuditLog::start(store.clone());
+    let verifier = Verifier::new(config.issuers.clone())
+        .map_err(|e| anyhow::anyhow!("invalid issuer configuration: {e}"))?;
+    audit
+        .append(
+            AuditEvent::new(EventKind::ConfigLoaded)
+                .actor(Actor::system("gateway"))
+                .detail(json!({
+                    "issuers": config.issuers.iter().map(|i| &i.name).collect::<Vec<_>>(),
+                    "connections": config.connections.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                    "rules": config.rules.iter().map(|r| &r.name).collect::<Vec<_>>(),
+                    "version": env!("CARGO_PKG_VERSION"),
+                })),
+        )
+        .await?;
+    let mut state = AppState::new(config.clone(), verifier.clone(), store, audit);
+    if let Some(dev) = dev {
+        state = state.with_dev_issuer(dev);
+    }
+    let state: Shared = Arc::new(state);
+
+    let listener = tokio::net::TcpListener::bind(&config.server.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (api_listen)", config.server.api_listen))?;
+    let api_addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let app = sluice_api::router(state.clone());
+    let mut rx = stopped.clone();
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    }));
+    let sweeper = tokio::spawn(sluice_api::sweeper::run(state.clone()));
+    let mut rx = stopped.clone();
+    tasks.push(tokio::spawn(async move {
+        let _ = rx.wait_for(|s| *s).await;
+        sweeper.abort();
+    }));
+    // Fetch issuers' keys now so the first request does not wait for them.
+    tokio::spawn(async move { verifier.warm().await });
+    tracing::info!(api = %api_addr, "sluice is listening");
+    Ok(Running {
+        stop,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, flushes the audit log.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
