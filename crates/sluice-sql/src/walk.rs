@@ -411,6 +411,20 @@ impl Visit for Walker<'_> {
         v::walk_create_stmt(self, n);
     }
 
+    fn visit_create_seq_stmt(&mut self, n: &pb::CreateSeqStmt) {
+        if let Some(rv) = &n.sequence {
+            self.target(rv);
+        }
+        v::walk_create_seq_stmt(self, n);
+    }
+
+    fn visit_alter_seq_stmt(&mut self, n: &pb::AlterSeqStmt) {
+        if let Some(rv) = &n.sequence {
+            self.target(rv);
+        }
+        v::walk_alter_seq_stmt(self, n);
+    }
+
     fn visit_index_stmt(&mut self, n: &pb::IndexStmt) {
         if let Some(rv) = &n.relation {
             self.target(rv);
