@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
-use sluice_core::config::{ConnectionConfig, Password};
 use sluice_core::Profile;
+use sluice_core::config::{ConnectionConfig, Password};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -116,9 +116,12 @@ pub async fn open(
     grant_id: &str,
     profile: Profile,
 ) -> Result<Backend, PgError> {
-    tokio::time::timeout(CONNECT_TIMEOUT, open_inner(&target, params, grant_id, profile))
-        .await
-        .map_err(|_| PgError::Backend("backend startup timed out".into()))?
+    tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        open_inner(&target, params, grant_id, profile),
+    )
+    .await
+    .map_err(|_| PgError::Backend("backend startup timed out".into()))?
 }
 
 async fn open_inner(
@@ -131,7 +134,10 @@ async fn open_inner(
     let mut reader = FrameReader::new(stream, STARTUP_CAP);
     let startup = startup_params(target, params, grant_id, profile);
     let mut buf = BytesMut::new();
-    frontend::startup_message(startup.iter().map(|(k, v)| (k.as_str(), v.as_str())), &mut buf)?;
+    frontend::startup_message(
+        startup.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &mut buf,
+    )?;
     send(&mut reader, &buf).await?;
     authenticate(&mut reader, target).await?;
     let mut parameters = Vec::new();
@@ -153,7 +159,12 @@ async fn open_inner(
             b'Z' => break,
             b'N' => {}
             b'E' => return Err(backend_error(&frame)),
-            t => return Err(PgError::Backend(format!("unexpected message {:?}", t as char))),
+            t => {
+                return Err(PgError::Backend(format!(
+                    "unexpected message {:?}",
+                    t as char
+                )));
+            }
         }
     }
     Ok(Backend {
@@ -215,7 +226,9 @@ async fn authenticate(reader: &mut FrameReader<Stream>, target: &Target) -> Resu
             .password
             .as_ref()
             .map(|p| p.expose().as_bytes())
-            .ok_or_else(|| PgError::Backend("backend asks for a password and none is configured".into()))
+            .ok_or_else(|| {
+                PgError::Backend("backend asks for a password and none is configured".into())
+            })
     };
     let mut scram: Option<ScramSha256> = None;
     loop {
@@ -224,7 +237,9 @@ async fn authenticate(reader: &mut FrameReader<Stream>, target: &Target) -> Resu
             return Err(backend_error(&frame));
         }
         if frame.tag != b'R' || frame.body().len() < 4 {
-            return Err(PgError::Backend("unexpected message during authentication".into()));
+            return Err(PgError::Backend(
+                "unexpected message during authentication".into(),
+            ));
         }
         let body = frame.body();
         let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
@@ -252,21 +267,27 @@ async fn authenticate(reader: &mut FrameReader<Stream>, target: &Target) -> Resu
                 scram = Some(client);
             }
             11 => {
-                let client = scram.as_mut().ok_or_else(|| PgError::Backend("SASL out of order".into()))?;
+                let client = scram
+                    .as_mut()
+                    .ok_or_else(|| PgError::Backend("SASL out of order".into()))?;
                 client
                     .update(data)
                     .map_err(|e| PgError::Backend(format!("SCRAM: {e}")))?;
                 frontend::sasl_response(client.message(), &mut out)?;
             }
             12 => {
-                let client = scram.as_mut().ok_or_else(|| PgError::Backend("SASL out of order".into()))?;
+                let client = scram
+                    .as_mut()
+                    .ok_or_else(|| PgError::Backend("SASL out of order".into()))?;
                 client
                     .finish(data)
                     .map_err(|e| PgError::Backend(format!("SCRAM server proof: {e}")))?;
                 continue;
             }
             other => {
-                return Err(PgError::Backend(format!("unsupported authentication method {other}")));
+                return Err(PgError::Backend(format!(
+                    "unsupported authentication method {other}"
+                )));
             }
         }
         send(reader, &out).await?;
@@ -304,7 +325,13 @@ async fn next(reader: &mut FrameReader<Stream>) -> Result<Frame, PgError> {
 /// A backend ErrorResponse as a log-only error.
 fn backend_error(frame: &Frame) -> PgError {
     let fields = error_fields(frame.body());
-    let get = |c: u8| fields.iter().find(|(k, _)| *k == c).map(|(_, v)| *v).unwrap_or("");
+    let get = |c: u8| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, v)| *v)
+            .unwrap_or("")
+    };
     PgError::Backend(format!("{} {}: {}", get(b'S'), get(b'C'), get(b'M')))
 }
 

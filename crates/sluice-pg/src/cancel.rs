@@ -43,11 +43,7 @@ impl CancelRegistry {
     }
 
     /// Gives a session a fresh random key that maps to `backend_key`.
-    pub fn register(
-        self: &Arc<Self>,
-        target: Arc<Target>,
-        backend_key: (i32, i32),
-    ) -> CancelKey {
+    pub fn register(self: &Arc<Self>, target: Arc<Target>, backend_key: (i32, i32)) -> CancelKey {
         let mut rng = rand::rngs::OsRng;
         let secret: i32 = rng.r#gen();
         let mut entries = self.lock();

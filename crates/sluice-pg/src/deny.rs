@@ -104,7 +104,10 @@ mod tests {
         let body = backend_error(&format!("syntax error at or near \"{s}\""));
         assert_eq!(d.replacement(&body), Some(ours));
         assert_eq!(d.replacement(&body), None);
-        assert_eq!(d.replacement(&backend_error("syntax error at or near \"x\"")), None);
+        assert_eq!(
+            d.replacement(&backend_error("syntax error at or near \"x\"")),
+            None
+        );
     }
 
     #[test]

@@ -70,7 +70,9 @@ impl PgError {
     /// What the client is told when this error ends its connection.
     pub fn to_client(&self) -> ClientError {
         match self {
-            PgError::Frame(FrameError::TooLarge { cap, .. }) => ClientError::message_too_large(*cap),
+            PgError::Frame(FrameError::TooLarge { cap, .. }) => {
+                ClientError::message_too_large(*cap)
+            }
             PgError::Protocol(_)
             | PgError::Frame(_)
             | PgError::Malformed(_)
@@ -136,14 +138,14 @@ impl ClientError {
     }
 
     pub fn unknown_connection(name: &str) -> Self {
-        Self::fatal(
-            "3D000",
-            format!("sluice: no connection named \"{name}\""),
-        )
+        Self::fatal("3D000", format!("sluice: no connection named \"{name}\""))
     }
 
     pub fn tls_required() -> Self {
-        Self::fatal("28000", "sluice: this listener requires TLS (sslmode=require)")
+        Self::fatal(
+            "28000",
+            "sluice: this listener requires TLS (sslmode=require)",
+        )
     }
 
     pub fn token_needs_tls() -> Self {
@@ -179,7 +181,10 @@ impl ClientError {
     }
 
     pub fn backend_unavailable() -> Self {
-        Self::fatal("08006", "sluice: the database behind this connection is unavailable")
+        Self::fatal(
+            "08006",
+            "sluice: the database behind this connection is unavailable",
+        )
     }
 
     pub fn audit_unavailable() -> Self {

@@ -10,10 +10,16 @@ mod cancel;
 pub mod codec;
 mod deny;
 pub mod errors;
+mod frontend;
 pub mod messages;
+mod policy;
+mod proxy;
 mod pump;
 pub mod scram;
+mod session;
+mod startup;
 mod tls;
 
 pub use authority::{Authority, AuthorityError, LoginRefused};
 pub use errors::{ClientError, PgError};
+pub use proxy::PgProxy;

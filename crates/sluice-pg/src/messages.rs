@@ -88,8 +88,14 @@ impl<'a> Frontend<'a> {
 pub enum StartupPacket {
     Ssl,
     GssEnc,
-    Cancel { pid: i32, secret: i32 },
-    Startup { minor: u16, params: Vec<(String, String)> },
+    Cancel {
+        pid: i32,
+        secret: i32,
+    },
+    Startup {
+        minor: u16,
+        params: Vec<(String, String)>,
+    },
 }
 
 /// Request codes of the untagged startup packets.

@@ -73,7 +73,11 @@ where
 
     /// Pumps until the backend closes, the client goes, or `end`/`fatal`
     /// fires.
-    pub async fn run(mut self, mut end: EndSignal, mut fatal: oneshot::Receiver<ClientError>) -> PumpEnd {
+    pub async fn run(
+        mut self,
+        mut end: EndSignal,
+        mut fatal: oneshot::Receiver<ClientError>,
+    ) -> PumpEnd {
         loop {
             if !self.scan() {
                 return PumpEnd::BackendProtocol;

@@ -169,7 +169,9 @@ mod tests {
         let server = ScramServer::start(verifier, client.message())?;
         client.update(server.server_first()).unwrap();
         let last = server.finish(client.message())?;
-        client.finish(&last).expect("client accepts the server signature");
+        client
+            .finish(&last)
+            .expect("client accepts the server signature");
         Ok(())
     }
 

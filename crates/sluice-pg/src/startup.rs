@@ -70,7 +70,9 @@ pub async fn open(shared: &Shared, tcp: TcpStream, addr: SocketAddr) -> Result<O
             Ok(Opening::Refused)
         }
         Err(e) => {
-            login.refuse(e.to_client(), "protocol error during login").await;
+            login
+                .refuse(e.to_client(), "protocol error during login")
+                .await;
             Err(e)
         }
     }
@@ -121,7 +123,9 @@ async fn negotiate(shared: &Shared, tcp: TcpStream) -> Result<Negotiated, PgErro
 /// the TLS channel (CVE-2021-23214): refuse them.
 fn refuse_buffered(reader: &FrameReader<Stream>) -> Result<(), PgError> {
     if reader.buffered() > 0 {
-        return Err(PgError::Protocol("data sent before the encryption answer".into()));
+        return Err(PgError::Protocol(
+            "data sent before the encryption answer".into(),
+        ));
     }
     Ok(())
 }
@@ -150,7 +154,8 @@ impl LoginAttempt<'_> {
             .filter(|k| k.starts_with("_pq_."))
             .collect();
         if minor > 0 || !unsupported.is_empty() {
-            self.send(&messages::negotiate_protocol(&unsupported)).await?;
+            self.send(&messages::negotiate_protocol(&unsupported))
+                .await?;
         }
         let Some(user) = get("user") else {
             return Ok(Err((ClientError::missing_param("user"), "no user")));
@@ -174,7 +179,8 @@ impl LoginAttempt<'_> {
     async fn scram_login(&mut self) -> Result<Result<Grant, Refusal>, PgError> {
         let mut list = MECHANISM.as_bytes().to_vec();
         list.extend_from_slice(b"\0\0");
-        self.send(&messages::authentication(messages::AUTH_SASL, &list)).await?;
+        self.send(&messages::authentication(messages::AUTH_SASL, &list))
+            .await?;
         let first = self.password_frame().await?;
         let client_first = sasl_initial(&first)?;
         let grant = match self.shared.authority.grant(&self.user).await {
@@ -190,15 +196,25 @@ impl LoginAttempt<'_> {
             .unwrap_or_else(ScramServer::decoy);
         let server = ScramServer::start(verifier, client_first).map_err(scram_protocol)?;
         let payload = server.server_first().to_vec();
-        self.send(&messages::authentication(messages::AUTH_SASL_CONTINUE, &payload)).await?;
+        self.send(&messages::authentication(
+            messages::AUTH_SASL_CONTINUE,
+            &payload,
+        ))
+        .await?;
         let last = self.password_frame().await?;
         match server.finish(last.body()) {
             Ok(final_msg) => {
-                self.send(&messages::authentication(messages::AUTH_SASL_FINAL, &final_msg))
-                    .await?;
+                self.send(&messages::authentication(
+                    messages::AUTH_SASL_FINAL,
+                    &final_msg,
+                ))
+                .await?;
             }
             Err(ScramError::ProofMismatch) => {
-                return Ok(Err((ClientError::bad_password(&self.user), "wrong secret or unknown grant")));
+                return Ok(Err((
+                    ClientError::bad_password(&self.user),
+                    "wrong secret or unknown grant",
+                )));
             }
             Err(e) => return Err(scram_protocol(e)),
         }
@@ -208,19 +224,27 @@ impl LoginAttempt<'_> {
     /// The fallback: an OIDC token as a cleartext password, over TLS only.
     async fn token_login(&mut self) -> Result<Result<Grant, Refusal>, PgError> {
         if !self.reader.get_ref().is_tls() {
-            return Ok(Err((ClientError::token_needs_tls(), "token login without TLS")));
+            return Ok(Err((
+                ClientError::token_needs_tls(),
+                "token login without TLS",
+            )));
         }
-        self.send(&messages::authentication(messages::AUTH_CLEARTEXT, &[])).await?;
+        self.send(&messages::authentication(messages::AUTH_CLEARTEXT, &[]))
+            .await?;
         let frame = self.password_frame().await?;
         let mut body = frame.body();
-        let token = take_cstr(&mut body).ok_or_else(|| PgError::Protocol("bad password message".into()))?;
+        let token =
+            take_cstr(&mut body).ok_or_else(|| PgError::Protocol("bad password message".into()))?;
         let result = self
             .shared
             .authority
             .grant_from_token(token, &self.database, self.addr)
             .await;
         Ok(result.map_err(|refused| {
-            (ClientError::login_refused(&refused.message), "token refused")
+            (
+                ClientError::login_refused(&refused.message),
+                "token refused",
+            )
         }))
     }
 
@@ -233,14 +257,20 @@ impl LoginAttempt<'_> {
             return Err((refusal, "grant not active"));
         }
         if now >= grant.expires_at {
-            return Err((ClientError::grant_not_usable(&grant.id, "expired"), "grant expired"));
+            return Err((
+                ClientError::grant_not_usable(&grant.id, "expired"),
+                "grant expired",
+            ));
         }
         if grant.connection != self.database {
             let refusal = ClientError::wrong_connection(&grant.id, &self.database);
             return Err((refusal, "grant is for another connection"));
         }
         if self.shared.config.connection(&self.database).is_none() {
-            return Err((ClientError::unknown_connection(&self.database), "unknown connection"));
+            return Err((
+                ClientError::unknown_connection(&self.database),
+                "unknown connection",
+            ));
         }
         Ok(grant)
     }
@@ -284,7 +314,8 @@ impl LoginAttempt<'_> {
 /// The client-first message inside SASLInitialResponse.
 fn sasl_initial(frame: &Frame) -> Result<&[u8], PgError> {
     let mut body = frame.body();
-    let mechanism = take_cstr(&mut body).ok_or_else(|| PgError::Protocol("bad SASL message".into()))?;
+    let mechanism =
+        take_cstr(&mut body).ok_or_else(|| PgError::Protocol("bad SASL message".into()))?;
     if mechanism != MECHANISM {
         return Err(PgError::Protocol("unsupported SASL mechanism".into()));
     }

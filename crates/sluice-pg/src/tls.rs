@@ -62,7 +62,8 @@ pub fn connector(
                     for cert in CertificateDer::pem_file_iter(path)
                         .map_err(|e| bad(&format!("read {}", path.display()), &e))?
                     {
-                        let cert = cert.map_err(|e| bad(&format!("parse {}", path.display()), &e))?;
+                        let cert =
+                            cert.map_err(|e| bad(&format!("parse {}", path.display()), &e))?;
                         roots
                             .add(cert)
                             .map_err(|e| bad(&format!("CA in {}", path.display()), &e))?;

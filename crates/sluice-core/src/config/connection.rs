@@ -40,6 +40,10 @@ pub struct ConnectionConfig {
     /// CA certificate (PEM) for "verify-full"; the system roots otherwise.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Guardrail rules (`[[connections.guardrails]]`), evaluated in order
+    /// before the grant's profile defaults; the first that matches decides.
+    #[serde(default)]
+    pub guardrails: Vec<crate::guardrail::GuardrailRule>,
 }
 
 /// A backend user and where its password comes from.

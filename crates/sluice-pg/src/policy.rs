@@ -1,0 +1,258 @@
+//! The decision for one request: analysis (`sluice-sql`, the real parser)
+//! and the connection's guardrails under the grant's profile. A request is
+//! forwarded only with a [`Permit`], which exists only once its audit record
+//! is durable.
+
+use std::sync::Arc;
+
+use sluice_core::Profile;
+use sluice_core::audit::{AuditEvent, AuditSink, EventKind};
+use sluice_core::guardrail::{Action, GuardrailRule, StatementFacts, Verdict, evaluate_all};
+
+use crate::errors::ClientError;
+
+/// Statement text kept in an audit event; longer text is cut (a 100 MB
+/// literal does not belong in the log).
+const MAX_AUDITED_TEXT: usize = 8 * 1024;
+
+/// One analysed SQL string (a simple Query, or a Parse).
+#[derive(Debug)]
+pub struct Checked {
+    pub sql: String,
+    pub statements: Vec<StatementFacts>,
+    pub fingerprint: String,
+    /// The whole analysis of a simple Query, for its PREPARE/DEALLOCATE effects.
+    analysis: Option<sluice_sql::Analysis>,
+}
+
+/// The grant's profile and the connection's rules, plus the session's
+/// prepared statements (SQL-level `PREPARE`/`EXECUTE`).
+pub struct Policy {
+    profile: Profile,
+    rules: Arc<[GuardrailRule]>,
+    prepared: sluice_sql::PreparedTracker,
+}
+
+/// Who the decisions are recorded for.
+pub struct Recorder {
+    pub audit: Arc<dyn AuditSink>,
+    pub session_id: String,
+    pub grant_id: String,
+    pub connection: String,
+}
+
+/// Leave to forward one request: its audit record is written.
+pub struct Permit(());
+
+impl Permit {
+    /// For requests that run no statement (Describe, Close, Sync alone).
+    pub fn nothing_runs() -> Self {
+        Permit(())
+    }
+}
+
+/// The outcome of a request.
+pub enum Decision {
+    Forward(Permit),
+    Deny(ClientError),
+}
+
+impl Policy {
+    pub fn new(profile: Profile, rules: Arc<[GuardrailRule]>) -> Self {
+        Policy {
+            profile,
+            rules,
+            prepared: sluice_sql::PreparedTracker::default(),
+        }
+    }
+
+    /// Analyses a simple-protocol Query; `EXECUTE` of a prepared statement
+    /// is judged by what it runs.
+    pub fn check_query(&self, sql: &str) -> Arc<Checked> {
+        let analysis = self.prepared.resolve(sluice_sql::analyze(sql));
+        Arc::new(Checked {
+            sql: sql.to_string(),
+            fingerprint: analysis.fingerprint.clone(),
+            statements: analysis.statements.clone(),
+            analysis: Some(analysis),
+        })
+    }
+
+    /// Analyses the SQL of an extended-protocol Parse.
+    pub fn check_parse(&self, sql: &str) -> Arc<Checked> {
+        let analysis = sluice_sql::analyze(sql);
+        Arc::new(Checked {
+            sql: sql.to_string(),
+            fingerprint: analysis.fingerprint.clone(),
+            statements: analysis.statements,
+            analysis: None,
+        })
+    }
+
+    /// Remembers what a forwarded Query prepared or deallocated.
+    pub fn sent_query(&mut self, checked: &Checked) {
+        if let Some(analysis) = &checked.analysis {
+            self.prepared.observe(analysis);
+        }
+    }
+
+    /// Remembers a statement prepared by a forwarded Parse, so SQL-level
+    /// `EXECUTE` of it is judged by what it runs.
+    pub fn sent_parse(&mut self, name: &str, checked: &Checked) {
+        if name.is_empty() {
+            return;
+        }
+        match checked.statements.first() {
+            Some(facts) => self.prepared.record(name, facts.clone()),
+            None => self.prepared.forget(name),
+        }
+    }
+
+    /// Forgets a statement closed by a forwarded Close.
+    pub fn sent_close(&mut self, name: &str) {
+        self.prepared.forget(name);
+    }
+
+    /// A statement prepared with SQL `PREPARE`, for a protocol-level Bind.
+    pub fn sql_prepared(&self, name: &str) -> Option<Arc<Checked>> {
+        let facts = self.prepared.get(name)?;
+        Some(Arc::new(Checked {
+            sql: format!("EXECUTE {name}"),
+            fingerprint: facts.fingerprint.clone(),
+            statements: vec![facts.clone()],
+            analysis: None,
+        }))
+    }
+
+    /// A Bind of a statement this session never parsed: unknown.
+    pub fn unknown_statement(name: &str) -> Arc<Checked> {
+        Arc::new(Checked {
+            sql: format!("-- prepared statement {name:?}"),
+            statements: vec![StatementFacts::unknown(
+                "EXECUTE",
+                "the prepared statement was not parsed through this session",
+            )],
+            fingerprint: String::new(),
+            analysis: None,
+        })
+    }
+
+    /// The verdict over every statement of a request, judged as a whole.
+    pub fn verdict(&self, items: &[Arc<Checked>]) -> Verdict {
+        let facts: Vec<StatementFacts> = items
+            .iter()
+            .flat_map(|c| c.statements.iter().cloned())
+            .collect();
+        evaluate_all(self.profile, &self.rules, &facts)
+    }
+}
+
+impl Recorder {
+    /// Decides a request and records the decision; a request whose record
+    /// cannot be written is denied (fail closed).
+    pub async fn decide(
+        &self,
+        policy: &Policy,
+        items: &[Arc<Checked>],
+        protocol: &str,
+    ) -> Decision {
+        let verdict = policy.verdict(items);
+        let allowed = verdict.action == Action::Allow;
+        let kind = if allowed {
+            EventKind::StatementAllowed
+        } else {
+            EventKind::StatementDenied
+        };
+        let recorded = self.record(kind, items, &verdict, protocol).await;
+        match (allowed, recorded) {
+            (true, true) => Decision::Forward(Permit(())),
+            (true, false) => Decision::Deny(ClientError::audit_unavailable()),
+            (false, _) => Decision::Deny(denial(&verdict)),
+        }
+    }
+
+    /// Records a request Sluice refuses without analysis (the function-call
+    /// message).
+    pub async fn record_refusal(&self, what: &str) {
+        let event = self
+            .event(EventKind::StatementDenied)
+            .detail(serde_json::json!({
+                "protocol": "function-call",
+                "decision": "deny",
+                "reason": what,
+            }));
+        if let Err(e) = self.audit.record(event).await {
+            tracing::error!(error = %e, "could not audit a refusal");
+        }
+    }
+
+    fn event(&self, kind: EventKind) -> AuditEvent {
+        AuditEvent::new(kind)
+            .grant(&self.grant_id)
+            .connection(&self.connection)
+            .session(&self.session_id)
+    }
+
+    async fn record(
+        &self,
+        kind: EventKind,
+        items: &[Arc<Checked>],
+        verdict: &Verdict,
+        protocol: &str,
+    ) -> bool {
+        let statements: Vec<serde_json::Value> = items.iter().map(|c| describe(c)).collect();
+        let event = self.event(kind).detail(serde_json::json!({
+            "protocol": protocol,
+            "statements": statements,
+            "decision": verdict.action.as_str(),
+            "rule": verdict.rule,
+            "reason": verdict.reason,
+        }));
+        match self.audit.record(event).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, session.id = %self.session_id, "audit write failed; statement refused");
+                false
+            }
+        }
+    }
+}
+
+/// What a denied request's client is told. `approve` cannot wait for a human
+/// yet, so it is answered as a denial that says approval is required.
+fn denial(verdict: &Verdict) -> ClientError {
+    let message = match verdict.action {
+        Action::Approve => format!(
+            "{} (approval required; statement approval is not available yet)",
+            verdict.client_message()
+        ),
+        _ => verdict.client_message(),
+    };
+    ClientError::permission_denied(message)
+}
+
+/// One analysed SQL string as audit detail: no parameter values (the
+/// extended protocol's values travel in Bind, which is never recorded).
+fn describe(c: &Checked) -> serde_json::Value {
+    let mut text = c.sql.as_str();
+    if text.len() > MAX_AUDITED_TEXT {
+        let mut end = MAX_AUDITED_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text = &text[..end];
+    }
+    let classes: Vec<&str> = c.statements.iter().map(|s| s.class.as_str()).collect();
+    let commands: Vec<&str> = c.statements.iter().map(|s| s.command.as_str()).collect();
+    let mut tables: Vec<&str> = c.statements.iter().flat_map(|s| s.tables()).collect();
+    tables.sort();
+    tables.dedup();
+    serde_json::json!({
+        "text": text,
+        "truncated": text.len() < c.sql.len(),
+        "fingerprint": c.fingerprint,
+        "classes": classes,
+        "commands": commands,
+        "tables": tables,
+    })
+}

@@ -1,0 +1,178 @@
+//! The listener: accept under a connection limit, run each client's startup
+//! under the auth timeout, hand logged-in clients to a session, and drain on
+//! shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sluice_core::Profile;
+use sluice_core::audit::{AuditEvent, AuditSink};
+use sluice_core::config::Config;
+use sluice_core::guardrail::GuardrailRule;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::authority::Authority;
+use crate::backend::Target;
+use crate::cancel::CancelRegistry;
+use crate::errors::PgError;
+use crate::startup::{self, Opening};
+use crate::{session, tls};
+
+/// Client connections served at once; more wait in the accept backlog.
+const MAX_CLIENTS: usize = 4096;
+/// How long live sessions get to close after shutdown is asked for.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// The Postgres listener's state, shared by every connection.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub authority: Arc<dyn Authority>,
+    pub audit: Arc<dyn AuditSink>,
+    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
+    pub cancels: Arc<CancelRegistry>,
+    /// Backend targets (with their TLS connectors), built once each.
+    targets: Mutex<HashMap<(String, Profile), Arc<Target>>>,
+}
+
+impl Shared {
+    /// The backend for a connection and profile.
+    pub fn target(&self, connection: &str, profile: Profile) -> Result<Arc<Target>, PgError> {
+        let mut targets = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (connection.to_string(), profile);
+        if let Some(t) = targets.get(&key) {
+            return Ok(t.clone());
+        }
+        let conn = self
+            .config
+            .connection(connection)
+            .ok_or_else(|| PgError::Backend(format!("no connection {connection:?}")))?;
+        let target = Arc::new(Target::resolve(conn, profile)?);
+        targets.insert(key, target.clone());
+        Ok(target)
+    }
+
+    /// The connection's guardrail rules, in order.
+    pub fn rules(&self, connection: &str) -> Arc<[GuardrailRule]> {
+        self.config
+            .connection(connection)
+            .map(|c| Arc::from(c.guardrails.as_slice()))
+            .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    /// Records a non-statement event; failures are logged (statements fail
+    /// closed on their own path).
+    pub async fn record(&self, event: AuditEvent) {
+        let kind = event.kind.as_str();
+        if let Err(e) = self.audit.record(event).await {
+            tracing::error!(error = %e, event = kind, "audit write failed");
+        }
+    }
+}
+
+/// The PostgreSQL wire proxy.
+pub struct PgProxy {
+    shared: Arc<Shared>,
+}
+
+impl PgProxy {
+    /// Builds the proxy; loads the listener's TLS certificate and key when
+    /// configured.
+    pub fn new(
+        config: Arc<Config>,
+        authority: Arc<dyn Authority>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<Self, PgError> {
+        let acceptor = match (&config.postgres.tls_cert, &config.postgres.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(PgError::TlsConfig(
+                    "[postgres] needs both tls_cert and tls_key".into(),
+                ));
+            }
+        };
+        if config.postgres.require_tls && acceptor.is_none() {
+            return Err(PgError::TlsConfig(
+                "[postgres] require_tls is set but no certificate is configured".into(),
+            ));
+        }
+        Ok(PgProxy {
+            shared: Arc::new(Shared {
+                config,
+                authority,
+                audit,
+                acceptor,
+                cancels: Arc::new(CancelRegistry::default()),
+                targets: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Serves clients from `listener` until `shutdown` resolves, then ends
+    /// live sessions (FATAL 57P01) and waits for them briefly.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut sessions = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => p.expect("semaphore never closed"),
+                _ = &mut shutdown => break,
+            };
+            let (tcp, addr) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let shared = self.shared.clone();
+            let stop = stop_rx.clone();
+            sessions.spawn(async move {
+                handle(shared, tcp, addr, stop).await;
+                drop(permit);
+            });
+            while sessions.try_join_next().is_some() {}
+        }
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(DRAIN, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        sessions.abort_all();
+        Ok(())
+    }
+}
+
+/// One client connection, from its first byte to its close.
+async fn handle(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
+    let timeout = shared.config.postgres.auth_timeout.0;
+    let opening = tokio::time::timeout(timeout, startup::open(&shared, tcp, addr)).await;
+    match opening {
+        Err(_) => tracing::info!(client.addr = %addr, "startup timed out"),
+        Ok(Err(e)) => tracing::info!(client.addr = %addr, error = %e, "startup failed"),
+        Ok(Ok(Opening::Refused)) => {}
+        Ok(Ok(Opening::Cancel { pid, secret })) => shared.cancels.cancel(pid, secret).await,
+        Ok(Ok(Opening::Login(login))) => session::run(shared, login, stop).await,
+    }
+}

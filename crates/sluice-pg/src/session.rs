@@ -1,0 +1,253 @@
+//! One client session under one grant: open the backend with the held
+//! credential, finish the client's startup, run the two halves, end it when
+//! the grant ends, and record open and close.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use chrono::Utc;
+use rand::RngCore;
+use sluice_core::audit::{AuditEvent, EventKind};
+use sluice_core::{Grant, GrantStatus};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{oneshot, watch};
+use tracing::Instrument;
+
+use crate::backend::{self, Target};
+use crate::codec::FrameReader;
+use crate::deny::Denials;
+use crate::errors::{ClientError, PgError};
+use crate::frontend::{ClientEnd, ClientHalf, Stats};
+use crate::messages;
+use crate::policy::{Policy, Recorder};
+use crate::proxy::Shared;
+use crate::pump::{EndSignal, Pump, PumpEnd};
+use crate::startup::Login;
+
+/// How long a closing session may take to tell the client why.
+const FAREWELL: Duration = Duration::from_secs(2);
+
+/// Runs a logged-in client's session to its end.
+pub async fn run(shared: Arc<Shared>, login: Login, shutdown: watch::Receiver<bool>) {
+    let session_id = new_session_id();
+    let span = tracing::info_span!("session", session.id = %session_id, grant.id = %login.grant.id,
+        conn.name = %login.grant.connection, client.addr = %login.addr);
+    run_session(shared, login, shutdown, session_id)
+        .instrument(span)
+        .await
+}
+
+async fn run_session(
+    shared: Arc<Shared>,
+    login: Login,
+    shutdown: watch::Receiver<bool>,
+    session_id: String,
+) {
+    let grant = login.grant.clone();
+    let mut client = login.reader;
+    let opened = match open_backend(&shared, &grant, &login.params).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::warn!(error = %e, "backend unavailable");
+            record_rejection(&shared, &grant, &session_id, "backend unavailable").await;
+            let _ = client.get_mut().write_all(&e.to_client().to_bytes()).await;
+            return;
+        }
+    };
+    let (target, backend) = opened;
+    let backend_key = backend.key;
+    let key = shared.cancels.register(target.clone(), backend_key);
+    if let Err(e) = greet(&mut client, &backend.parameters, key.pid, key.secret).await {
+        tracing::debug!(error = %e, "client left during startup");
+        return;
+    }
+    let started = Instant::now();
+    shared
+        .record(
+            session_event(EventKind::SessionOpened, &grant, &session_id).detail(
+                serde_json::json!({
+                    "client_addr": login.addr.to_string(),
+                    "profile": grant.profile.as_str(),
+                }),
+            ),
+        )
+        .await;
+    tracing::info!("session opened");
+    let stats = Arc::new(Stats::default());
+    let end = end_signal(shared.clone(), &grant, shutdown);
+    let why = pump_session(
+        &shared,
+        &grant,
+        &session_id,
+        client,
+        backend,
+        stats.clone(),
+        end,
+    )
+    .await;
+    drop(key);
+    if why == "ended" {
+        // Closing the socket does not stop a running statement (pg_sleep
+        // notices only when it next writes): cancel it so the grant's end
+        // is the end of its work.
+        if let Err(e) = backend::cancel(&target, backend_key).await {
+            tracing::warn!(error = %e, "cancelling the ended session's statement failed");
+        }
+    }
+    let detail = serde_json::json!({
+        "duration_ms": started.elapsed().as_millis() as u64,
+        "statements_allowed": stats.allowed.load(Ordering::Relaxed),
+        "statements_denied": stats.denied.load(Ordering::Relaxed),
+        "end": why,
+    });
+    tracing::info!(end = why, "session closed");
+    shared
+        .record(session_event(EventKind::SessionClosed, &grant, &session_id).detail(detail))
+        .await;
+}
+
+async fn open_backend(
+    shared: &Shared,
+    grant: &Grant,
+    params: &[(String, String)],
+) -> Result<(Arc<Target>, backend::Backend), PgError> {
+    let target = shared.target(&grant.connection, grant.profile)?;
+    let backend = backend::open(target.clone(), params, &grant.id, grant.profile).await?;
+    Ok((target, backend))
+}
+
+/// AuthenticationOk, the backend's parameters, the client's own cancel key,
+/// and ReadyForQuery: the client's startup is done.
+async fn greet(
+    client: &mut FrameReader<crate::tls::Stream>,
+    parameters: &[crate::codec::Frame],
+    pid: i32,
+    secret: i32,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&messages::authentication(messages::AUTH_OK, &[]));
+    for p in parameters {
+        out.extend_from_slice(&p.bytes);
+    }
+    out.extend_from_slice(&messages::backend_key_data(pid, secret));
+    out.extend_from_slice(&messages::ready_for_query(b'I'));
+    let stream = client.get_mut();
+    stream.write_all(&out).await?;
+    stream.flush().await
+}
+
+/// Runs both halves until one ends; returns why, for the close record.
+async fn pump_session(
+    shared: &Arc<Shared>,
+    grant: &Grant,
+    session_id: &str,
+    client: FrameReader<crate::tls::Stream>,
+    backend: backend::Backend,
+    stats: Arc<Stats>,
+    end: EndSignal,
+) -> &'static str {
+    let (client_stream, client_buf) = client.into_parts();
+    let (client_read, client_write) = tokio::io::split(client_stream);
+    let (backend_stream, backend_buf) = backend.reader.into_parts();
+    let (backend_read, backend_write) = tokio::io::split(backend_stream);
+    let denials = Arc::new(Denials::new());
+    let rules = shared.rules(&grant.connection);
+    let recorder = Recorder {
+        audit: shared.audit.clone(),
+        session_id: session_id.to_string(),
+        grant_id: grant.id.clone(),
+        connection: grant.connection.clone(),
+    };
+    let reader = FrameReader::with_buffer(
+        client_read,
+        client_buf,
+        shared.config.postgres.max_message_bytes,
+    );
+    let half = ClientHalf::new(
+        reader,
+        backend_write,
+        Policy::new(grant.profile, rules),
+        recorder,
+        denials.clone(),
+        stats,
+    );
+    let pump = Pump::new(backend_read, backend_buf, client_write, denials);
+    let (fatal_tx, fatal_rx) = oneshot::channel();
+    let client_side = half.run();
+    let backend_side = pump.run(end, fatal_rx);
+    tokio::pin!(client_side, backend_side);
+    tokio::select! {
+        end = &mut client_side => match end {
+            ClientEnd::Gone => "client closed",
+            ClientEnd::Fatal(error) => {
+                let _ = fatal_tx.send(error);
+                let _ = tokio::time::timeout(FAREWELL, &mut backend_side).await;
+                "client protocol error"
+            }
+        },
+        end = &mut backend_side => match end {
+            PumpEnd::BackendClosed => "backend closed",
+            PumpEnd::ClientGone => "client closed",
+            PumpEnd::BackendProtocol => "backend protocol error",
+            PumpEnd::Ended(reason) => {
+                tracing::info!(reason = %reason.message, "session ended by sluice");
+                "ended"
+            }
+        },
+    }
+}
+
+/// Resolves when the session must end: the grant expires or ends, or the
+/// gateway shuts down.
+fn end_signal(
+    shared: Arc<Shared>,
+    grant: &Grant,
+    mut shutdown: watch::Receiver<bool>,
+) -> EndSignal {
+    let id = grant.id.clone();
+    let left = (grant.expires_at - Utc::now()).to_std().unwrap_or_default();
+    let ended = shared.authority.ended(&id);
+    Box::pin(async move {
+        let stopping = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(left) => return ClientError::grant_expired(&id),
+            _ = stopping => return ClientError::shutting_down(),
+            _ = ended => {}
+        }
+        // Ended early: say whether it ran out or was revoked.
+        match shared.authority.grant(&id).await {
+            Ok(Some(g)) if g.status == GrantStatus::Expired || g.expires_at <= Utc::now() => {
+                ClientError::grant_expired(&id)
+            }
+            _ => ClientError::grant_revoked(&id),
+        }
+    })
+}
+
+fn session_event(kind: EventKind, grant: &Grant, session_id: &str) -> AuditEvent {
+    AuditEvent::new(kind)
+        .grant(&grant.id)
+        .connection(&grant.connection)
+        .session(session_id)
+}
+
+async fn record_rejection(shared: &Shared, grant: &Grant, session_id: &str, reason: &str) {
+    shared
+        .record(
+            session_event(EventKind::SessionRejected, grant, session_id)
+                .detail(serde_json::json!({ "reason": reason })),
+        )
+        .await;
+}
+
+/// A random session id: `s_` and 32 hex characters (128 bits).
+fn new_session_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("s_{hex}")
+}

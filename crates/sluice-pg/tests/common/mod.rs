@@ -1,0 +1,408 @@
+//! Test harness: a real PostgreSQL (testkit), the proxy on an ephemeral
+//! port, an in-memory grant store standing in for the real one, and an
+//! audit sink that collects events.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{Duration, Utc};
+use futures::future::BoxFuture;
+use sluice_core::audit::{AuditError, AuditEvent, AuditSink, EventKind};
+use sluice_core::config::{Config, ConnectionConfig, ConnectionKind, Dur, TlsMode};
+use sluice_core::guardrail::GuardrailRule;
+use sluice_core::secret::{ScramVerifier, new_secret};
+use sluice_core::{Grant, GrantStatus, Profile};
+use sluice_pg::{Authority, AuthorityError, LoginRefused, PgProxy};
+use sluice_testkit::pg::{PgOptions, PgServer};
+use tokio::sync::{oneshot, watch};
+
+/// The connection name every test uses.
+pub const CONN: &str = "app";
+
+/// Grants in memory; `ended` fires on revoke.
+#[derive(Default)]
+pub struct TestAuthority {
+    grants: Mutex<HashMap<String, Grant>>,
+    tokens: Mutex<HashMap<String, Grant>>,
+    ended: Mutex<HashMap<String, watch::Sender<bool>>>,
+}
+
+impl TestAuthority {
+    pub fn insert(&self, grant: Grant) {
+        self.ended
+            .lock()
+            .unwrap()
+            .entry(grant.id.clone())
+            .or_insert_with(|| watch::channel(false).0);
+        self.grants.lock().unwrap().insert(grant.id.clone(), grant);
+    }
+
+    pub fn revoke(&self, id: &str) {
+        if let Some(g) = self.grants.lock().unwrap().get_mut(id) {
+            g.status = GrantStatus::Revoked;
+        }
+        if let Some(tx) = self.ended.lock().unwrap().get(id) {
+            let _ = tx.send(true);
+        }
+    }
+
+    pub fn accept_token(&self, token: &str, grant: Grant) {
+        self.insert(grant.clone());
+        self.tokens.lock().unwrap().insert(token.to_string(), grant);
+    }
+}
+
+impl Authority for TestAuthority {
+    fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, AuthorityError>> {
+        let g = self.grants.lock().unwrap().get(id).cloned();
+        Box::pin(async move { Ok(g) })
+    }
+
+    fn grant_from_token(
+        &self,
+        token: &str,
+        _connection: &str,
+        _client_addr: SocketAddr,
+    ) -> BoxFuture<'_, Result<Grant, LoginRefused>> {
+        let g = self.tokens.lock().unwrap().get(token).cloned();
+        Box::pin(async move { g.ok_or_else(|| LoginRefused::new("the token is not valid")) })
+    }
+
+    fn ended(&self, grant_id: &str) -> BoxFuture<'static, ()> {
+        let rx = self
+            .ended
+            .lock()
+            .unwrap()
+            .entry(grant_id.to_string())
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe();
+        Box::pin(async move {
+            let mut rx = rx;
+            let _ = rx.wait_for(|e| *e).await;
+            // A dropped sender would resolve at once: never end for that.
+            if !*rx.borrow() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}
+
+/// Audit events in memory; can be made to fail.
+#[derive(Default)]
+pub struct MemAudit {
+    pub events: Mutex<Vec<AuditEvent>>,
+    pub fail: AtomicBool,
+}
+
+impl MemAudit {
+    pub fn of_kind(&self, kind: EventKind) -> Vec<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == kind)
+            .cloned()
+            .collect()
+    }
+
+    pub fn all_json(&self) -> String {
+        serde_json::to_string(&*self.events.lock().unwrap()).unwrap()
+    }
+}
+
+impl AuditSink for MemAudit {
+    fn record(
+        &self,
+        event: AuditEvent,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, AuditError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(AuditError("disk full".into()));
+            }
+            let mut events = self.events.lock().unwrap();
+            events.push(event);
+            Ok(events.len() as i64)
+        })
+    }
+}
+
+/// How a harness is built.
+#[derive(Default)]
+pub struct Options {
+    /// Backend serves TLS and Sluice connects with verify-full.
+    pub backend_tls: bool,
+    /// The listener offers TLS (testkit's self-signed pair is reused).
+    pub listener_tls: bool,
+    pub guardrails: Vec<GuardrailRule>,
+    pub max_message_bytes: Option<usize>,
+}
+
+pub struct Harness {
+    pub pg: PgServer,
+    pub addr: SocketAddr,
+    pub authority: Arc<TestAuthority>,
+    pub audit: Arc<MemAudit>,
+    pub cert_dir: Option<tempfile::TempDir>,
+    _pwfile: tempfile::NamedTempFile,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// A grant and its one-time secret.
+pub struct TestGrant {
+    pub id: String,
+    pub secret: String,
+}
+
+impl Harness {
+    pub async fn start(opts: Options) -> Harness {
+        let backend_tls = opts.backend_tls;
+        let pg = tokio::task::spawn_blocking(move || {
+            PgServer::start_with(PgOptions {
+                tls: backend_tls,
+                ..Default::default()
+            })
+        })
+        .await
+        .unwrap()
+        .expect("start postgres");
+        let pwfile = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(pwfile.path(), pg.password()).unwrap();
+        let mut config = Config::default();
+        config.postgres.listen = "127.0.0.1:0".into();
+        config.postgres.auth_timeout = Dur::secs(5);
+        if let Some(max) = opts.max_message_bytes {
+            config.postgres.max_message_bytes = max;
+        }
+        let cert_dir = opts.listener_tls.then(|| self_signed_pair());
+        if let Some(dir) = &cert_dir {
+            config.postgres.tls_cert = Some(dir.path().join("cert.pem"));
+            config.postgres.tls_key = Some(dir.path().join("key.pem"));
+        }
+        config.connections.push(connection(
+            &pg,
+            pwfile.path().into(),
+            backend_tls,
+            opts.guardrails,
+        ));
+        let authority = Arc::new(TestAuthority::default());
+        let audit = Arc::new(MemAudit::default());
+        let proxy = Arc::new(
+            PgProxy::new(Arc::new(config), authority.clone(), audit.clone()).expect("proxy"),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(proxy.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Harness {
+            pg,
+            addr,
+            authority,
+            audit,
+            cert_dir,
+            _pwfile: pwfile,
+            stop: Some(stop),
+        }
+    }
+
+    /// Adds a grant for `connection` with `profile` and `status`, living
+    /// `ttl` from now.
+    pub fn grant_for(
+        &self,
+        connection: &str,
+        profile: Profile,
+        status: GrantStatus,
+        ttl: Duration,
+    ) -> TestGrant {
+        let secret = new_secret();
+        let id = sluice_core::grant::new_grant_id();
+        self.authority
+            .insert(make_grant(&id, &secret, connection, profile, status, ttl));
+        TestGrant { id, secret }
+    }
+
+    pub fn grant(&self, profile: Profile) -> TestGrant {
+        self.grant_for(CONN, profile, GrantStatus::Active, Duration::minutes(10))
+    }
+
+    /// A libpq URL through the proxy.
+    pub fn url(&self, g: &TestGrant) -> String {
+        format!(
+            "postgresql://{}:{}@127.0.0.1:{}/{CONN}?sslmode=disable",
+            g.id,
+            g.secret,
+            self.addr.port()
+        )
+    }
+
+    /// tokio-postgres config string through the proxy.
+    pub fn tp_config(&self, g: &TestGrant) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={} password={} dbname={CONN} sslmode=disable",
+            self.addr.port(),
+            g.id,
+            g.secret
+        )
+    }
+
+    pub async fn connect(&self, g: &TestGrant) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.tp_config(g), tokio_postgres::NoTls)
+            .await
+            .expect("connect through sluice");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// Runs `psql` through the proxy with `args`, stdin from `input`.
+    pub fn psql(&self, url: &str, args: &[&str], input: Option<&str>) -> Output {
+        let mut cmd = Command::new(sluice_testkit::pg::bin("psql").unwrap());
+        cmd.args(["-X", "-q", "-A", "-t", "-d", url])
+            .args(args)
+            .env_remove("PGPASSWORD")
+            .env_remove("PGSSLMODE")
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(text) = input {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs SQL on the backend directly, as the superuser.
+    pub fn backend(&self, sql: &str) -> String {
+        self.pg.psql("postgres", sql).expect("backend psql")
+    }
+
+    /// Backend sessions whose application_name carries `grant`.
+    pub fn backend_sessions(&self, grant: &str) -> usize {
+        self.backend(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%{grant}%'"
+        ))
+        .parse()
+        .unwrap()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn make_grant(
+    id: &str,
+    secret: &str,
+    connection: &str,
+    profile: Profile,
+    status: GrantStatus,
+    ttl: Duration,
+) -> Grant {
+    let now = Utc::now();
+    Grant {
+        id: id.to_string(),
+        subject: "agent-1".into(),
+        issuer: "https://issuer.test".into(),
+        identity_name: "Agent One".into(),
+        identity_kind: "agent".into(),
+        connection: connection.to_string(),
+        profile,
+        rule: "test-rule".into(),
+        status,
+        reason: "testing".into(),
+        ttl_secs: ttl.num_seconds(),
+        created_at: now,
+        activated_at: Some(now),
+        expires_at: now + ttl,
+        decided_by: None,
+        scram_verifier: ScramVerifier::derive(secret).to_text(),
+    }
+}
+
+fn connection(
+    pg: &PgServer,
+    password_file: PathBuf,
+    tls: bool,
+    guardrails: Vec<GuardrailRule>,
+) -> ConnectionConfig {
+    ConnectionConfig {
+        name: CONN.into(),
+        kind: ConnectionKind::Postgres,
+        host: "127.0.0.1".into(),
+        port: pg.port(),
+        database: "postgres".into(),
+        user: "postgres".into(),
+        password_env: None,
+        password_file: Some(password_file),
+        read_credential: None,
+        tls: if tls {
+            TlsMode::VerifyFull
+        } else {
+            TlsMode::Disable
+        },
+        ca_file: tls.then(|| pg.ca_file()),
+        guardrails,
+    }
+}
+
+/// A certificate and key for the listener, made with openssl.
+fn self_signed_pair() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success());
+    dir
+}
+
+/// The SQLSTATE of a tokio-postgres error.
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no code: {e}"))
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
