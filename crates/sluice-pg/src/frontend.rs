@@ -213,7 +213,7 @@ where
     async fn simple(&mut self, frame: Frame, checked: Arc<Checked>) -> Result<(), PgError> {
         match self
             .recorder
-            .decide(&self.policy, &[checked.clone()], "simple")
+            .decide(&self.policy, std::slice::from_ref(&checked), "simple")
             .await
         {
             Decision::Forward(permit) => {

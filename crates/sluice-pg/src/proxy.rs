@@ -173,6 +173,6 @@ async fn handle(
         Ok(Err(e)) => tracing::info!(client.addr = %addr, error = %e, "startup failed"),
         Ok(Ok(Opening::Refused)) => {}
         Ok(Ok(Opening::Cancel { pid, secret })) => shared.cancels.cancel(pid, secret).await,
-        Ok(Ok(Opening::Login(login))) => session::run(shared, login, stop).await,
+        Ok(Ok(Opening::Login(login))) => session::run(shared, *login, stop).await,
     }
 }

@@ -32,7 +32,7 @@ pub enum Opening {
     /// A CancelRequest; the connection carries nothing else.
     Cancel { pid: i32, secret: i32 },
     /// A proven login with a usable grant.
-    Login(Login),
+    Login(Box<Login>),
     /// Refused; the client was told why and the refusal audited.
     Refused,
 }
@@ -59,12 +59,12 @@ pub async fn open(shared: &Shared, tcp: TcpStream, addr: SocketAddr) -> Result<O
         database: String::new(),
     };
     match login.run(minor, &params).await {
-        Ok(Ok(grant)) => Ok(Opening::Login(Login {
+        Ok(Ok(grant)) => Ok(Opening::Login(Box::new(Login {
             reader,
             params,
             grant,
             addr,
-        })),
+        }))),
         Ok(Err((client, reason))) => {
             login.refuse(client, reason).await;
             Ok(Opening::Refused)

@@ -45,9 +45,7 @@ async fn a_wrong_secret_is_28p01_and_opens_no_backend_connection() {
         id: g.id.clone(),
         secret: "sls_wrong".into(),
     };
-    let (client, conn) = (h.tp_config(&bad), ());
-    let _ = conn;
-    let err = tokio_postgres::connect(&client, tokio_postgres::NoTls)
+    let err = tokio_postgres::connect(&h.tp_config(&bad), tokio_postgres::NoTls)
         .await
         .err()
         .expect("refused");

@@ -179,7 +179,7 @@ impl Harness {
         if let Some(max) = opts.max_message_bytes {
             config.postgres.max_message_bytes = max;
         }
-        let cert_dir = opts.listener_tls.then(|| self_signed_pair());
+        let cert_dir = opts.listener_tls.then(self_signed_pair);
         if let Some(dir) = &cert_dir {
             config.postgres.tls_cert = Some(dir.path().join("cert.pem"));
             config.postgres.tls_key = Some(dir.path().join("key.pem"));
