@@ -280,3 +280,99 @@ async fn read_message(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     s.read_exact(&mut body).await.unwrap();
     (tag, body)
 }
+
+/// Every wrapper and side-effecting function the issue names is denied under
+/// `read` by Sluice itself (42501, not the backend's read-only error), and
+/// the database is unchanged afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrappers_and_side_effecting_functions_are_denied_under_read() {
+    let h = Harness::start(Options::default()).await;
+    h.backend(
+        "CREATE TABLE items(id int); INSERT INTO items VALUES (1); CREATE SEQUENCE s; \
+         CREATE PROCEDURE wipe() LANGUAGE sql AS 'DELETE FROM items'",
+    );
+    let g = h.grant(Profile::Read);
+    let client = h.connect(&g).await;
+    let cases = [
+        "WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d",
+        "EXPLAIN ANALYZE DELETE FROM items",
+        "SELECT * INTO copy_items FROM items",
+        "CREATE TABLE t2 AS SELECT 1",
+        "PREPARE p AS DELETE FROM items",
+        "DO $$ BEGIN DELETE FROM items; END $$",
+        "CALL wipe()",
+        "COPY items TO PROGRAM 'true'",
+        "COPY items FROM '/etc/hostname'",
+        "MERGE INTO items USING (SELECT 1 AS id) s ON items.id = s.id WHEN MATCHED THEN DELETE",
+        "LOCK items",
+        "SELECT * FROM items FOR UPDATE",
+        "SET ROLE postgres",
+        "SET SESSION AUTHORIZATION postgres",
+        "SET default_transaction_read_only = off",
+        "SET transaction_read_only = off",
+        "BEGIN READ WRITE",
+        "START TRANSACTION READ WRITE",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+        "SELECT set_config('default_transaction_read_only', 'off', false)",
+        "SELECT pg_terminate_backend(1)",
+        "SELECT pg_cancel_backend(1)",
+        "SELECT pg_reload_conf()",
+        "SELECT lo_import('/etc/hostname')",
+        "SELECT pg_read_file('/etc/hostname')",
+        "SELECT nextval('s')",
+        "SELECT pg_advisory_lock(1)",
+        "SELECT some_function_nobody_declared()",
+        "SELECT 1; DELETE FROM items",
+    ];
+    let mut slipped = Vec::new();
+    for sql in cases {
+        match client.batch_execute(sql).await {
+            Err(e) if sqlstate(&e) == "42501" => {}
+            other => slipped.push(format!("{sql}: {other:?}")),
+        }
+        // Leave no transaction open between cases.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    assert!(
+        slipped.is_empty(),
+        "not denied by sluice:\n{}",
+        slipped.join("\n")
+    );
+    // EXECUTE of a statement prepared outside the rules is judged too.
+    let err = client.batch_execute("EXECUTE p").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42501");
+    assert_eq!(h.backend("SELECT count(*) FROM items"), "1");
+    assert_eq!(
+        h.backend("SELECT count(*) FROM pg_tables WHERE tablename IN ('copy_items', 't2')"),
+        "0"
+    );
+    assert_eq!(h.backend("SELECT last_value FROM s"), "1");
+    assert_eq!(
+        h.backend("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        "0"
+    );
+}
+
+/// A denial in the middle of a pipeline answers only its own request: the
+/// requests before and after it run, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denial_inside_a_pipeline_fails_only_its_own_request() {
+    let h = Harness::start(Options::default()).await;
+    h.backend("CREATE TABLE items(id int)");
+    let g = h.grant(Profile::Write);
+    let client = h.connect(&g).await;
+    let insert = client
+        .prepare("INSERT INTO items VALUES ($1)")
+        .await
+        .unwrap();
+    let (a, b, c, d) = tokio::join!(
+        client.execute(&insert, &[&1i32]),
+        client.batch_execute("DROP TABLE items"),
+        client.execute(&insert, &[&2i32]),
+        client.query_one("SELECT count(*) FROM items", &[]),
+    );
+    assert_eq!(a.unwrap(), 1);
+    assert_eq!(sqlstate(&b.unwrap_err()), "42501");
+    assert_eq!(c.unwrap(), 1);
+    assert_eq!(d.unwrap().get::<_, i64>(0), 2);
+}
