@@ -8,15 +8,15 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_core::access::{self, AccessDenied, AccessRequest};
+use sluice_core::access::{self, AccessRequest};
 use sluice_core::audit::{Actor, AuditEvent, EventKind};
 use sluice_core::config::parse_duration;
-use sluice_core::grant::new_grant_id;
 use sluice_core::secret::{ScramVerifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Identity, Profile};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::issue;
 use crate::json::JsonBody;
 use crate::metrics::Metrics;
 use crate::state::Shared;
@@ -67,113 +67,22 @@ pub async fn create(
     Caller(who): Caller,
     JsonBody(req): JsonBody<GrantRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Metrics::inc(&state.metrics.grants_requested);
     if req.reason.chars().count() > MAX_REASON {
-        return Err(ApiError::bad_request("reason is longer than 1000 characters"));
+        return Err(ApiError::bad_request(
+            "reason is longer than 1000 characters",
+        ));
     }
     let ttl = requested_ttl(req.ttl)?;
-    let decision = access::decide(
-        &state.config,
-        &who,
-        &AccessRequest {
-            connection: &req.connection,
-            ttl,
-            profile: req.profile,
-        },
-    );
-    let decision = match decision {
-        Ok(d) => d,
-        Err(denied) => return Err(refuse(&state, &who, &req.connection, denied).await),
+    let ask = AccessRequest {
+        connection: &req.connection,
+        ttl,
+        profile: req.profile,
     };
-    let now = Utc::now();
-    let secret = (!decision.needs_approval).then(new_secret);
-    let status = if decision.needs_approval {
-        GrantStatus::Pending
-    } else {
-        GrantStatus::Active
-    };
-    let life = if decision.needs_approval {
-        state.config.server.pending_grant_timeout.0
-    } else {
-        decision.ttl
-    };
-    let grant = Grant {
-        id: new_grant_id(),
-        subject: who.subject.clone(),
-        issuer: who.issuer.clone(),
-        identity_name: who.name.clone(),
-        identity_kind: who.kind.as_str().into(),
-        connection: req.connection.clone(),
-        profile: decision.profile,
-        rule: decision.rule.name.clone(),
-        status,
-        reason: req.reason.clone(),
-        ttl_secs: decision.ttl.as_secs() as i64,
-        created_at: now,
-        activated_at: (status == GrantStatus::Active).then_some(now),
-        expires_at: now + chrono::Duration::from_std(life).map_err(ApiError::internal)?,
-        decided_by: (status == GrantStatus::Active).then(|| format!("rule:{}", decision.rule.name)),
-        // A pending grant gets its secret when it is first read after
-        // approval, so no secret exists while nobody can use it.
-        scram_verifier: secret
-            .as_deref()
-            .map(|s| ScramVerifier::derive(s).to_text())
-            .unwrap_or_default(),
-    };
-    // The record comes first: a grant whose record cannot be written is not issued.
-    state
-        .audit
-        .append(
-            AuditEvent::new(EventKind::GrantRequested)
-                .actor(Actor::from(&who))
-                .grant(&grant.id)
-                .connection(&grant.connection)
-                .detail(json!({
-                    "rule": grant.rule,
-                    "profile": grant.profile,
-                    "reason": grant.reason,
-                    "ttl_secs": grant.ttl_secs,
-                    "requested_ttl_secs": ttl.map(|t| t.as_secs()),
-                    "status": grant.status,
-                })),
-        )
-        .await?;
-    state.store.insert_grant(&grant).await?;
-    if status == GrantStatus::Active {
-        Metrics::inc(&state.metrics.grants_active);
-        state
-            .audit
-            .append(
-                AuditEvent::new(EventKind::GrantActivated)
-                    .actor(Actor::from(&who))
-                    .grant(&grant.id)
-                    .connection(&grant.connection)
-                    .detail(json!({ "decided_by": grant.decided_by, "expires_at": grant.expires_at })),
-            )
-            .await?;
-    } else {
-        Metrics::inc(&state.metrics.grants_pending);
-    }
-    tracing::info!(grant.id = %grant.id, conn.name = %grant.connection, status = grant.status.as_str(), "grant requested");
-    Ok((StatusCode::CREATED, Json(view(&state, &grant, secret.as_deref()))))
-}
-
-async fn refuse(state: &Shared, who: &Identity, connection: &str, denied: AccessDenied) -> ApiError {
-    Metrics::inc(&state.metrics.grants_refused);
-    let event = AuditEvent::new(EventKind::GrantDenied)
-        .actor(Actor::from(who))
-        .connection(connection)
-        .detail(json!({ "reason": denied.to_string() }));
-    if let Err(e) = state.audit.append(event).await {
-        return ApiError::internal(e);
-    }
-    match denied {
-        AccessDenied::UnknownConnection(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_connection", denied.to_string())
-        }
-        AccessDenied::InvalidTtl(_) => ApiError::bad_request(denied.to_string()),
-        _ => ApiError::forbidden(denied.to_string()),
-    }
+    let issued = issue::issue(&state, &who, &ask, &req.reason).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, &issued.grant, issued.secret.as_deref())),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -191,7 +100,9 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let wait = match q.wait.as_deref() {
         None => Duration::ZERO,
-        Some(w) => parse_duration(w).map_err(ApiError::bad_request)?.min(MAX_WAIT),
+        Some(w) => parse_duration(w)
+            .map_err(ApiError::bad_request)?
+            .min(MAX_WAIT),
     };
     let mut changes = state.changes.subscribe();
     let mut grant = visible_grant(&state, &who, &id).await?;
@@ -200,7 +111,9 @@ pub async fn show(
     while grant.status == first && tokio::time::Instant::now() < deadline {
         // Wake on a local change, or re-read every second for changes made
         // by another gateway sharing the store.
-        let tick = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)));
+        let tick = tokio::time::sleep_until(
+            deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)),
+        );
         tokio::select! {
             _ = changes.recv() => {}
             _ = tick => {}
@@ -218,7 +131,10 @@ async fn deliver_secret_once(
     who: &Identity,
     grant: &mut Grant,
 ) -> Result<Option<String>, ApiError> {
-    if grant.status != GrantStatus::Active || !grant.scram_verifier.is_empty() || !grant.belongs_to(who) {
+    if grant.status != GrantStatus::Active
+        || !grant.scram_verifier.is_empty()
+        || !grant.belongs_to(who)
+    {
         return Ok(None);
     }
     let secret = new_secret();
@@ -232,8 +148,14 @@ async fn deliver_secret_once(
 }
 
 /// `GET /v1/grants`: the caller's own grants, newest first.
-pub async fn list(State(state): State<Shared>, Caller(who): Caller) -> Result<Json<Value>, ApiError> {
-    let grants = state.store.grants_of(&who.subject, &who.issuer, 100).await?;
+pub async fn list(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let grants = state
+        .store
+        .grants_of(&who.subject, &who.issuer, 100)
+        .await?;
     let items: Vec<Value> = grants.iter().map(|g| view(&state, g, None)).collect();
     Ok(Json(json!({ "grants": items })))
 }
@@ -267,7 +189,9 @@ pub async fn revoke(
         .transition_grant(&id, &from, GrantStatus::Revoked, &who.name)
         .await?
     {
-        return Err(ApiError::conflict(format!("grant {id} changed meanwhile; read it again")));
+        return Err(ApiError::conflict(format!(
+            "grant {id} changed meanwhile; read it again"
+        )));
     }
     Metrics::inc(&state.metrics.grants_revoked);
     state.announce(&id, GrantStatus::Revoked);

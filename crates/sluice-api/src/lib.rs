@@ -9,6 +9,7 @@ mod connections;
 mod error;
 mod grants;
 mod health;
+pub mod issue;
 mod json;
 mod metrics;
 mod state;

@@ -21,13 +21,41 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let rows = [
-            ("sluice_grants_requested_total", "Grant requests received.", &self.grants_requested),
-            ("sluice_grants_activated_total", "Grants issued active.", &self.grants_active),
-            ("sluice_grants_pending_total", "Grants left pending approval.", &self.grants_pending),
-            ("sluice_grants_refused_total", "Grant requests refused by policy.", &self.grants_refused),
-            ("sluice_grants_revoked_total", "Grants revoked.", &self.grants_revoked),
-            ("sluice_grants_expired_total", "Grants expired by the sweeper.", &self.grants_expired),
-            ("sluice_tokens_rejected_total", "Bearer tokens rejected.", &self.tokens_rejected),
+            (
+                "sluice_grants_requested_total",
+                "Grant requests received.",
+                &self.grants_requested,
+            ),
+            (
+                "sluice_grants_activated_total",
+                "Grants issued active.",
+                &self.grants_active,
+            ),
+            (
+                "sluice_grants_pending_total",
+                "Grants left pending approval.",
+                &self.grants_pending,
+            ),
+            (
+                "sluice_grants_refused_total",
+                "Grant requests refused by policy.",
+                &self.grants_refused,
+            ),
+            (
+                "sluice_grants_revoked_total",
+                "Grants revoked.",
+                &self.grants_revoked,
+            ),
+            (
+                "sluice_grants_expired_total",
+                "Grants expired by the sweeper.",
+                &self.grants_expired,
+            ),
+            (
+                "sluice_tokens_rejected_total",
+                "Bearer tokens rejected.",
+                &self.tokens_rejected,
+            ),
         ];
         let mut out = String::new();
         for (name, help, v) in rows {

@@ -85,12 +85,11 @@ fn normalise(url: &str) -> Result<(Backend, String), StoreError> {
         .or_else(|| url.strip_prefix("sqlite:"))
     {
         let path = path.split('?').next().unwrap_or(path);
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Open(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
+        if let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", dir.display())))?;
         }
         return Ok((Backend::Sqlite, format!("sqlite://{path}?mode=rwc")));
     }
@@ -104,7 +103,10 @@ fn normalise(url: &str) -> Result<(Backend, String), StoreError> {
 
 /// Keeps a store password out of error messages.
 fn redact(msg: &str, url: &str) -> String {
-    match url.split_once("://").and_then(|(_, rest)| rest.split_once('@')) {
+    match url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+    {
         Some((userinfo, _)) => match userinfo.split_once(':') {
             Some((_, pw)) if !pw.is_empty() => msg.replace(pw, "***"),
             _ => msg.to_string(),
