@@ -34,10 +34,16 @@ impl FromRequestParts<Shared> for Caller {
                 .await);
             }
         };
-        match state.verifier.verify(token).await {
-            Ok(identity) => Ok(Caller(identity)),
-            Err(rejection) => Err(reject(state, rejection.reason(), &rejection.to_string()).await),
-        }
+        authenticate(state, token).await.map(Caller)
+    }
+}
+
+/// Verifies a bearer token; a rejection is counted, audited and returned
+/// as a client-safe 401. Every surface that takes tokens goes through here.
+pub async fn authenticate(state: &Shared, token: &str) -> Result<Identity, ApiError> {
+    match state.verifier.verify(token).await {
+        Ok(identity) => Ok(identity),
+        Err(rejection) => Err(reject(state, rejection.reason(), &rejection.to_string()).await),
     }
 }
 

@@ -4,7 +4,7 @@
 //! no route can forget authentication; errors are JSON `{error, message}`.
 
 mod audit;
-mod auth;
+pub mod auth;
 mod connections;
 mod error;
 mod grants;

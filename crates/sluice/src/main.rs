@@ -1,5 +1,6 @@
 //! `sluice`: the gateway (`serve`, `dev`) and its command-line client.
 
+mod authority;
 mod cli;
 mod dev;
 mod serve;

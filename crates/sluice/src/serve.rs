@@ -23,7 +23,9 @@ pub struct Running {
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -77,10 +79,14 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "API server stopped");
         }
     }));
+    tasks.push(start_postgres(&config, &state, &stopped).await?);
     let sweeper = tokio::spawn(sluice_api::sweeper::run(state.clone()));
     let mut rx = stopped.clone();
     tasks.push(tokio::spawn(async move {
@@ -90,10 +96,40 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
     // Fetch issuers' keys now so the first request does not wait for them.
     tokio::spawn(async move { verifier.warm().await });
     tracing::info!(api = %api_addr, "sluice is listening");
-    Ok(Running {
-        stop,
-        tasks,
-    })
+    Ok(Running { stop, tasks })
+}
+
+/// The Postgres listener, wired to the store, the verifier and the audit log.
+async fn start_postgres(
+    config: &Arc<Config>,
+    state: &Shared,
+    stopped: &watch::Receiver<bool>,
+) -> Result<JoinHandle<()>> {
+    let authority = Arc::new(crate::authority::GatewayAuthority {
+        state: state.clone(),
+    });
+    let proxy = Arc::new(
+        sluice_pg::PgProxy::new(config.clone(), authority, Arc::new(state.audit.clone()))
+            .context("cannot start the Postgres listener")?,
+    );
+    let listener = tokio::net::TcpListener::bind(&config.postgres.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (postgres.listen)",
+                config.postgres.listen
+            )
+        })?;
+    tracing::info!(postgres = %listener.local_addr()?, "Postgres listener ready");
+    let mut rx = stopped.clone();
+    Ok(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = proxy.serve(listener, shutdown).await {
+            tracing::error!(error = %e, "Postgres listener stopped");
+        }
+    }))
 }
 
 impl Running {

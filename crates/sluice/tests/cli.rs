@@ -136,7 +136,14 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
     let out = dev.sluice(
         Some(&agent),
         &[
-            "grant", "request", "playground", "--ttl", "1h", "--reason", "e2e", "--json",
+            "grant",
+            "request",
+            "playground",
+            "--ttl",
+            "1h",
+            "--reason",
+            "e2e",
+            "--json",
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -166,10 +173,32 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no access rule"), "{}", stderr(&out));
 
+    // psql through Sluice: reads work on the read-only backend session, DDL
+    // is refused with the rule, and the database is unchanged.
+    let dsn = grant["credentials"]["dsn"].as_str().unwrap().to_string();
+    assert_eq!(psql(&dsn, "SELECT count(*) FROM orders"), "1200");
+    assert_eq!(psql(&dsn, "SHOW default_transaction_read_only"), "on");
+    let out = Command::new("psql")
+        .args(["-X", "-d", &dsn, "-c", "DROP TABLE orders"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("sluice: statement denied by profile \"read\": DROP TABLE is ddl"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(psql(&direct, "SELECT count(*) FROM orders"), "1200");
+
     // Revoke; the owner sees the new status.
     let out = dev.sluice(Some(&agent), &["grant", "revoke", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("revoked"));
+    let out = Command::new("psql")
+        .args(["-X", "-d", &dsn, "-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a revoked grant still logs in");
 
     // The audit chain verifies and exports; the secret appears nowhere.
     let config = dev.data().join("sluice.toml");
@@ -201,6 +230,10 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
         "grant.activated",
         "grant.denied",
         "grant.revoked",
+        "session.opened",
+        "statement.allowed",
+        "statement.denied",
+        "session.closed",
     ] {
         assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
     }
@@ -299,7 +332,10 @@ fn config_check_points_at_every_problem() {
     assert!(!out.status.success());
     let err = stderr(&out);
     let file = bad.display().to_string();
-    assert!(err.contains(&format!("{file}:2: server.api_listen")), "{err}");
+    assert!(
+        err.contains(&format!("{file}:2: server.api_listen")),
+        "{err}"
+    );
     assert!(err.contains(&format!("{file}:6: rules[0].groups")), "{err}");
     assert!(
         err.contains(&format!("{file}:7: rules[0].connection")),

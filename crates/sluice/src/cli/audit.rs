@@ -69,7 +69,11 @@ pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 }
             }
         }
-        AuditCommand::Export { src, format: Format::Jsonl, since } => {
+        AuditCommand::Export {
+            src,
+            format: Format::Jsonl,
+            since,
+        } => {
             let store = src.open().await?;
             let from = match since {
                 None => 1,

@@ -18,7 +18,9 @@ impl Client {
     /// and `SLUICE_TOKEN`.
     pub fn from_env() -> Result<Client> {
         let base = std::env::var("SLUICE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
-        let token = std::env::var("SLUICE_TOKEN").ok().filter(|t| !t.trim().is_empty());
+        let token = std::env::var("SLUICE_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(90))
             .build()?;
@@ -41,7 +43,11 @@ impl Client {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let req = self.http.post(self.url(path)).bearer_auth(self.token()?).json(body);
+        let req = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(self.token()?)
+            .json(body);
         self.send(req).await
     }
 
@@ -68,9 +74,15 @@ impl Client {
         let text = resp.text().await.unwrap_or_default();
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if !status.is_success() {
-            let msg = body["message"].as_str().map(str::to_string).unwrap_or_else(|| {
-                format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())
-            });
+            let msg = body["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    format!(
+                        "HTTP {status}: {}",
+                        text.chars().take(200).collect::<String>()
+                    )
+                });
             bail!("{msg}");
         }
         Ok(body)

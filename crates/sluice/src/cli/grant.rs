@@ -73,7 +73,11 @@ pub async fn run(cmd: GrantCommand) -> Result<ExitCode> {
         }
         GrantCommand::Revoke { id } => {
             let grant = client.delete(&format!("/v1/grants/{id}")).await?;
-            println!("grant {} is {}", grant["id"].as_str().unwrap_or(&id), str_of(&grant["status"]));
+            println!(
+                "grant {} is {}",
+                grant["id"].as_str().unwrap_or(&id),
+                str_of(&grant["status"])
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -115,7 +119,11 @@ fn print_grant(g: &Value, json: bool) {
     }
     println!("grant       {}", str_of(&g["id"]));
     println!("status      {}", str_of(&g["status"]));
-    println!("connection  {} (profile {})", str_of(&g["connection"]), str_of(&g["profile"]));
+    println!(
+        "connection  {} (profile {})",
+        str_of(&g["connection"]),
+        str_of(&g["profile"])
+    );
     println!("expires at  {}", str_of(&g["expires_at"]));
     if let Some(who) = g["identity"]["name"].as_str() {
         println!("identity    {who} ({})", str_of(&g["identity"]["kind"]));

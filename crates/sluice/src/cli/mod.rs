@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Identity-aware access gateway for AI agents")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Identity-aware access gateway for AI agents"
+)]
 pub struct Args {
     #[command(subcommand)]
     command: Command,

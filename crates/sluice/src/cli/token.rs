@@ -42,7 +42,11 @@ pub struct TokenArgs {
 }
 
 pub async fn run(a: TokenArgs) -> Result<()> {
-    let token = if a.dev { dev_token(&a).await? } else { client_credentials(&a).await? };
+    let token = if a.dev {
+        dev_token(&a).await?
+    } else {
+        client_credentials(&a).await?
+    };
     println!("{token}");
     Ok(())
 }
@@ -70,7 +74,10 @@ async fn client_credentials(a: &TokenArgs) -> Result<String> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
         .build()?;
-    let discovery = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let discovery = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
     let doc: Value = http
         .get(&discovery)
         .send()

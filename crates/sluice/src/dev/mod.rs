@@ -49,14 +49,18 @@ pub async fn run(args: DevArgs) -> Result<()> {
             None
         }
     };
-    let text = config_text(&dir, &args, playground.as_ref());
+    let (cert, key) = self_signed(&dir)?;
+    let text = config_text(&dir, &args, playground.as_ref(), &cert, &key);
     let config_path = dir.join("sluice.toml");
     std::fs::write(&config_path, &text)?;
     let config = Arc::new(
         Config::parse(&text, &config_path.display().to_string())
             .map_err(|e| anyhow::anyhow!("generated config is invalid (a bug): {e}"))?,
     );
-    let issuer = DevIssuer::new(&format!("http://{}/dev-issuer", args.api_listen), DEV_AUDIENCE);
+    let issuer = DevIssuer::new(
+        &format!("http://{}/dev-issuer", args.api_listen),
+        DEV_AUDIENCE,
+    );
     let running = crate::serve::start(config.clone(), Some(issuer)).await?;
     write_env(&dir, &args, playground.as_ref())?;
     print_banner(&dir, &args, playground.is_some());
@@ -71,10 +75,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
 
 async fn start_database(dir: &Path) -> Result<Playground> {
     let root = dir.join("pg");
-    let server = tokio::task::spawn_blocking(move || {
-        PgServer::start_in(&root, Default::default())
-    })
-    .await??;
+    let server = tokio::task::spawn_blocking(move || PgServer::start_in(&root, Default::default()))
+        .await??;
     let app = random_password();
     let reader = random_password();
     server
@@ -103,7 +105,10 @@ async fn start_database(dir: &Path) -> Result<Playground> {
         .output()?;
     std::fs::remove_file(&setup_file)?;
     if !out.status.success() {
-        anyhow::bail!("loading sample data failed: {}", String::from_utf8_lossy(&out.stderr));
+        anyhow::bail!(
+            "loading sample data failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(&secrets)?;
@@ -135,7 +140,13 @@ fn random_password() -> String {
 
 /// The playground's configuration, written to `DIR/sluice.toml` so the
 /// user can read it and point `sluice audit verify --config` at it.
-fn config_text(dir: &Path, args: &DevArgs, pg: Option<&Playground>) -> String {
+fn config_text(
+    dir: &Path,
+    args: &DevArgs,
+    pg: Option<&Playground>,
+    cert: &Path,
+    key: &Path,
+) -> String {
     let mut t = format!(
         r#"# Written by `sluice dev` for the local playground; rewritten on every start.
 
@@ -146,6 +157,10 @@ admin_groups = ["sluice-admins"]
 
 [postgres]
 listen = "{pg_listen}"
+# A self-signed pair made by `sluice dev`: psql's sslmode=require works, and
+# the OIDC token can be used as the password (only ever over TLS).
+tls_cert = "{cert}"
+tls_key = "{key}"
 
 # The playground's development issuer: an ephemeral key, served by the
 # gateway itself at /dev-issuer as a real OIDC discovery document and JWKS.
@@ -162,6 +177,8 @@ approver_groups = ["dba"]
         api = args.api_listen,
         dir = dir.display(),
         pg_listen = args.postgres_listen,
+        cert = cert.display(),
+        key = key.display(),
     );
     if let Some(p) = pg {
         t.push_str(&format!(
@@ -200,6 +217,20 @@ max_ttl = "15m"
         ));
     }
     t
+}
+
+/// A self-signed certificate for the Postgres listener, made once.
+fn self_signed(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let tls = dir.join("tls");
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    std::fs::create_dir_all(&tls)?;
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+    std::fs::write(&cert, pair.cert.pem())?;
+    secret_file(&tls, "key.pem", &pair.key_pair.serialize_pem())?;
+    Ok((cert, key))
 }
 
 fn write_env(dir: &Path, args: &DevArgs, pg: Option<&Playground>) -> Result<()> {
@@ -246,6 +277,7 @@ fn print_banner(dir: &Path, args: &DevArgs, has_db: bool) {
     println!("  export SLUICE_URL=http://{api}");
     println!("  export SLUICE_TOKEN=$(sluice token --dev --sub agent-1 --groups analytics-agents)");
     println!("  sluice grant request playground --ttl 10m --reason \"look at orders\"");
+    println!("  psql \"<the dsn it prints>\" -c 'select count(*) from orders'");
     println!("  sluice audit verify --config {d}/sluice.toml");
     println!();
     println!("Ctrl-C stops everything.");

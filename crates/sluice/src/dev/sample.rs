@@ -4,15 +4,55 @@
 //! phone numbers look real — the values masking (a later feature) must find.
 
 const FIRST: &[&str] = &[
-    "Ada", "Grace", "Alan", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "John",
-    "Radia", "Edsger", "Katherine", "Tim", "Hedy", "Donald", "Sophie", "Niklaus", "Anita", "Guido",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "John",
+    "Radia",
+    "Edsger",
+    "Katherine",
+    "Tim",
+    "Hedy",
+    "Donald",
+    "Sophie",
+    "Niklaus",
+    "Anita",
+    "Guido",
 ];
 const LAST: &[&str] = &[
-    "Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie",
-    "Allen", "Backus", "Perlman", "Dijkstra", "Johnson", "Berners-Lee", "Lamarr", "Knuth",
-    "Wilson", "Wirth", "Borg", "van Rossum",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Backus",
+    "Perlman",
+    "Dijkstra",
+    "Johnson",
+    "Berners-Lee",
+    "Lamarr",
+    "Knuth",
+    "Wilson",
+    "Wirth",
+    "Borg",
+    "van Rossum",
 ];
-const DOMAINS: &[&str] = &["example.com", "mail.example.org", "corp.example.net", "example.io"];
+const DOMAINS: &[&str] = &[
+    "example.com",
+    "mail.example.org",
+    "corp.example.net",
+    "example.io",
+];
 const STATUSES: &[&str] = &["paid", "paid", "paid", "shipped", "pending", "refunded"];
 /// Issuer prefixes of 16-digit test card ranges (Visa, Mastercard, Discover).
 const CARD_PREFIXES: &[&str] = &["4111", "4242", "5555", "5105", "6011"];
@@ -46,7 +86,14 @@ pub fn luhn_digit(digits: &str) -> u32 {
         .rev()
         .filter_map(|c| c.to_digit(10))
         .enumerate()
-        .map(|(i, d)| if i % 2 == 0 { let x = d * 2; if x > 9 { x - 9 } else { x } } else { d })
+        .map(|(i, d)| {
+            if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
         .sum();
     (10 - sum % 10) % 10
 }
@@ -55,7 +102,10 @@ pub fn luhn_digit(digits: &str) -> u32 {
 #[cfg(test)]
 pub fn luhn_valid(number: &str) -> bool {
     let (body, check) = number.split_at(number.len().saturating_sub(1));
-    check.parse::<u32>().map(|c| luhn_digit(body) == c).unwrap_or(false)
+    check
+        .parse::<u32>()
+        .map(|c| luhn_digit(body) == c)
+        .unwrap_or(false)
 }
 
 fn card(rng: &mut Rng) -> String {
@@ -65,7 +115,13 @@ fn card(rng: &mut Rng) -> String {
     }
     let check = luhn_digit(&body);
     let full = format!("{body}{check}");
-    format!("{}-{}-{}-{}", &full[0..4], &full[4..8], &full[8..12], &full[12..16])
+    format!(
+        "{}-{}-{}-{}",
+        &full[0..4],
+        &full[4..8],
+        &full[8..12],
+        &full[12..16]
+    )
 }
 
 fn ssn(rng: &mut Rng) -> String {
@@ -74,7 +130,11 @@ fn ssn(rng: &mut Rng) -> String {
     if area == 666 {
         area = 667;
     }
-    format!("{area:03}-{:02}-{:04}", 1 + rng.below(99), 1 + rng.below(9999))
+    format!(
+        "{area:03}-{:02}-{:04}",
+        1 + rng.below(99),
+        1 + rng.below(9999)
+    )
 }
 
 fn sql_str(s: &str) -> String {
@@ -102,7 +162,9 @@ pub fn sql() -> String {
            created_at  timestamptz NOT NULL\n\
          );\n",
     );
-    out.push_str("INSERT INTO customers (name, email, phone, card_number, ssn, created_at) VALUES\n");
+    out.push_str(
+        "INSERT INTO customers (name, email, phone, card_number, ssn, created_at) VALUES\n",
+    );
     for i in 0..CUSTOMERS {
         let (first, last) = (rng.pick(FIRST), rng.pick(LAST));
         let email = format!(
@@ -161,6 +223,9 @@ mod tests {
     #[test]
     fn the_data_is_the_same_every_time() {
         assert_eq!(sql(), sql());
-        assert_eq!(sql().matches("now() - interval").count(), CUSTOMERS + ORDERS);
+        assert_eq!(
+            sql().matches("now() - interval").count(),
+            CUSTOMERS + ORDERS
+        );
     }
 }

@@ -1,0 +1,94 @@
+//! The Postgres listener's view of the control plane: grants from the
+//! store, token logins through the same verification and issuing path as
+//! the API, and the end of a grant as soon as any gateway records it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sluice_api::Shared;
+use sluice_core::Grant;
+use sluice_core::access::{self, AccessRequest};
+use sluice_pg::{Authority, AuthorityError, LoginRefused};
+
+pub struct GatewayAuthority {
+    pub state: Shared,
+}
+
+/// How often a live session re-reads its grant, for changes made by
+/// another gateway sharing the store (local changes arrive at once).
+const RECHECK: Duration = Duration::from_secs(2);
+
+impl Authority for GatewayAuthority {
+    fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, AuthorityError>> {
+        let id = id.to_string();
+        Box::pin(async move {
+            self.state
+                .store
+                .grant(&id)
+                .await
+                .map_err(|e| AuthorityError(e.to_string()))
+        })
+    }
+
+    fn grant_from_token(
+        &self,
+        token: &str,
+        connection: &str,
+        client_addr: SocketAddr,
+    ) -> BoxFuture<'_, Result<Grant, LoginRefused>> {
+        let token = token.to_string();
+        let connection = connection.to_string();
+        Box::pin(async move {
+            let state = &self.state;
+            let who = sluice_api::auth::authenticate(state, &token)
+                .await
+                .map_err(|e| LoginRefused::new(e.message))?;
+            let ask = AccessRequest {
+                connection: &connection,
+                ttl: None,
+                profile: None,
+            };
+            // A token login never creates a pending grant: those need an
+            // approver, so they go through `sluice grant request`.
+            if let Ok(d) = access::decide(&state.config, &who, &ask)
+                && d.needs_approval
+            {
+                return Err(LoginRefused::new(format!(
+                    "connection {connection:?} needs an approved grant: request one with `sluice grant request {connection}`"
+                )));
+            }
+            let reason = format!("token login from {client_addr}");
+            sluice_api::issue::issue(state, &who, &ask, &reason)
+                .await
+                .map(|issued| issued.grant)
+                .map_err(|e| LoginRefused::new(e.message))
+        })
+    }
+
+    fn ended(&self, grant_id: &str) -> BoxFuture<'static, ()> {
+        let state = self.state.clone();
+        let id = grant_id.to_string();
+        Box::pin(async move {
+            let mut changes = state.changes.subscribe();
+            loop {
+                tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok(c) if c.id == id && c.status.is_final() => return,
+                        Ok(_) => continue,
+                        // Missed some changes: fall through to a store read.
+                        Err(_) => {}
+                    },
+                    _ = tokio::time::sleep(RECHECK) => {}
+                }
+                match state.store.grant(&id).await {
+                    Ok(Some(g)) if g.usable_at(chrono::Utc::now()) => {}
+                    Ok(_) => return,
+                    // Store unreachable: keep the session; the proxy still
+                    // ends it at `expires_at` on its own.
+                    Err(_) => {}
+                }
+            }
+        })
+    }
+}
