@@ -65,7 +65,11 @@ async fn an_untouched_chain_verifies_and_exports() {
 #[tokio::test]
 async fn an_edited_event_is_named() {
     let (_dir, path, store) = log_with_events(10).await;
-    tamper(&path, "UPDATE audit_events SET body = replace(body, 'g_', 'x_') WHERE seq = 6").await;
+    tamper(
+        &path,
+        "UPDATE audit_events SET body = replace(body, 'g_', 'x_') WHERE seq = 6",
+    )
+    .await;
     assert_eq!(first_break(&store).await, 6);
 }
 

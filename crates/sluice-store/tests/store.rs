@@ -35,13 +35,26 @@ async fn grants_round_trip_and_transition(store: &Store) {
     assert_eq!(back.id, g.id);
     assert_eq!(back.profile, Profile::Read);
     assert_eq!(back.scram_verifier, g.scram_verifier);
-    assert_eq!(back.expires_at.timestamp_millis(), g.expires_at.timestamp_millis());
+    assert_eq!(
+        back.expires_at.timestamp_millis(),
+        g.expires_at.timestamp_millis()
+    );
     assert!(store.grant("g_missing").await.unwrap().is_none());
 
     // Revoke once; a second revoke (another gateway) changes nothing.
     let from = [GrantStatus::Active, GrantStatus::Pending];
-    assert!(store.transition_grant(&g.id, &from, GrantStatus::Revoked, "admin").await.unwrap());
-    assert!(!store.transition_grant(&g.id, &from, GrantStatus::Revoked, "admin").await.unwrap());
+    assert!(
+        store
+            .transition_grant(&g.id, &from, GrantStatus::Revoked, "admin")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .transition_grant(&g.id, &from, GrantStatus::Revoked, "admin")
+            .await
+            .unwrap()
+    );
     let back = store.grant(&g.id).await.unwrap().unwrap();
     assert_eq!(back.status, GrantStatus::Revoked);
     assert_eq!(back.decided_by.as_deref(), Some("admin"));
@@ -78,7 +91,10 @@ async fn due_grants_are_found(store: &Store) {
     assert!(due.contains(&late.id));
     assert!(!due.contains(&fresh.id));
     assert!(!due.contains(&gone.id));
-    let mine = store.grants_of("agent-c", "https://idp.example", 10).await.unwrap();
+    let mine = store
+        .grants_of("agent-c", "https://idp.example", 10)
+        .await
+        .unwrap();
     assert_eq!(mine.len(), 3);
 }
 
@@ -105,7 +121,13 @@ async fn audit_appends_are_atomic_and_unique(store: &Store) {
     assert_eq!(store.audit_tail().await.unwrap(), Some((2, "h2".into())));
     let rows = store.audit_after(0, 10).await.unwrap();
     assert_eq!(rows, vec![row(1), row(2)]);
-    assert_eq!(store.audit_first_seq_since(1_700_000_000_002).await.unwrap(), Some(2));
+    assert_eq!(
+        store
+            .audit_first_seq_since(1_700_000_000_002)
+            .await
+            .unwrap(),
+        Some(2)
+    );
     assert_eq!(store.audit_first_seq_since(i64::MAX).await.unwrap(), None);
 }
 
@@ -121,18 +143,25 @@ async fn suite(store: Store) {
 async fn sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/sluice.db");
-    let store = Store::open(&format!("sqlite:{}", path.display())).await.unwrap();
+    let store = Store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
     assert_eq!(store.backend(), Backend::Sqlite);
     suite(store.clone()).await;
     store.close().await;
     // Reopening runs migrations again without harm and keeps the data.
-    let again = Store::open(&format!("sqlite:{}", path.display())).await.unwrap();
+    let again = Store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
     assert_eq!(again.audit_tail().await.unwrap(), Some((2, "h2".into())));
 }
 
 #[tokio::test]
 async fn postgres_store() {
-    let pg = tokio::task::spawn_blocking(PgServer::start).await.unwrap().unwrap();
+    let pg = tokio::task::spawn_blocking(PgServer::start)
+        .await
+        .unwrap()
+        .unwrap();
     pg.create_database("sluice").unwrap();
     let store = Store::open(&pg.url("sluice")).await.unwrap();
     assert_eq!(store.backend(), Backend::Postgres);

@@ -137,7 +137,10 @@ impl PgServer {
             .stdin(Stdio::null())
             .output()?;
         if !out.status.success() {
-            bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "psql failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
     }
@@ -283,9 +286,7 @@ fn launch(
         cmd.arg("-c").arg(format!("{k}={v}"));
     }
     let log = fs::File::create(data.join("server.log"))?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     drop_privileges(&mut cmd, run_as);
     let mut child = cmd.spawn().context("spawn postgres")?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -320,7 +321,9 @@ fn run_as() -> Result<Option<RunAs>> {
             return Ok(Some(RunAs { uid, gid }));
         }
     }
-    bail!("running as root and no unprivileged `postgres` or `nobody` user exists to run PostgreSQL")
+    bail!(
+        "running as root and no unprivileged `postgres` or `nobody` user exists to run PostgreSQL"
+    )
 }
 
 fn drop_privileges(cmd: &mut Command, run_as: Option<&RunAs>) {
