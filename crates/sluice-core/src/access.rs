@@ -55,10 +55,8 @@ pub fn decide<'a>(
     if config.connection(req.connection).is_none() {
         return Err(AccessDenied::UnknownConnection(req.connection.to_string()));
     }
-    if let Some(ttl) = req.ttl {
-        if ttl.is_zero() {
-            return Err(AccessDenied::InvalidTtl("must be more than 0".into()));
-        }
+    if req.ttl.is_some_and(|t| t.is_zero()) {
+        return Err(AccessDenied::InvalidTtl("must be more than 0".into()));
     }
     let eligible: Vec<&'a AccessRule> = config
         .rules
@@ -166,8 +164,17 @@ approval = "grant"
     fn ttl_is_capped_by_the_rule_and_never_longer_than_asked() {
         let c = config();
         let a = who(&["analytics"]);
-        assert_eq!(decide(&c, &a, &req(Some(3600), None)).unwrap().ttl.as_secs(), 900);
-        assert_eq!(decide(&c, &a, &req(Some(60), None)).unwrap().ttl.as_secs(), 60);
+        assert_eq!(
+            decide(&c, &a, &req(Some(3600), None))
+                .unwrap()
+                .ttl
+                .as_secs(),
+            900
+        );
+        assert_eq!(
+            decide(&c, &a, &req(Some(60), None)).unwrap().ttl.as_secs(),
+            60
+        );
         assert_eq!(decide(&c, &a, &req(None, None)).unwrap().ttl.as_secs(), 600);
         assert!(matches!(
             decide(&c, &a, &req(Some(0), None)),

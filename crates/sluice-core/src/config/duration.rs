@@ -16,7 +16,9 @@ impl Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
+        parse_duration(&s)
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -33,8 +35,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if t.is_empty() {
         return Err("empty duration: write it with a unit, like \"15m\"".into());
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("invalid duration {t:?} ({e}): write it like \"30s\", \"15m\" or \"1h\""))
+    humantime::parse_duration(t).map_err(|e| {
+        format!("invalid duration {t:?} ({e}): write it like \"30s\", \"15m\" or \"1h\"")
+    })
 }
 
 #[cfg(test)]

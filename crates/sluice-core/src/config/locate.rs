@@ -52,7 +52,7 @@ pub fn line_of_path(text: &str, path: &[Seg]) -> Option<usize> {
                         best = Some(span.start);
                     }
                     // Array-of-tables entries are tables; re-wrap lookups below.
-                    return descend_table(text, t, &path_after(path, seg), best);
+                    return descend_table(text, t, path_after(path, seg), best);
                 }
                 let arr = item.as_array()?;
                 let v = arr.get(*i)?;
@@ -84,16 +84,16 @@ fn descend_table(
     rest: &[Seg],
     mut best: Option<usize>,
 ) -> Option<usize> {
-    if let Some(Seg::Key(k)) = rest.first() {
-        if let Some((key, value)) = table.get_key_value(k) {
-            if let Some(span) = key.span() {
-                best = Some(span.start);
-            }
-            if let (Some(Seg::Index(i)), Some(arr)) = (rest.get(1), value.as_array()) {
-                if let Some(span) = arr.get(*i).and_then(|v| v.span()) {
-                    best = Some(span.start);
-                }
-            }
+    if let Some(Seg::Key(k)) = rest.first()
+        && let Some((key, value)) = table.get_key_value(k)
+    {
+        if let Some(span) = key.span() {
+            best = Some(span.start);
+        }
+        if let (Some(Seg::Index(i)), Some(arr)) = (rest.get(1), value.as_array())
+            && let Some(span) = arr.get(*i).and_then(|v| v.span())
+        {
+            best = Some(span.start);
         }
     }
     best.map(|o| line_of(text, o))

@@ -37,7 +37,10 @@ fn a_good_file_parses_with_defaults() {
 
 #[test]
 fn unknown_keys_are_rejected_with_their_line() {
-    let text = GOOD.replace("profile = \"read\"", "profile = \"read\"\nprofle = \"write\"");
+    let text = GOOD.replace(
+        "profile = \"read\"",
+        "profile = \"read\"\nprofle = \"write\"",
+    );
     let err = Config::parse(&text, "sluice.toml").unwrap_err();
     assert_eq!(err.0.len(), 1);
     let p = &err.0[0];

@@ -72,16 +72,32 @@ fn server(c: &Config, p: &mut Problems) {
     }
     let pg = &c.postgres;
     if pg.tls_cert.is_some() != pg.tls_key.is_some() {
-        at(&[Key("postgres"), Key("tls_cert")], "set both tls_cert and tls_key", p);
+        at(
+            &[Key("postgres"), Key("tls_cert")],
+            "set both tls_cert and tls_key",
+            p,
+        );
     }
     if pg.require_tls && pg.tls_cert.is_none() {
-        at(&[Key("postgres"), Key("require_tls")], "needs tls_cert and tls_key", p);
+        at(
+            &[Key("postgres"), Key("require_tls")],
+            "needs tls_cert and tls_key",
+            p,
+        );
     }
     if pg.max_message_bytes < 1024 * 1024 {
-        at(&[Key("postgres"), Key("max_message_bytes")], "must be at least 1048576", p);
+        at(
+            &[Key("postgres"), Key("max_message_bytes")],
+            "must be at least 1048576",
+            p,
+        );
     }
     if s.sweep_interval.0.is_zero() {
-        at(&[Key("server"), Key("sweep_interval")], "must be more than 0", p);
+        at(
+            &[Key("server"), Key("sweep_interval")],
+            "must be more than 0",
+            p,
+        );
     }
 }
 
@@ -90,7 +106,11 @@ fn issuer(i: usize, iss: &IssuerConfig, names: &mut HashSet<String>, p: &mut Pro
     if iss.name.trim().is_empty() {
         at(&path("name"), "must not be empty", p);
     } else if !names.insert(iss.name.clone()) {
-        at(&path("name"), format!("issuer name {:?} is used twice", iss.name), p);
+        at(
+            &path("name"),
+            format!("issuer name {:?} is used twice", iss.name),
+            p,
+        );
     }
     match url_scheme(&iss.issuer) {
         Some("https") => {}
@@ -138,7 +158,11 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
             p,
         );
     } else if !names.insert(c.name.clone()) {
-        at(&path("name"), format!("connection {:?} is defined twice", c.name), p);
+        at(
+            &path("name"),
+            format!("connection {:?} is defined twice", c.name),
+            p,
+        );
     }
     if c.host.trim().is_empty() {
         at(&path("host"), "must not be empty", p);
@@ -153,14 +177,22 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
         at(&path("user"), "must not be empty", p);
     }
     if c.password_env.is_some() && c.password_file.is_some() {
-        at(&path("password_file"), "set password_env or password_file, not both", p);
+        at(
+            &path("password_file"),
+            "set password_env or password_file, not both",
+            p,
+        );
     }
     if let Some(r) = &c.read_credential {
         if r.user.trim().is_empty() {
             at(&path("read_credential"), "user must not be empty", p);
         }
         if r.password_env.is_some() && r.password_file.is_some() {
-            at(&path("read_credential"), "set password_env or password_file, not both", p);
+            at(
+                &path("read_credential"),
+                "set password_env or password_file, not both",
+                p,
+            );
         }
     }
     if c.ca_file.is_some() && c.tls != super::TlsMode::VerifyFull {
@@ -175,7 +207,11 @@ fn rules(c: &Config, p: &mut Problems) {
         if r.name.trim().is_empty() {
             at(&path("name"), "must not be empty", p);
         } else if !names.insert(r.name.clone()) {
-            at(&path("name"), format!("rule {:?} is defined twice", r.name), p);
+            at(
+                &path("name"),
+                format!("rule {:?} is defined twice", r.name),
+                p,
+            );
         }
         if r.groups.is_empty() || r.groups.iter().any(|g| g.trim().is_empty()) {
             at(&path("groups"), "list at least one group", p);
@@ -187,7 +223,11 @@ fn rules(c: &Config, p: &mut Problems) {
                 format!(
                     "no connection named {:?} (defined: {})",
                     r.connection,
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
                 p,
             );
