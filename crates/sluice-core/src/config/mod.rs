@@ -5,6 +5,7 @@ pub mod connection;
 pub mod duration;
 pub mod issuer;
 mod locate;
+pub mod masking;
 pub mod rule;
 pub mod server;
 mod validate;
@@ -14,6 +15,9 @@ pub use connection::{
 };
 pub use duration::{Dur, parse_duration};
 pub use issuer::{ALLOWED_ALGORITHMS, IssuerConfig, KindMapping};
+pub use masking::{
+    ColumnPattern, ColumnRule, DetectorSwitches, MaskStyle, MaskingConfig, NameRule,
+};
 pub use rule::{AccessRule, ApprovalMode, ApprovalsConfig};
 pub use server::{PostgresListenerConfig, ServerConfig};
 
