@@ -36,6 +36,10 @@ pub enum EventKind {
     StatementAllowed,
     #[serde(rename = "statement.denied")]
     StatementDenied,
+    /// The outcome of a statement that was allowed and forwarded: rows,
+    /// duration, and the backend's error code and primary message if any.
+    #[serde(rename = "statement.completed")]
+    StatementCompleted,
 }
 
 impl EventKind {
@@ -53,6 +57,7 @@ impl EventKind {
             EventKind::SessionClosed => "session.closed",
             EventKind::StatementAllowed => "statement.allowed",
             EventKind::StatementDenied => "statement.denied",
+            EventKind::StatementCompleted => "statement.completed",
         }
     }
 }

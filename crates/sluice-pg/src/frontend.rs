@@ -15,6 +15,7 @@ use crate::codec::{Frame, FrameReader};
 use crate::deny::Denials;
 use crate::errors::{ClientError, PgError};
 use crate::messages::{self, Frontend};
+use crate::outcome::Inflight;
 use crate::policy::{Checked, Decision, Permit, Policy, Recorder};
 
 /// A pipeline longer than this (bytes) before Sync is decided in parts, as
@@ -66,6 +67,8 @@ pub struct ClientHalf<R, W> {
     policy: Policy,
     recorder: Recorder,
     denials: Arc<Denials>,
+    /// What the pump should pair backend answers with, in send order.
+    inflight: Arc<Inflight>,
     stats: Arc<Stats>,
     batch: Batch,
     statements: HashMap<String, Arc<Checked>>,
@@ -85,6 +88,7 @@ where
         policy: Policy,
         recorder: Recorder,
         denials: Arc<Denials>,
+        inflight: Arc<Inflight>,
         stats: Arc<Stats>,
     ) -> Self {
         ClientHalf {
@@ -94,6 +98,7 @@ where
             policy,
             recorder,
             denials,
+            inflight,
             stats,
             batch: Batch::default(),
             statements: HashMap::new(),
@@ -140,6 +145,7 @@ where
         if self.skipping {
             if msg == Frontend::Sync {
                 self.skipping = false;
+                self.inflight.sync(None);
                 self.push(frame).await?;
             }
             return Ok(true);
@@ -231,6 +237,7 @@ where
 
     fn deny_simple(&mut self, error: ClientError) {
         let sentinel = self.denials.sentinel(error.to_bytes());
+        self.inflight.quiet();
         self.out.extend_from_slice(&messages::query(&sentinel));
     }
 
@@ -266,6 +273,9 @@ where
                     .extend_from_slice(&messages::parse_unnamed(&sentinel));
                 match end {
                     End::Sync | End::Flush => {
+                        if end == End::Sync {
+                            self.inflight.sync(None);
+                        }
                         let last = batch.frames.last().expect("non-empty batch");
                         self.out.extend_from_slice(&last.bytes);
                     }
@@ -283,7 +293,7 @@ where
     }
 
     /// Forwards an allowed batch and keeps its statement and portal names.
-    async fn commit(&mut self, _permit: Permit, batch: Batch) -> Result<(), PgError> {
+    async fn commit(&mut self, permit: Permit, batch: Batch) -> Result<(), PgError> {
         for (name, checked) in batch.parsed {
             self.policy.sent_parse(&name, &checked);
             self.statements.insert(name, checked);
@@ -295,13 +305,31 @@ where
             self.policy.sent_close(&name);
             self.statements.remove(&name);
         }
+        let mut executes = 0;
         for frame in batch.frames {
+            self.expect(permit.seq(), &frame, &mut executes);
             self.push(frame).await?;
         }
         Ok(())
     }
 
-    async fn forward(&mut self, _permit: Permit, frame: Frame) -> Result<(), PgError> {
+    /// Notes the answer of a batch message that carries an outcome: each
+    /// Execute of a request that runs something, and each Sync.
+    fn expect(&self, seq: Option<u64>, frame: &Frame, executes: &mut u32) {
+        match (Frontend::parse(frame), seq) {
+            (Ok(Frontend::Execute { .. }), Some(seq)) => {
+                self.inflight.execute(seq, *executes);
+                *executes += 1;
+            }
+            (Ok(Frontend::Sync), _) => self.inflight.sync(seq.map(|s| (s, *executes))),
+            _ => {}
+        }
+    }
+
+    async fn forward(&mut self, permit: Permit, frame: Frame) -> Result<(), PgError> {
+        if let Some(seq) = permit.seq() {
+            self.inflight.query(seq);
+        }
         self.push(frame).await
     }
 

@@ -39,15 +39,27 @@ pub struct Recorder {
     pub session_id: String,
     pub grant_id: String,
     pub connection: String,
+    /// The session's requests decided so far: each decision event carries
+    /// its number as `seq`, and so do the request's `statement.completed`
+    /// events, so the two can be joined.
+    pub decided: u64,
 }
 
 /// Leave to forward one request: its audit record is written.
-pub struct Permit(());
+pub struct Permit {
+    seq: Option<u64>,
+}
 
 impl Permit {
     /// For requests that run no statement (Describe, Close, Sync alone).
     pub fn nothing_runs() -> Self {
-        Permit(())
+        Permit { seq: None }
+    }
+
+    /// The request's number in its `statement.allowed` event, when it runs
+    /// something.
+    pub fn seq(&self) -> Option<u64> {
+        self.seq
     }
 }
 
@@ -151,7 +163,7 @@ impl Recorder {
     /// Decides a request and records the decision; a request whose record
     /// cannot be written is denied (fail closed).
     pub async fn decide(
-        &self,
+        &mut self,
         policy: &Policy,
         items: &[Arc<Checked>],
         protocol: &str,
@@ -163,9 +175,10 @@ impl Recorder {
         } else {
             EventKind::StatementDenied
         };
-        let recorded = self.record(kind, items, &verdict, protocol).await;
+        let seq = self.next_seq();
+        let recorded = self.record(kind, seq, items, &verdict, protocol).await;
         match (allowed, recorded) {
-            (true, true) => Decision::Forward(Permit(())),
+            (true, true) => Decision::Forward(Permit { seq: Some(seq) }),
             (true, false) => Decision::Deny(ClientError::audit_unavailable()),
             (false, _) => Decision::Deny(denial(&verdict)),
         }
@@ -173,10 +186,12 @@ impl Recorder {
 
     /// Records a request Sluice refuses without analysis (the function-call
     /// message).
-    pub async fn record_refusal(&self, what: &str) {
+    pub async fn record_refusal(&mut self, what: &str) {
+        let seq = self.next_seq();
         let event = self
             .event(EventKind::StatementDenied)
             .detail(serde_json::json!({
+                "seq": seq,
                 "protocol": "function-call",
                 "decision": "deny",
                 "reason": what,
@@ -186,7 +201,13 @@ impl Recorder {
         }
     }
 
-    fn event(&self, kind: EventKind) -> AuditEvent {
+    fn next_seq(&mut self) -> u64 {
+        self.decided += 1;
+        self.decided
+    }
+
+    /// An event about this session.
+    pub fn event(&self, kind: EventKind) -> AuditEvent {
         AuditEvent::new(kind)
             .grant(&self.grant_id)
             .connection(&self.connection)
@@ -196,12 +217,14 @@ impl Recorder {
     async fn record(
         &self,
         kind: EventKind,
+        seq: u64,
         items: &[Arc<Checked>],
         verdict: &Verdict,
         protocol: &str,
     ) -> bool {
         let statements: Vec<serde_json::Value> = items.iter().map(|c| describe(c)).collect();
         let event = self.event(kind).detail(serde_json::json!({
+            "seq": seq,
             "protocol": protocol,
             "statements": statements,
             "decision": verdict.action.as_str(),

@@ -2,9 +2,11 @@
 //!
 //! Backend messages are streamed through as their original bytes, frame by
 //! frame but without waiting for a whole frame: a 100 MB DataRow passes
-//! through a 64 KiB buffer. Only ErrorResponses are held until complete,
-//! because a denial sentinel's error (see [`crate::deny`]) is swapped for the
-//! denial. Everything read is written before the next read, so the buffer is
+//! through a 64 KiB buffer. Only ErrorResponses and CommandCompletes are
+//! held until complete: a denial sentinel's error (see [`crate::deny`]) is
+//! swapped for the denial, and both carry a statement's outcome (see
+//! [`crate::outcome`]), handed to the audit writer without waiting.
+//! Everything read is written before the next read, so the buffer is
 //! bounded and a slow client slows the backend instead of filling memory;
 //! writes are batched, one flush per read.
 //!
@@ -19,14 +21,16 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
+use crate::completions::Completions;
 use crate::deny::Denials;
 use crate::errors::ClientError;
+use crate::outcome::Tracker;
 
 /// Bytes read from the backend at once.
 const CHUNK: usize = 64 * 1024;
-/// ErrorResponses longer than this are passed through unexamined (a
-/// sentinel's error is short).
-const MAX_INSPECTED_ERROR: usize = 64 * 1024;
+/// ErrorResponses and CommandCompletes longer than this are passed through
+/// unexamined (a sentinel's error and a command tag are short).
+const MAX_HELD: usize = 64 * 1024;
 
 /// Why the pump stopped.
 #[derive(Debug)]
@@ -50,6 +54,8 @@ pub struct Pump<R, W> {
     /// Bytes of the current frame still to pass through.
     remaining: usize,
     denials: Arc<Denials>,
+    tracker: Tracker,
+    completions: Completions,
 }
 
 /// The session's end: resolves with what to tell the client.
@@ -60,7 +66,14 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    pub fn new(backend: R, leftover: BytesMut, client: W, denials: Arc<Denials>) -> Self {
+    pub fn new(
+        backend: R,
+        leftover: BytesMut,
+        client: W,
+        denials: Arc<Denials>,
+        tracker: Tracker,
+        completions: Completions,
+    ) -> Self {
         Pump {
             backend,
             buf: leftover,
@@ -68,6 +81,8 @@ where
             out: BytesMut::with_capacity(CHUNK),
             remaining: 0,
             denials,
+            tracker,
+            completions,
         }
     }
 
@@ -81,6 +96,9 @@ where
         loop {
             if !self.scan() {
                 return PumpEnd::BackendProtocol;
+            }
+            for completion in self.tracker.take() {
+                self.completions.send(completion);
             }
             if !self.out.is_empty() {
                 let out = self.out.split().freeze();
@@ -129,19 +147,55 @@ where
                 return false;
             }
             let total = len as usize + 1;
-            if self.buf[0] == b'E' && total <= MAX_INSPECTED_ERROR {
+            let tag = self.buf[0];
+            if matches!(tag, b'E' | b'C') && total <= MAX_HELD {
                 if self.buf.len() < total {
                     self.buf.reserve(total - self.buf.len());
                     return true;
                 }
                 let frame = self.buf.split_to(total);
-                match self.denials.replacement(&frame[5..]) {
-                    Some(denial) => self.out.extend_from_slice(&denial),
-                    None => self.out.extend_from_slice(&frame),
-                }
+                self.held(tag, &frame);
                 continue;
             }
+            self.observe(tag);
             self.remaining = total;
+        }
+    }
+
+    /// A whole ErrorResponse or CommandComplete: noted, and passed on (a
+    /// sentinel's error as its denial).
+    fn held(&mut self, tag: u8, frame: &[u8]) {
+        let body = &frame[5..];
+        if tag == b'C' {
+            let text = body
+                .strip_suffix(&[0])
+                .and_then(|t| std::str::from_utf8(t).ok());
+            self.tracker.command_complete(text);
+            self.out.extend_from_slice(frame);
+            return;
+        }
+        match self.denials.replacement(body) {
+            Some(denial) => {
+                self.tracker.sentinel_error();
+                self.out.extend_from_slice(&denial);
+            }
+            None => {
+                self.tracker.error(Some(body));
+                self.out.extend_from_slice(frame);
+            }
+        }
+    }
+
+    /// Notes a streamed message by its tag alone.
+    fn observe(&mut self, tag: u8) {
+        match tag {
+            b'D' => self.tracker.data_row(),
+            b'Z' => self.tracker.ready(),
+            b'I' => self.tracker.empty_query(),
+            b's' => self.tracker.portal_suspended(),
+            b'C' => self.tracker.command_complete(None),
+            b'E' => self.tracker.error(None),
+            _ => {}
         }
     }
 

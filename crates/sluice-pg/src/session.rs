@@ -17,10 +17,12 @@ use tracing::Instrument;
 
 use crate::backend::{self, Target};
 use crate::codec::FrameReader;
+use crate::completions::{self, Writer};
 use crate::deny::Denials;
 use crate::errors::{ClientError, PgError};
 use crate::frontend::{ClientEnd, ClientHalf, Stats};
 use crate::messages;
+use crate::outcome::{Inflight, Tracker};
 use crate::policy::{Policy, Recorder};
 use crate::proxy::Shared;
 use crate::pump::{EndSignal, Pump, PumpEnd};
@@ -77,7 +79,7 @@ async fn run_session(
     tracing::info!("session opened");
     let stats = Arc::new(Stats::default());
     let end = end_signal(shared.clone(), &grant, shutdown);
-    let why = pump_session(
+    let (why, outcomes) = pump_session(
         &shared,
         &grant,
         &session_id,
@@ -96,10 +98,13 @@ async fn run_session(
             tracing::warn!(error = %e, "cancelling the ended session's statement failed");
         }
     }
+    // The close record comes after the session's outcomes.
+    let outcomes_lost = outcomes.finish(FAREWELL).await;
     let detail = serde_json::json!({
         "duration_ms": started.elapsed().as_millis() as u64,
         "statements_allowed": stats.allowed.load(Ordering::Relaxed),
         "statements_denied": stats.denied.load(Ordering::Relaxed),
+        "outcomes_lost": outcomes_lost,
         "end": why,
     });
     tracing::info!(end = why, "session closed");
@@ -138,7 +143,8 @@ async fn greet(
     stream.flush().await
 }
 
-/// Runs both halves until one ends; returns why, for the close record.
+/// Runs both halves until one ends; returns why, for the close record, and
+/// the writer still recording the session's statement outcomes.
 async fn pump_session(
     shared: &Arc<Shared>,
     grant: &Grant,
@@ -147,7 +153,7 @@ async fn pump_session(
     backend: backend::Backend,
     stats: Arc<Stats>,
     end: EndSignal,
-) -> &'static str {
+) -> (&'static str, Writer) {
     let (client_stream, client_buf) = client.into_parts();
     let (client_read, client_write) = tokio::io::split(client_stream);
     let (backend_stream, backend_buf) = backend.reader.into_parts();
@@ -159,7 +165,10 @@ async fn pump_session(
         session_id: session_id.to_string(),
         grant_id: grant.id.clone(),
         connection: grant.connection.clone(),
+        decided: 0,
     };
+    let (completions, writer) = completions::start(&recorder);
+    let inflight = Arc::new(Inflight::default());
     let reader = FrameReader::with_buffer(
         client_read,
         client_buf,
@@ -171,14 +180,23 @@ async fn pump_session(
         Policy::new(grant.profile, rules),
         recorder,
         denials.clone(),
+        inflight.clone(),
         stats,
     );
-    let pump = Pump::new(backend_read, backend_buf, client_write, denials);
+    let tracker = Tracker::new(inflight);
+    let pump = Pump::new(
+        backend_read,
+        backend_buf,
+        client_write,
+        denials,
+        tracker,
+        completions,
+    );
     let (fatal_tx, fatal_rx) = oneshot::channel();
     let client_side = half.run();
     let backend_side = pump.run(end, fatal_rx);
     tokio::pin!(client_side, backend_side);
-    tokio::select! {
+    let why = tokio::select! {
         end = &mut client_side => match end {
             ClientEnd::Gone => "client closed",
             ClientEnd::Fatal(error) => {
@@ -196,7 +214,8 @@ async fn pump_session(
                 "ended"
             }
         },
-    }
+    };
+    (why, writer)
 }
 
 /// Resolves when the session must end: the grant expires or ends, or the
