@@ -3,6 +3,7 @@
 //! beyond reading a password reference.
 
 pub mod access;
+pub mod approval;
 pub mod audit;
 pub mod config;
 pub mod grant;

@@ -7,6 +7,7 @@
 //! update (`WHERE status IN …`), so two gateways racing on the same grant
 //! change it once.
 
+mod approvals;
 mod audit;
 mod error;
 mod grants;

@@ -131,7 +131,72 @@ async fn audit_appends_are_atomic_and_unique(store: &Store) {
     assert_eq!(store.audit_first_seq_since(i64::MAX).await.unwrap(), None);
 }
 
+async fn approvals_votes_and_shapes(store: &Store) {
+    use sluice_core::approval::*;
+    // The store keeps milliseconds.
+    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let a = Approval {
+        id: new_approval_id(),
+        kind: ApprovalKind::Statement,
+        status: ApprovalStatus::Pending,
+        grant_id: "g_1".into(),
+        connection: "orders".into(),
+        requester_subject: "agent".into(),
+        requester_issuer: "https://idp".into(),
+        requester_name: "agent".into(),
+        reason: "fix".into(),
+        session_id: Some("s_1".into()),
+        statement: Some("UPDATE orders SET status = $1".into()),
+        parameters: Some(vec![Some("paid".into()), None]),
+        analysis: Some(serde_json::json!({"class": "write"})),
+        fingerprint: Some("abc".into()),
+        rule: Some("writes-need-approval".into()),
+        min_approvals: 2,
+        created_at: now,
+        expires_at: now - Duration::seconds(1),
+        decided_at: None,
+        decided_by: None,
+        decision_reason: None,
+        scope: None,
+    };
+    store.insert_approval(&a).await.unwrap();
+    let back = store.approval(&a.id).await.unwrap().unwrap();
+    assert_eq!(back.parameters, a.parameters);
+    assert_eq!(back.analysis, a.analysis);
+    assert_eq!(store.approvals(Some(ApprovalStatus::Pending), 10).await.unwrap().len(), 1);
+    assert_eq!(store.approvals(None, 10).await.unwrap().len(), 1);
+    assert_eq!(store.due_approvals(now).await.unwrap().len(), 1);
+
+    let vote = Vote {
+        approver_subject: "dba-1".into(),
+        approver_issuer: "https://idp".into(),
+        approver_name: "Dee".into(),
+        decision: Decision::Approve,
+        reason: "ok".into(),
+        scope: Scope::Shape,
+        created_at: now,
+    };
+    assert!(store.add_vote(&a.id, &vote).await.unwrap());
+    assert!(!store.add_vote(&a.id, &vote).await.unwrap(), "one vote per approver");
+    assert_eq!(store.votes(&a.id).await.unwrap(), vec![vote]);
+
+    assert!(store
+        .close_approval(&a.id, ApprovalStatus::Approved, "Dee", "ok", Some(Scope::Shape), now)
+        .await
+        .unwrap());
+    assert!(!store
+        .close_approval(&a.id, ApprovalStatus::Denied, "x", "late", None, now)
+        .await
+        .unwrap());
+    assert!(!store.shape_approved("g_1", "abc").await.unwrap());
+    store.approve_shape("g_1", "abc", &a.id).await.unwrap();
+    store.approve_shape("g_1", "abc", &a.id).await.unwrap();
+    assert!(store.shape_approved("g_1", "abc").await.unwrap());
+    assert!(!store.shape_approved("g_2", "abc").await.unwrap());
+}
+
 async fn suite(store: Store) {
+    approvals_votes_and_shapes(&store).await;
     grants_round_trip_and_transition(&store).await;
     pending_grants_activate_with_their_ttl_from_now(&store).await;
     due_grants_are_found(&store).await;

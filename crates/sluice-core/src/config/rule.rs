@@ -33,11 +33,36 @@ pub enum ApprovalMode {
     Grant,
 }
 
-/// Who may approve (`[approvals]`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Who may approve, and how long requests wait (`[approvals]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalsConfig {
-    /// Members of these groups approve or deny pending requests.
+    /// Members of these groups approve or deny pending requests (never
+    /// their own).
     #[serde(default)]
     pub approver_groups: Vec<String>,
+    /// Distinct approvers needed to approve. Default 1.
+    #[serde(default = "one")]
+    pub min_approvals: u32,
+    /// How long a paused statement waits before it fails. Default "5m".
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout: Dur,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            approver_groups: vec![],
+            min_approvals: one(),
+            statement_timeout: default_statement_timeout(),
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_statement_timeout() -> Dur {
+    Dur::secs(300)
 }

@@ -23,6 +23,7 @@ pub fn validate(c: &Config) -> Problems {
         connection(i, conn, &mut names, &mut p);
     }
     rules(c, &mut p);
+    approvals(c, &mut p);
     p
 }
 
@@ -198,6 +199,129 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
     if c.ca_file.is_some() && c.tls != super::TlsMode::VerifyFull {
         at(&path("ca_file"), "only used with tls = \"verify-full\"", p);
     }
+}
+
+fn approvals(c: &Config, p: &mut Problems) {
+    let a = &c.approvals;
+    if a.min_approvals == 0 || a.min_approvals > 10 {
+        at(&[Key("approvals"), Key("min_approvals")], "must be between 1 and 10", p);
+    }
+    if a.statement_timeout.0.is_zero() || a.statement_timeout.0 > MAX_GRANT_TTL {
+        at(
+            &[Key("approvals"), Key("statement_timeout")],
+            "must be more than 0 and at most 24h",
+            p,
+        );
+    }
+    // Rules asking for grant approval are reported at the rule (see rules()).
+    for (i, conn) in c.connections.iter().enumerate() {
+        for (j, g) in conn.guardrails.iter().enumerate() {
+            if g.action == crate::guardrail::Action::Approve && a.approver_groups.is_empty() {
+                at(
+                    &[Key("connections"), Index(i), Key("guardrails"), Index(j), Key("action")],
+                    "needs approvers: set [approvals] approver_groups",
+                    p,
+                );
+            }
+        }
+    }
+}
+
+fn rules(c: &Config, p: &mut Problems) {
+    let mut names = HashSet::new();
+    for (i, r) in c.rules.iter().enumerate() {
+        let path = |k| vec![Key("rules"), Index(i), Key(k)];
+        if r.name.trim().is_empty() {
+            at(&path("name"), "must not be empty", p);
+        } else if !names.insert(r.name.clone()) {
+            at(
+                &path("name"),
+                format!("rule {:?} is defined twice", r.name),
+                p,
+            );
+        }
+        if r.groups.is_empty() || r.groups.iter().any(|g| g.trim().is_empty()) {
+            at(&path("groups"), "list at least one group", p);
+        }
+        if c.connection(&r.connection).is_none() {
+            let known: Vec<&str> = c.connections.iter().map(|c| c.name.as_str()).collect();
+            at(
+                &path("connection"),
+                format!(
+                    "no connection named {:?} (defined: {})",
+                    r.connection,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+                p,
+            );
+        }
+        if r.max_ttl.0.is_zero() || r.max_ttl.0 > MAX_GRANT_TTL {
+            at(&path("max_ttl"), "must be more than 0 and at most 24h", p);
+        }
+        if r.approval == ApprovalMode::Grant && c.approvals.approver_groups.is_empty() {
+            at(
+                &path("approval"),
+                "needs approvers: set [approvals] approver_groups",
+                p,
+            );
+        }
+    }
+}
+
+/// The `[connections.masking]` section: patterns parse, hash has a key.
+fn masking(i: usize, m: &super::MaskingConfig, p: &mut Problems) {
+    let path = |k| vec![Key("connections"), Index(i), Key("masking"), Key(k)];
+    for (j, r) in m.columns.iter().enumerate() {
+        if let Err(e) = super::ColumnPattern::parse(&r.column) {
+            let mut at_rule = path("columns");
+            at_rule.extend([Index(j), Key("column")]);
+            at(&at_rule, e, p);
+        }
+    }
+    for (j, r) in m.names.iter().enumerate() {
+        if r.name.trim().is_empty() {
+            let mut at_rule = path("names");
+            at_rule.extend([Index(j), Key("name")]);
+            at(&at_rule, "must not be empty", p);
+        }
+    }
+    if m.exempt_groups.iter().any(|g| g.trim().is_empty()) {
+        at(&path("exempt_groups"), "group names must not be empty", p);
+    }
+    match (&m.hash_key_env, &m.hash_key_file) {
+        (Some(_), Some(_)) => at(
+            &path("hash_key_file"),
+            "set hash_key_env or hash_key_file, not both",
+            p,
+        ),
+        (None, None) if m.uses_hash() => at(
+            &path("hash_key_env"),
+            "the hash style needs a key: set hash_key_env or hash_key_file",
+            p,
+        ),
+        _ => {}
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && s.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn url_scheme(url: &str) -> Option<&str> {
+    url.split_once("://").map(|(s, _)| s)
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    host == "127.0.0.1" || host == "localhost" || rest.starts_with("[::1]")
 }
 
 fn rules(c: &Config, p: &mut Problems) {

@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use futures::future::BoxFuture;
 use sluice_core::audit::{AuditError, AuditEvent, AuditSink, EventKind};
-use sluice_core::config::{Config, ConnectionConfig, ConnectionKind, Dur, TlsMode};
+use sluice_core::config::{Config, ConnectionConfig, Dur, TlsMode};
 use sluice_core::guardrail::GuardrailRule;
 use sluice_core::secret::{ScramVerifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Profile};
@@ -92,14 +93,31 @@ impl Authority for TestAuthority {
     }
 }
 
-/// Audit events in memory; can be made to fail.
+/// Audit events in memory; can be made to fail, or to be slow, for all
+/// events or for one kind.
 #[derive(Default)]
 pub struct MemAudit {
     pub events: Mutex<Vec<AuditEvent>>,
     pub fail: AtomicBool,
+    /// Events of this kind fail.
+    pub fail_kind: Mutex<Option<EventKind>>,
+    /// Events of this kind take this long to record.
+    pub slow_kind: Mutex<Option<(EventKind, StdDuration)>>,
 }
 
 impl MemAudit {
+    /// Waits (up to 10 s) until `n` events of `kind` are recorded.
+    pub async fn wait_for(&self, kind: EventKind, n: usize) -> Vec<AuditEvent> {
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+        loop {
+            let events = self.of_kind(kind);
+            if events.len() >= n || std::time::Instant::now() > deadline {
+                return events;
+            }
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
+    }
+
     pub fn of_kind(&self, kind: EventKind) -> Vec<AuditEvent> {
         self.events
             .lock()
@@ -121,8 +139,16 @@ impl AuditSink for MemAudit {
         event: AuditEvent,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, AuditError>> + Send + '_>>
     {
+        let fails = *self.fail_kind.lock().unwrap() == Some(event.kind);
+        let slow = match *self.slow_kind.lock().unwrap() {
+            Some((kind, delay)) if kind == event.kind => Some(delay),
+            _ => None,
+        };
         Box::pin(async move {
-            if self.fail.load(Ordering::SeqCst) {
+            if let Some(delay) = slow {
+                tokio::time::sleep(delay).await;
+            }
+            if fails || self.fail.load(Ordering::SeqCst) {
                 return Err(AuditError("disk full".into()));
             }
             let mut events = self.events.lock().unwrap();
@@ -139,8 +165,12 @@ pub struct Options {
     pub backend_tls: bool,
     /// The listener offers TLS (testkit's self-signed pair is reused).
     pub listener_tls: bool,
+    /// `[postgres] require_tls` (needs `listener_tls`).
+    pub require_tls: bool,
     pub guardrails: Vec<GuardrailRule>,
     pub max_message_bytes: Option<usize>,
+    /// Extra backend settings (`-c name=value`).
+    pub pg_settings: Vec<(String, String)>,
 }
 
 pub struct Harness {
@@ -161,21 +191,23 @@ pub struct TestGrant {
 
 impl Harness {
     pub async fn start(opts: Options) -> Harness {
-        let backend_tls = opts.backend_tls;
-        let pg = tokio::task::spawn_blocking(move || {
-            PgServer::start_with(PgOptions {
-                tls: backend_tls,
-                ..Default::default()
-            })
-        })
-        .await
-        .unwrap()
-        .expect("start postgres");
+        let pg = start_pg(&opts).await;
+        Self::on(pg, opts, |_| {}).await
+    }
+
+    /// The proxy in front of `pg`, whose connection `edit` may change
+    /// (credentials, TLS) before the proxy starts.
+    pub async fn on(
+        pg: PgServer,
+        opts: Options,
+        edit: impl FnOnce(&mut ConnectionConfig),
+    ) -> Harness {
         let pwfile = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(pwfile.path(), pg.password()).unwrap();
         let mut config = Config::default();
         config.postgres.listen = "127.0.0.1:0".into();
         config.postgres.auth_timeout = Dur::secs(5);
+        config.postgres.require_tls = opts.require_tls;
         if let Some(max) = opts.max_message_bytes {
             config.postgres.max_message_bytes = max;
         }
@@ -184,12 +216,9 @@ impl Harness {
             config.postgres.tls_cert = Some(dir.path().join("cert.pem"));
             config.postgres.tls_key = Some(dir.path().join("key.pem"));
         }
-        config.connections.push(connection(
-            &pg,
-            pwfile.path().into(),
-            backend_tls,
-            opts.guardrails,
-        ));
+        let mut conn = connection(&pg, pwfile.path().into(), opts.backend_tls, opts.guardrails);
+        edit(&mut conn);
+        config.connections.push(conn);
         let authority = Arc::new(TestAuthority::default());
         let audit = Arc::new(MemAudit::default());
         let proxy = Arc::new(
@@ -339,34 +368,63 @@ pub fn make_grant(
     }
 }
 
+/// A PostgreSQL server for `opts`.
+pub async fn start_pg(opts: &Options) -> PgServer {
+    let pg_opts = PgOptions {
+        tls: opts.backend_tls,
+        settings: opts.pg_settings.clone(),
+    };
+    tokio::task::spawn_blocking(move || PgServer::start_with(pg_opts))
+        .await
+        .unwrap()
+        .expect("start postgres")
+}
+
+/// The connection as its TOML would give it (built through serde, so
+/// fields added with defaults need no change here).
 fn connection(
     pg: &PgServer,
     password_file: PathBuf,
     tls: bool,
     guardrails: Vec<GuardrailRule>,
 ) -> ConnectionConfig {
-    ConnectionConfig {
-        name: CONN.into(),
-        kind: ConnectionKind::Postgres,
-        host: "127.0.0.1".into(),
-        port: pg.port(),
-        database: "postgres".into(),
-        user: "postgres".into(),
-        password_env: None,
-        password_file: Some(password_file),
-        read_credential: None,
-        tls: if tls {
-            TlsMode::VerifyFull
-        } else {
-            TlsMode::Disable
-        },
-        ca_file: tls.then(|| pg.ca_file()),
-        guardrails,
+    let mut conn: ConnectionConfig = serde_json::from_value(serde_json::json!({
+        "name": CONN,
+        "kind": "postgres",
+        "host": "127.0.0.1",
+        "port": pg.port(),
+        "database": "postgres",
+        "user": "postgres",
+        "password_file": password_file,
+        "tls": "disable",
+    }))
+    .expect("connection config");
+    if tls {
+        conn.tls = TlsMode::VerifyFull;
+        conn.ca_file = Some(pg.ca_file());
     }
+    conn.guardrails = guardrails;
+    conn
+}
+
+/// A backend credential for `user` whose password is in `password_file`.
+pub fn credential(user: &str, password_file: &std::path::Path) -> sluice_core::config::Credential {
+    serde_json::from_value(serde_json::json!({
+        "user": user,
+        "password_file": password_file,
+    }))
+    .expect("credential")
+}
+
+/// A file holding `text`, removed when dropped.
+pub fn secret_file(text: &str) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), text).unwrap();
+    f
 }
 
 /// A certificate and key for the listener, made with openssl.
-fn self_signed_pair() -> tempfile::TempDir {
+pub fn self_signed_pair() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("openssl")
         .args([
