@@ -1,6 +1,7 @@
 //! The `sluice.toml` configuration: one file, unknown keys rejected, secrets
 //! by reference, every problem reported at once with its line.
 
+pub mod audit;
 pub mod connection;
 pub mod duration;
 pub mod issuer;
@@ -43,6 +44,9 @@ pub struct Config {
     pub rules: Vec<AccessRule>,
     #[serde(default)]
     pub approvals: ApprovalsConfig,
+    /// Audit export sinks, signed checkpoints, retention (`[audit]`).
+    #[serde(default)]
+    pub audit: audit::AuditConfig,
 }
 
 /// One thing wrong with a configuration file.
