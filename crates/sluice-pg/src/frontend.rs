@@ -199,7 +199,9 @@ where
                 self.add(frame);
                 self.end_batch(End::Flush).await?;
             }
-            Frontend::CopyData | Frontend::CopyDone | Frontend::CopyFail => {
+            Frontend::CopyData => self.push(frame).await?,
+            Frontend::CopyDone | Frontend::CopyFail => {
+                self.inflight.copy_end();
                 self.push(frame).await?
             }
             Frontend::Terminate => {

@@ -8,7 +8,9 @@
 //! that queue. A simple Query may complete several statements before its
 //! ReadyForQuery; an Execute completes exactly one. After an error the
 //! backend skips to Sync, and so does the tracker: the Executes it passes
-//! are reported as skipped.
+//! are reported as skipped. During COPY FROM STDIN the backend ignores Sync
+//! (drivers send one with the Execute and one after CopyDone), so those
+//! Syncs are dropped from the queue: they will get no ReadyForQuery.
 //!
 //! Limitation: an error from a Parse or Bind in a batch the client ended
 //! with Flush rather than Sync, when that batch has no Execute, is paired
@@ -48,7 +50,15 @@ enum Expect {
 /// What the client half has sent and the backend not yet answered.
 #[derive(Debug, Default)]
 pub struct Inflight {
-    queue: Mutex<VecDeque<Expect>>,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    entries: VecDeque<Expect>,
+    /// The backend is in COPY FROM STDIN: from its CopyInResponse until
+    /// the client's CopyDone/CopyFail or the COPY's own end.
+    copy_in: bool,
 }
 
 impl Inflight {
@@ -72,10 +82,19 @@ impl Inflight {
 
     /// A Sync; `batch` is the request it ends and how many Executes it had.
     pub fn sync(&self, batch: Option<(u64, u32)>) {
-        self.push(Expect::Sync {
-            batch,
-            sent: Instant::now(),
-        });
+        let mut queue = self.lock();
+        if !queue.copy_in {
+            queue.entries.push_back(Expect::Sync {
+                batch,
+                sent: Instant::now(),
+            });
+        }
+    }
+
+    /// The client ended its COPY data (CopyDone or CopyFail): Syncs count
+    /// again.
+    pub fn copy_end(&self) {
+        self.lock().copy_in = false;
     }
 
     /// A simple-protocol denial sentinel.
@@ -84,10 +103,10 @@ impl Inflight {
     }
 
     fn push(&self, e: Expect) {
-        self.lock().push_back(e);
+        self.lock().entries.push_back(e);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Expect>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // Entries are pushed and popped whole: a poisoned queue is intact.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -158,6 +177,21 @@ impl Tracker {
         self.rows += 1;
     }
 
+    /// CopyInResponse: until the client's CopyDone/CopyFail the backend
+    /// ignores Sync. Every Sync already queued behind the COPY was sent
+    /// before that (clients send data only after this answer), so none
+    /// will be answered.
+    pub fn copy_in(&mut self) {
+        let mut queue = self.inflight.lock();
+        queue.copy_in = true;
+        let mut first = true;
+        queue.entries.retain(|e| {
+            let keep = first || !matches!(e, Expect::Sync { .. });
+            first = false;
+            keep
+        });
+    }
+
     /// CommandComplete with its tag (`None` if it was too long to hold).
     pub fn command_complete(&mut self, tag: Option<&str>) {
         let (command, rows) = tag.map(split_tag).unwrap_or_default();
@@ -188,7 +222,7 @@ impl Tracker {
     pub fn ready(&mut self) {
         let now = Instant::now();
         let mut queue = self.inflight.lock();
-        while let Some(e) = queue.pop_front() {
+        while let Some(e) = queue.entries.pop_front() {
             match e {
                 Expect::Execute { seq, index, .. } => self.done.push(Completion {
                     seq,
@@ -206,7 +240,12 @@ impl Tracker {
 
     fn answer(&mut self, answer: Answer, outcome: Outcome) {
         let now = Instant::now();
-        let slot = claim(&mut self.inflight.lock(), answer);
+        let slot = {
+            let mut queue = self.inflight.lock();
+            // A completion or an error ends any COPY the backend was in.
+            queue.copy_in = false;
+            claim(&mut queue.entries, answer)
+        };
         if let Some(slot) = slot {
             // A statement runs from when it was sent or when the backend
             // finished the one before it, whichever is later.

@@ -190,6 +190,7 @@ where
     fn observe(&mut self, tag: u8) {
         match tag {
             b'D' => self.tracker.data_row(),
+            b'G' => self.tracker.copy_in(),
             b'Z' => self.tracker.ready(),
             b'I' => self.tracker.empty_query(),
             b's' => self.tracker.portal_suspended(),

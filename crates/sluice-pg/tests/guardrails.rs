@@ -238,29 +238,9 @@ async fn statements_fail_closed_when_the_audit_log_is_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_function_call_message_is_denied() {
-    use bytes::BytesMut;
-    use postgres_protocol::message::frontend;
     let h = Harness::start(Options::default()).await;
     let g = h.grant(Profile::Admin);
-    // Log in by hand with tokio-postgres' protocol pieces.
-    let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
-    let mut buf = BytesMut::new();
-    frontend::startup_message([("user", g.id.as_str()), ("database", CONN)], &mut buf).unwrap();
-    s.write_all(&buf).await.unwrap();
-    let mut scram = postgres_protocol::authentication::sasl::ScramSha256::new(
-        g.secret.as_bytes(),
-        postgres_protocol::authentication::sasl::ChannelBinding::unsupported(),
-    );
-    let _ = read_message(&mut s).await;
-    buf.clear();
-    frontend::sasl_initial_response("SCRAM-SHA-256", scram.message(), &mut buf).unwrap();
-    s.write_all(&buf).await.unwrap();
-    let (_, body) = read_message(&mut s).await;
-    scram.update(&body[4..]).unwrap();
-    buf.clear();
-    frontend::sasl_response(scram.message(), &mut buf).unwrap();
-    s.write_all(&buf).await.unwrap();
-    while read_message(&mut s).await.0 != b'Z' {}
+    let mut s = raw_login(h.addr, &g.id, &g.secret, CONN).await;
     // FunctionCall: oid 1 (whatever), no args, text result.
     let body: &[u8] = &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     let mut msg = vec![b'F'];
@@ -271,14 +251,6 @@ async fn the_function_call_message_is_denied() {
     assert_eq!(tag, b'E');
     assert!(String::from_utf8_lossy(&body).contains("42501"));
     assert_eq!(read_message(&mut s).await, (b'Z', vec![b'I']));
-}
-
-async fn read_message(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
-    let tag = s.read_u8().await.unwrap();
-    let len = s.read_i32().await.unwrap();
-    let mut body = vec![0u8; len as usize - 4];
-    s.read_exact(&mut body).await.unwrap();
-    (tag, body)
 }
 
 /// Every wrapper and side-effecting function the issue names is denied under

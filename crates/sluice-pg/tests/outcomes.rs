@@ -212,3 +212,38 @@ async fn a_slow_or_failing_audit_log_does_not_hold_up_results() {
     assert!(lost.contains(&3), "{lost:?}");
     assert!(lost.contains(&0), "{lost:?}");
 }
+
+/// A driver's COPY FROM STDIN sends Sync both with its Execute and after
+/// CopyDone; the backend ignores the first (it arrives during the COPY).
+/// Outcomes stay paired with their statements afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn outcomes_stay_in_step_after_a_drivers_copy_from_stdin() {
+    use futures::SinkExt;
+    let h = Harness::start(Options::default()).await;
+    h.backend("CREATE TABLE orders(id int, total int)");
+    let g = h.grant(Profile::Write);
+    let client = h.connect(&g).await;
+    let sink = client
+        .copy_in::<_, bytes::Bytes>("COPY orders FROM STDIN")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\t10\n2\t20\n3\t30\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 3);
+    let after = "SELECT id FROM orders WHERE id >= 2";
+    assert_eq!(client.query(after, &[]).await.unwrap().len(), 2);
+    let again = "SELECT id FROM orders WHERE id >= 3";
+    assert_eq!(client.query(again, &[]).await.unwrap().len(), 1);
+
+    h.audit.wait_for(EventKind::StatementCompleted, 3).await;
+    let copy = completions_of(&h, "FROM STDIN");
+    assert_eq!(copy.len(), 1, "{copy:?}");
+    assert_eq!(rows(&copy[0]), Some(3));
+    let after = completions_of(&h, after);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(rows(&after[0]), Some(2));
+    let again = completions_of(&h, again);
+    assert_eq!(rows(&again[0]), Some(1), "{again:?}");
+}

@@ -173,40 +173,7 @@ async fn pgbench_simple_and_prepared_run_without_errors() {
 
 /// A startup for `g` done by hand, so raw bytes can follow it.
 async fn raw_session(h: &Harness, g: &TestGrant) -> TcpStream {
-    // Log in with tokio-postgres' protocol code would hide the socket; use
-    // the postgres-protocol client pieces instead.
-    use bytes::BytesMut;
-    use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-    use postgres_protocol::message::frontend;
-    let mut s = TcpStream::connect(h.addr).await.unwrap();
-    let mut buf = BytesMut::new();
-    frontend::startup_message([("user", g.id.as_str()), ("database", CONN)], &mut buf).unwrap();
-    s.write_all(&buf).await.unwrap();
-    let mut scram = ScramSha256::new(g.secret.as_bytes(), ChannelBinding::unsupported());
-    let r = read_message(&mut s).await;
-    assert_eq!((r.0, &r.1[..4]), (b'R', &10i32.to_be_bytes()[..]));
-    buf.clear();
-    frontend::sasl_initial_response("SCRAM-SHA-256", scram.message(), &mut buf).unwrap();
-    s.write_all(&buf).await.unwrap();
-    let r = read_message(&mut s).await;
-    scram.update(&r.1[4..]).unwrap();
-    buf.clear();
-    frontend::sasl_response(scram.message(), &mut buf).unwrap();
-    s.write_all(&buf).await.unwrap();
-    loop {
-        let (tag, _) = read_message(&mut s).await;
-        if tag == b'Z' {
-            return s;
-        }
-    }
-}
-
-async fn read_message(s: &mut TcpStream) -> (u8, Vec<u8>) {
-    let tag = s.read_u8().await.unwrap();
-    let len = s.read_i32().await.unwrap();
-    let mut body = vec![0u8; len as usize - 4];
-    s.read_exact(&mut body).await.unwrap();
-    (tag, body)
+    raw_login(h.addr, &g.id, &g.secret, CONN).await
 }
 
 /// Reads to EOF; returns the SQLSTATE of the last ErrorResponse seen.

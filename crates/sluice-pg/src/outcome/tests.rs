@@ -187,3 +187,44 @@ fn a_queued_statement_is_timed_from_when_the_backend_reached_it() {
     assert!(c[0].duration >= Duration::from_millis(30));
     assert!(c[1].duration < Duration::from_millis(30), "{:?}", c[1]);
 }
+
+#[test]
+fn syncs_sent_during_copy_from_stdin_get_no_answer() {
+    // Bind/Execute/Sync, CopyInResponse, data, CopyDone/Sync.
+    let (inflight, mut t) = setup();
+    inflight.execute(3, 0);
+    inflight.sync(Some((3, 1)));
+    t.copy_in();
+    inflight.sync(None); // a stray Sync among the data: ignored too
+    inflight.copy_end();
+    inflight.sync(None);
+    t.command_complete(Some("COPY 3"));
+    t.ready();
+    inflight.query(4);
+    t.command_complete(Some("SELECT 2"));
+    t.ready();
+    assert_eq!(
+        seen(&mut t),
+        vec![
+            (3, 0, done("COPY", Some(3))),
+            (4, 0, done("SELECT", Some(2)))
+        ]
+    );
+}
+
+#[test]
+fn an_error_during_copy_from_stdin_makes_syncs_count_again() {
+    let (inflight, mut t) = setup();
+    inflight.execute(5, 0);
+    inflight.sync(Some((5, 1)));
+    t.copy_in();
+    t.error(Some(&error_body("22P02", "invalid input syntax")));
+    // The client learns of it and sends CopyFail and Sync.
+    inflight.sync(None);
+    t.ready();
+    inflight.query(6);
+    t.command_complete(Some("SELECT 1"));
+    let seen = seen(&mut t);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1], (6, 0, done("SELECT", Some(1))));
+}

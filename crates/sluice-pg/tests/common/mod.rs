@@ -464,3 +464,49 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
+
+/// A logged-in raw socket (SCRAM-SHA-256, as Sluice and the test backends
+/// both ask for), positioned after the first ReadyForQuery.
+pub async fn raw_login(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> tokio::net::TcpStream {
+    use bytes::BytesMut;
+    use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+    use postgres_protocol::message::frontend;
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = BytesMut::new();
+    frontend::startup_message([("user", user), ("database", database)], &mut buf).unwrap();
+    s.write_all(&buf).await.unwrap();
+    let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+    let (tag, body) = read_message(&mut s).await;
+    assert_eq!((tag, &body[..4]), (b'R', &10i32.to_be_bytes()[..]));
+    buf.clear();
+    frontend::sasl_initial_response("SCRAM-SHA-256", scram.message(), &mut buf).unwrap();
+    s.write_all(&buf).await.unwrap();
+    let (_, body) = read_message(&mut s).await;
+    scram.update(&body[4..]).unwrap();
+    buf.clear();
+    frontend::sasl_response(scram.message(), &mut buf).unwrap();
+    s.write_all(&buf).await.unwrap();
+    while read_message(&mut s).await.0 != b'Z' {}
+    s
+}
+
+/// One backend message: its tag and body (5 s at most).
+pub async fn read_message(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let tag = s.read_u8().await.unwrap();
+        let len = s.read_i32().await.unwrap();
+        let mut body = vec![0u8; len as usize - 4];
+        s.read_exact(&mut body).await.unwrap();
+        (tag, body)
+    };
+    tokio::time::timeout(StdDuration::from_secs(5), read)
+        .await
+        .expect("a message within 5 s")
+}
