@@ -10,7 +10,7 @@ use common::*;
 use sluice_core::Profile;
 use sluice_core::audit::EventKind;
 use sluice_core::guardrail::{Action, GuardrailRule, StatementClass};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 fn rule(name: &str, action: Action, classes: &[StatementClass], tables: &[&str]) -> GuardrailRule {
     GuardrailRule {
