@@ -90,6 +90,7 @@ pub async fn issue(
     state.store.insert_grant(&grant).await?;
     if pending {
         Metrics::inc(&state.metrics.grants_pending);
+        crate::approvals::open_for_grant(state, &grant).await?;
     } else {
         Metrics::inc(&state.metrics.grants_active);
         state

@@ -3,6 +3,7 @@
 //! Every handler takes the verified caller from the `Caller` extractor, so
 //! no route can forget authentication; errors are JSON `{error, message}`.
 
+pub mod approvals;
 mod audit;
 pub mod auth;
 mod connections;
@@ -12,6 +13,7 @@ mod health;
 pub mod issue;
 mod json;
 mod metrics;
+mod notify;
 mod state;
 pub mod sweeper;
 
@@ -21,7 +23,7 @@ pub use state::{AppState, GrantChange, Shared};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::time::Duration;
 use tower_http::timeout::TimeoutLayer;
 
@@ -31,6 +33,10 @@ pub fn router(state: Shared) -> Router {
         .route("/grants", get(grants::list).post(grants::create))
         .route("/grants/{id}", get(grants::show).delete(grants::revoke))
         .route("/connections", get(connections::list))
+        .route("/approvals", get(approvals::routes::list))
+        .route("/approvals/{id}", get(approvals::routes::show))
+        .route("/approvals/{id}/approve", post(approvals::routes::approve))
+        .route("/approvals/{id}/deny", post(approvals::routes::deny))
         .route("/audit", get(audit::list))
         .fallback(|| async { ApiError::not_found("no such API route") });
     let mut app: Router = Router::new()

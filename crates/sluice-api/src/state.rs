@@ -26,6 +26,8 @@ pub struct AppState {
     pub store: Store,
     pub audit: AuditLog,
     pub changes: broadcast::Sender<GrantChange>,
+    /// Approval status changes (opened, decided, expired).
+    pub approval_changes: broadcast::Sender<crate::approvals::ApprovalChange>,
     pub metrics: Metrics,
     /// The playground's issuer, served under `/dev-issuer` (dev mode only).
     pub dev_issuer: Option<DevIssuer>,
@@ -39,6 +41,7 @@ impl AppState {
             store,
             audit,
             changes: broadcast::channel(1024).0,
+            approval_changes: broadcast::channel(1024).0,
             metrics: Metrics::default(),
             dev_issuer: None,
         }

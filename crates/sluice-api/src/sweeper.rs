@@ -19,6 +19,9 @@ pub async fn run(state: Shared) {
         if let Err(e) = sweep(&state).await {
             tracing::warn!(error = %e, "grant sweep failed; retrying next tick");
         }
+        if let Err(e) = crate::approvals::expire_due(&state).await {
+            tracing::warn!(error = %e.message, "approval sweep failed; retrying next tick");
+        }
     }
 }
 

@@ -38,6 +38,18 @@ pub enum EventKind {
     StatementDenied,
     /// The outcome of a statement that was allowed and forwarded: rows,
     /// duration, and the backend's error code and primary message if any.
+    #[serde(rename = "approval.requested")]
+    ApprovalRequested,
+    #[serde(rename = "approval.voted")]
+    ApprovalVoted,
+    #[serde(rename = "approval.approved")]
+    ApprovalApproved,
+    #[serde(rename = "approval.denied")]
+    ApprovalDenied,
+    #[serde(rename = "approval.expired")]
+    ApprovalExpired,
+    #[serde(rename = "approval.notified")]
+    ApprovalNotified,
     #[serde(rename = "statement.completed")]
     StatementCompleted,
 }
@@ -57,6 +69,12 @@ impl EventKind {
             EventKind::SessionClosed => "session.closed",
             EventKind::StatementAllowed => "statement.allowed",
             EventKind::StatementDenied => "statement.denied",
+            EventKind::ApprovalRequested => "approval.requested",
+            EventKind::ApprovalVoted => "approval.voted",
+            EventKind::ApprovalApproved => "approval.approved",
+            EventKind::ApprovalDenied => "approval.denied",
+            EventKind::ApprovalExpired => "approval.expired",
+            EventKind::ApprovalNotified => "approval.notified",
             EventKind::StatementCompleted => "statement.completed",
         }
     }

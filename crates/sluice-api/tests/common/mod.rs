@@ -27,6 +27,11 @@ pub const OUTSIDER: &str = "outsider";
 /// In `analytics-agents`, with tokens that live one second.
 pub const SHORT_LIVED: &str = "short-lived";
 
+/// Approvers (group `dba`).
+pub const DBA1: &str = "dba-1";
+pub const DBA2: &str = "dba-2";
+/// In `writers` and `dba`: may approve others' requests, never its own.
+pub const DBA_WRITER: &str = "dba-writer";
 /// The largest request body the test gateways accept.
 pub const MAX_BODY: usize = 4096;
 
@@ -39,6 +44,9 @@ fn clients() -> Vec<OidcClient> {
         OidcClient::new(WRITER, &["writers"]),
         OidcClient::new(OUTSIDER, &["marketing"]),
         OidcClient::new(SHORT_LIVED, &["analytics-agents"]).ttl(1),
+        OidcClient::new(DBA1, &["dba"]),
+        OidcClient::new(DBA2, &["dba"]),
+        OidcClient::new(DBA_WRITER, &["dba", "writers"]),
     ]
 }
 
@@ -128,6 +136,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the provider, opens the store, serves the API and runs the sweeper.
     pub async fn start() -> Gateway {
+        Self::start_with(|c| c).await
+    }
+
+    /// Starts with the test configuration rewritten by `edit`.
+    pub async fn start_with(edit: impl Fn(String) -> String) -> Gateway {
         let idp = OidcProvider::start(OidcOptions {
             clients: clients(),
             ..OidcOptions::default()
@@ -135,7 +148,7 @@ impl Gateway {
         .await
         .expect("start the test OIDC provider");
         let config =
-            Arc::new(Config::parse(&config_text(&idp), "test.toml").expect("valid config"));
+            Arc::new(Config::parse(&edit(config_text(&idp)), "test.toml").expect("valid config"));
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&format!("sqlite:{}", dir.path().join("s.db").display()))
             .await
