@@ -14,6 +14,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 use sluice_core::Profile;
 use sluice_core::config::{ConnectionConfig, Password};
+use sluice_core::guardrail::StatementClass;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -25,9 +26,10 @@ use crate::tls::{self, Stream};
 /// Startup parameters a client may set on the backend session. Others are
 /// dropped: a startup parameter is a GUC that no statement analysis sees
 /// (`options`, `default_transaction_read_only`, `role`, `replication`, …).
+/// `search_path` passes only when the `SET` doing the same would be
+/// harmless; `client_encoding` never does (see [`startup_params`]).
 const PASSED_PARAMS: &[&str] = &[
     "application_name",
-    "client_encoding",
     "DateStyle",
     "TimeZone",
     "IntervalStyle",
@@ -189,11 +191,16 @@ fn startup_params(
     for (k, v) in params {
         if k == "application_name" {
             app = Some(v.as_str());
-        } else if PASSED_PARAMS.contains(&k.as_str()) {
+        } else if PASSED_PARAMS.contains(&k.as_str()) && harmless_setting(k, v) {
             out.push((k.clone(), v.clone()));
         }
     }
     out.push(("application_name".into(), application_name(app, grant_id)));
+    // Sluice analyses SQL as UTF-8, so the backend must read it as UTF-8:
+    // under a client encoding like SJIS a multibyte character can swallow
+    // the backslash before a quote, ending a string literal where the
+    // analysis saw it go on, and run what it took for string content.
+    out.push(("client_encoding".into(), "UTF8".into()));
     if profile == Profile::Read {
         // Defense in depth: even a statement analysis missed cannot write.
         out.push((
@@ -202,6 +209,17 @@ fn startup_params(
         ));
     }
     out
+}
+
+/// True when `SET name TO value` is a harmless session statement to the
+/// analysis: e.g. no `search_path` that puts a schema before pg_catalog,
+/// where it could shadow built-ins. Anything it cannot judge is dropped.
+fn harmless_setting(name: &str, value: &str) -> bool {
+    if name != "search_path" {
+        return true;
+    }
+    let analysis = sluice_sql::analyze(&format!("SET {name} TO {value}"));
+    matches!(&analysis.statements[..], [only] if only.class == StatementClass::Session)
 }
 
 /// The client's application name with the grant id appended, shortened so
@@ -338,6 +356,16 @@ fn backend_error(frame: &Frame) -> PgError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_harmless_search_path_passes() {
+        assert!(harmless_setting("search_path", "public"));
+        assert!(harmless_setting("search_path", "\"$user\", public"));
+        assert!(harmless_setting("search_path", "pg_catalog, public"));
+        assert!(!harmless_setting("search_path", "evil, pg_catalog"));
+        assert!(!harmless_setting("search_path", "public; DROP TABLE t"));
+        assert!(!harmless_setting("search_path", "'"));
+    }
 
     #[test]
     fn application_name_keeps_the_grant_id() {

@@ -473,13 +473,22 @@ pub async fn raw_login(
     password: &str,
     database: &str,
 ) -> tokio::net::TcpStream {
+    raw_startup(addr, &[("user", user), ("database", database)], password).await
+}
+
+/// [`raw_login`] with any startup parameters.
+pub async fn raw_startup(
+    addr: SocketAddr,
+    params: &[(&str, &str)],
+    password: &str,
+) -> tokio::net::TcpStream {
     use bytes::BytesMut;
     use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
     use postgres_protocol::message::frontend;
     use tokio::io::AsyncWriteExt;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut buf = BytesMut::new();
-    frontend::startup_message([("user", user), ("database", database)], &mut buf).unwrap();
+    frontend::startup_message(params.iter().copied(), &mut buf).unwrap();
     s.write_all(&buf).await.unwrap();
     let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
     let (tag, body) = read_message(&mut s).await;
