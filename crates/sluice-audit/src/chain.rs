@@ -15,7 +15,13 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// level, no whitespace. What the hash covers is this exact string, stored
 /// as is, so verification never depends on re-serialising.
 pub fn canonical_body(seq: i64, ts: DateTime<Utc>, event: &AuditEvent) -> String {
-    let mut v = serde_json::to_value(event).unwrap_or(Value::Null);
+    canonical_value(seq, ts, serde_json::to_value(event).unwrap_or(Value::Null))
+}
+
+/// The canonical JSON of an event given as a JSON object, for records the
+/// audit layer writes itself (truncation markers) whose kind is not an
+/// `EventKind` of the data path.
+pub fn canonical_value(seq: i64, ts: DateTime<Utc>, mut v: Value) -> String {
     if let Value::Object(m) = &mut v {
         m.insert("v".into(), Value::from(SCHEMA_VERSION));
         m.insert("seq".into(), Value::from(seq));

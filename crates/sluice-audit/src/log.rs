@@ -8,7 +8,8 @@ use sluice_core::audit::{AuditError, AuditEvent, AuditSink};
 use sluice_store::{AuditRow, Store, StoreError};
 use std::future::Future;
 use std::pin::Pin;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::chain::{GENESIS, canonical_body, chain_hash};
 
@@ -23,14 +24,23 @@ type Ack = oneshot::Sender<Result<i64, AuditError>>;
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<(AuditEvent, Ack)>,
+    committed: Arc<Notify>,
 }
 
 impl AuditLog {
     /// Starts the writer task over `store`.
     pub fn start(store: Store) -> AuditLog {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(store, rx));
-        AuditLog { tx }
+        let committed = Arc::new(Notify::new());
+        tokio::spawn(writer(store, rx, committed.clone()));
+        AuditLog { tx, committed }
+    }
+
+    /// Pinged after every group commit, so export sinks and the
+    /// checkpointer wake at once instead of waiting for their next poll.
+    /// Pinging never waits, so readers can never slow the writer down.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
     }
 
     /// Appends one event; returns its sequence number once it is durable.
@@ -54,7 +64,7 @@ impl AuditSink for AuditLog {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<(AuditEvent, Ack)>) {
+async fn writer(store: Store, mut rx: mpsc::Receiver<(AuditEvent, Ack)>, committed: Arc<Notify>) {
     let mut tail: Option<(i64, String)> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -65,6 +75,9 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<(AuditEvent, Ack)>) {
             }
         }
         let result = commit(&store, &mut tail, &batch).await;
+        if result.is_ok() {
+            committed.notify_waiters();
+        }
         for (i, (_, ack)) in batch.into_iter().enumerate() {
             let _ = ack.send(match &result {
                 Ok(first_seq) => Ok(first_seq + i as i64),

@@ -10,10 +10,12 @@
 mod approvals;
 mod audit;
 mod error;
+mod export;
 mod grants;
 
 pub use audit::AuditRow;
 pub use error::StoreError;
+pub use export::CheckpointRow;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
