@@ -44,6 +44,9 @@ pub struct ConnectionConfig {
     /// before the grant's profile defaults; the first that matches decides.
     #[serde(default)]
     pub guardrails: Vec<crate::guardrail::GuardrailRule>,
+    /// Result masking (`[connections.masking]`); none when absent.
+    #[serde(default)]
+    pub masking: Option<super::masking::MaskingConfig>,
 }
 
 /// A backend user and where its password comes from.

@@ -199,6 +199,9 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
     if c.ca_file.is_some() && c.tls != super::TlsMode::VerifyFull {
         at(&path("ca_file"), "only used with tls = \"verify-full\"", p);
     }
+    if let Some(m) = &c.masking {
+        masking(i, m, p);
+    }
 }
 
 fn approvals(c: &Config, p: &mut Problems) {
@@ -269,6 +272,41 @@ fn rules(c: &Config, p: &mut Problems) {
                 p,
             );
         }
+    }
+}
+
+/// The `[connections.masking]` section: patterns parse, hash has a key.
+fn masking(i: usize, m: &super::MaskingConfig, p: &mut Problems) {
+    let path = |k| vec![Key("connections"), Index(i), Key("masking"), Key(k)];
+    for (j, r) in m.columns.iter().enumerate() {
+        if let Err(e) = super::ColumnPattern::parse(&r.column) {
+            let mut at_rule = path("columns");
+            at_rule.extend([Index(j), Key("column")]);
+            at(&at_rule, e, p);
+        }
+    }
+    for (j, r) in m.names.iter().enumerate() {
+        if r.name.trim().is_empty() {
+            let mut at_rule = path("names");
+            at_rule.extend([Index(j), Key("name")]);
+            at(&at_rule, "must not be empty", p);
+        }
+    }
+    if m.exempt_groups.iter().any(|g| g.trim().is_empty()) {
+        at(&path("exempt_groups"), "group names must not be empty", p);
+    }
+    match (&m.hash_key_env, &m.hash_key_file) {
+        (Some(_), Some(_)) => at(
+            &path("hash_key_file"),
+            "set hash_key_env or hash_key_file, not both",
+            p,
+        ),
+        (None, None) if m.uses_hash() => at(
+            &path("hash_key_env"),
+            "the hash style needs a key: set hash_key_env or hash_key_file",
+            p,
+        ),
+        _ => {}
     }
 }
 
