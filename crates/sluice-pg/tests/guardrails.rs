@@ -20,6 +20,7 @@ fn rule(name: &str, action: Action, classes: &[StatementClass], tables: &[&str])
         tables: tables.iter().map(|t| t.to_string()).collect(),
         functions: vec![],
         fingerprints: vec![],
+        profiles: vec![],
         message: None,
     }
 }

@@ -280,6 +280,7 @@ fn rule(name: &str, action: Action, classes: &[C], tables: &[&str]) -> Guardrail
         tables: tables.iter().map(|t| t.to_string()).collect(),
         functions: vec![],
         fingerprints: vec![],
+        profiles: vec![],
         message: None,
     }
 }

@@ -79,7 +79,7 @@ pub fn evaluate(profile: Profile, rules: &[GuardrailRule], stmt: &StatementFacts
             ),
         );
     }
-    for rule in rules {
+    for rule in rules.iter().filter(|r| r.applies_to(profile)) {
         if let Some(phrase) = rule.matches(stmt) {
             let reason = match &rule.message {
                 Some(message) if !message.trim().is_empty() => {
@@ -171,6 +171,7 @@ mod tests {
             tables: vec![],
             functions: vec![],
             fingerprints: vec![],
+            profiles: vec![],
             message: None,
         }
     }
@@ -367,5 +368,21 @@ mod tests {
         assert_eq!(json["action"], "deny");
         assert_eq!(json["by"]["kind"], "profile");
         assert_eq!(json["by"]["profile"], "read");
+    }
+
+    #[test]
+    fn rules_can_be_limited_to_profiles() {
+        let mut hold = rule("writes-need-approval", Action::Approve, &[C::Write]);
+        hold.profiles = vec![Profile::Write];
+        let update = StatementFacts::new(C::Write, "UPDATE");
+        let rules = [hold];
+        assert_eq!(
+            evaluate(Profile::Write, &rules, &update).action,
+            Action::Approve
+        );
+        // A read grant never reaches the approval: its profile denies writes.
+        let v = evaluate(Profile::Read, &rules, &update);
+        assert_eq!(v.action, Action::Deny);
+        assert_eq!(v.by, DecidedBy::Profile(Profile::Read));
     }
 }

@@ -73,12 +73,22 @@ pub struct GuardrailRule {
     /// Statement fingerprints (hex); empty means any.
     #[serde(default)]
     pub fingerprints: Vec<String>,
+    /// Grant profiles the rule applies to (`read`, `write`, `admin`); empty
+    /// means every grant. Lets a connection hold writes for approval under
+    /// `write` grants without offering `read` grants a path to write.
+    #[serde(default)]
+    pub profiles: Vec<super::Profile>,
     /// Extra words for the client when the rule denies or holds a statement.
     #[serde(default)]
     pub message: Option<String>,
 }
 
 impl GuardrailRule {
+    /// True when the rule applies to grants of `profile`.
+    pub fn applies_to(&self, profile: super::Profile) -> bool {
+        self.profiles.is_empty() || self.profiles.contains(&profile)
+    }
+
     /// Every problem with this rule, for `config check`.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -212,6 +222,7 @@ mod tests {
             tables: vec![],
             functions: vec![],
             fingerprints: vec![],
+            profiles: vec![],
             message: None,
         }
     }

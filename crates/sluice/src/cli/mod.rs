@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch.
 
+mod approvals;
 mod audit;
 mod client;
 mod config;
@@ -45,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: grant::GrantCommand,
     },
+    /// List, approve and deny pending requests.
+    Approvals {
+        #[command(subcommand)]
+        command: approvals::ApprovalsCommand,
+    },
     /// Verify and export the audit log.
     Audit {
         #[command(subcommand)]
@@ -64,6 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Config { command } => config::run(command),
         Command::Token(a) => token::run(a).await.map(|_| ExitCode::SUCCESS),
         Command::Grant { command } => grant::run(command).await,
+        Command::Approvals { command } => approvals::run(command).await,
         Command::Audit { command } => audit::run(command).await,
     }
 }

@@ -204,12 +204,28 @@ connection = "playground"
 profile = "read"
 max_ttl = "15m"
 
+# Writers hold every write on the playground until a dba approves it.
+[[connections.guardrails]]
+name = "writes-need-approval"
+action = "approve"
+classes = ["write"]
+profiles = ["write"]
+
 [[rules]]
 name = "writers"
 groups = ["writers"]
 connection = "playground"
 profile = "write"
 max_ttl = "15m"
+
+# Contractors may read, once a dba has approved the grant.
+[[rules]]
+name = "contractors"
+groups = ["contractors"]
+connection = "playground"
+profile = "read"
+max_ttl = "15m"
+approval = "grant"
 "#,
             port = p.server.port(),
             app = p.app_password_file.display(),
