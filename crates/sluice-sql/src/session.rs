@@ -90,6 +90,20 @@ pub(crate) fn setting(name: &str, values: Option<&[String]>) -> Effect {
         "role" | "session_authorization" => {
             return Effect::admin("changes the role the session acts as".to_string());
         }
+        "client_encoding" => {
+            // Sluice reads every statement as UTF-8. Under another client
+            // encoding (SJIS, BIG5, GBK, …) a multibyte character can swallow
+            // a backslash, so the server would see a statement that differs
+            // from the one analysed. Only UTF-8 keeps the two the same.
+            let utf8 = matches!(values, Some([v]) if is_utf8(v));
+            if !utf8 {
+                return Effect::admin(
+                    "changes client_encoding away from UTF8 (statements would no longer read as analysed)"
+                        .to_string(),
+                );
+            }
+            return Effect::harmless();
+        }
         "search_path" => {
             // pg_catalog is searched first unless the path names it later; a
             // schema before it could then shadow built-ins with user functions.
@@ -118,6 +132,15 @@ pub(crate) fn setting(name: &str, values: Option<&[String]>) -> Effect {
         return Effect::admin(format!("changes server setting {name}"));
     }
     Effect::harmless()
+}
+
+fn is_utf8(v: &str) -> bool {
+    let norm: String = v
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    norm == "utf8" || norm == "unicode"
 }
 
 /// `SET`, `SET LOCAL`, `RESET`, `SET … TO DEFAULT`, `SET TRANSACTION`,
@@ -245,6 +268,10 @@ mod tests {
     #[test]
     fn other_settings() {
         assert_eq!(set("search_path", "public").class, C::Session);
+        assert_eq!(set("client_encoding", "UTF8").class, C::Session);
+        assert_eq!(set("client_encoding", "utf-8").class, C::Session);
+        assert_eq!(set("client_encoding", "SJIS").class, C::Admin);
+        assert_eq!(set("client_encoding", "BIG5").class, C::Admin);
         assert_eq!(set("search_path", "pg_catalog, public").class, C::Session);
         assert_eq!(set("search_path", "evil, pg_catalog").class, C::Admin);
         assert_eq!(set("statement_timeout", "5s").class, C::Session);

@@ -353,3 +353,30 @@ fn guardrail_messages_for_analyzed_statements() {
         Action::Allow
     );
 }
+
+#[test]
+fn client_encoding_may_only_stay_utf8() {
+    // Under SJIS the server would read `E'\u07DF\'; DROP TABLE items; --'`
+    // as a string followed by a DROP that Sluice never saw.
+    for sql in [
+        "SET client_encoding = 'SJIS'",
+        "SET NAMES 'SJIS'",
+        "SET client_encoding TO DEFAULT",
+        "RESET client_encoding",
+        "SELECT set_config('client_encoding', 'SJIS', false)",
+    ] {
+        let a = sluice_sql::analyze(sql);
+        assert_eq!(
+            a.class(),
+            sluice_core::guardrail::StatementClass::Admin,
+            "{sql}"
+        );
+    }
+    for sql in ["SET client_encoding = 'UTF8'", "SET NAMES 'UTF8'"] {
+        assert_eq!(
+            sluice_sql::analyze(sql).class(),
+            sluice_core::guardrail::StatementClass::Session,
+            "{sql}"
+        );
+    }
+}
