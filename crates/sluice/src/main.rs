@@ -3,6 +3,7 @@
 mod authority;
 mod cli;
 mod dev;
+mod exports;
 mod serve;
 
 use clap::Parser;

@@ -87,6 +87,12 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
         }
     }));
     tasks.push(start_postgres(&config, &state, &stopped).await?);
+    tasks.extend(crate::exports::start_audit_exports(
+        &config,
+        &state.store,
+        &state.audit,
+        &stopped,
+    )?);
     let sweeper = tokio::spawn(sluice_api::sweeper::run(state.clone()));
     let mut rx = stopped.clone();
     tasks.push(tokio::spawn(async move {

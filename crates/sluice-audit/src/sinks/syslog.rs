@@ -224,3 +224,31 @@ fn local_hostname() -> String {
         name.into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_udp_message_is_cut_at_a_character_and_marked() {
+        let e = ExportEvent {
+            seq: 3,
+            ts_ms: 1_700_000_000_123,
+            kind: "statement.denied".into(),
+            hash: "ab".repeat(32),
+            json: serde_json::json!({ "seq": 3, "detail": { "sql": "é".repeat(2000) } }),
+        };
+        let h = Header {
+            facility: 4,
+            hostname: "gw",
+            app_name: "sluice",
+            procid: 1,
+        };
+        let whole = format_rfc5424(&h, &e, None);
+        assert!(whole.starts_with(b"<36>1 2023-11-14T22:13:20.123Z gw sluice 1 statement.denied "));
+        let cut = format_rfc5424(&h, &e, Some(1000));
+        assert!(cut.len() <= 1000 && cut.len() > 990);
+        let text = std::str::from_utf8(&cut).expect("cut at a character boundary");
+        assert!(text.contains(" truncated=\"1\"]"));
+    }
+}

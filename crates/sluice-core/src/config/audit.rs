@@ -332,3 +332,101 @@ pub struct RetentionConfig {
 fn default_retention_interval() -> Dur {
     Dur::secs(3600)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn problems(text: &str) -> Vec<String> {
+        match Config::parse(text, "sluice.toml") {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_full_audit_section_parses() {
+        let c = Config::parse(
+            r#"
+[audit.checkpoints]
+signing_key_file = "/etc/sluice/audit.key"
+every_events = 500
+interval = "1m"
+
+[audit.retention]
+max_age = "90d"
+
+[[audit.sinks]]
+name = "local"
+kind = "file"
+path = "/var/log/sluice/audit.jsonl"
+
+[[audit.sinks]]
+name = "splunk"
+kind = "http"
+url = "https://splunk.example.com:8088/services/collector/event"
+format = "splunk-hec"
+token_env = "SPLUNK_HEC_TOKEN"
+
+[[audit.sinks]]
+name = "syslog"
+kind = "syslog"
+address = "logs.example.com:6514"
+facility = "local4"
+"#,
+            "sluice.toml",
+        )
+        .unwrap();
+        assert_eq!(c.audit.sinks.len(), 3);
+        assert_eq!(c.audit.sinks[2].facility().code(), 20);
+        assert_eq!(c.audit.checkpoints.unwrap().every_events, 500);
+    }
+
+    #[test]
+    fn audit_problems_point_at_their_lines() {
+        let p = problems(
+            r#"[audit.retention]
+max_age = "10m"
+
+[[audit.sinks]]
+name = "a"
+kind = "http"
+url = "http://siem.example.com/in"
+path = "/tmp/x"
+format = "splunk-hec"
+
+[[audit.sinks]]
+name = "a"
+kind = "syslog"
+"#,
+        );
+        let joined = p.join("\n");
+        assert!(
+            joined.contains("sluice.toml:2: audit.retention.max_age: must be at least 1h"),
+            "{joined}"
+        );
+        assert!(joined.contains("needs [audit.checkpoints]"), "{joined}");
+        assert!(
+            joined.contains("sluice.toml:7: audit.sinks[0].url: must use https"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("sluice.toml:8: audit.sinks[0].path: only used with kind = \"file\""),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("sluice.toml:9: audit.sinks[0].format: splunk-hec needs the HEC token"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("sluice.toml:12: audit.sinks[1].name: sink \"a\" is defined twice"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("audit.sinks[1].kind: a syslog sink needs address"),
+            "{joined}"
+        );
+        // Unknown keys are refused.
+        assert!(!problems("[audit]\nsinkz = []\n").is_empty());
+    }
+}

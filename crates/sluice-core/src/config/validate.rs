@@ -24,6 +24,7 @@ pub fn validate(c: &Config) -> Problems {
     }
     rules(c, &mut p);
     approvals(c, &mut p);
+    audit(c, &mut p);
     p
 }
 
@@ -325,4 +326,185 @@ fn is_loopback_url(url: &str) -> bool {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
     let host = rest.split(['/', ':']).next().unwrap_or("");
     host == "127.0.0.1" || host == "localhost" || rest.starts_with("[::1]")
+}
+
+fn audit(c: &Config, p: &mut Problems) {
+    use super::audit::{SinkKind, SyslogProtocol};
+    let a = &c.audit;
+    let mut names = HashSet::new();
+    for (i, s) in a.sinks.iter().enumerate() {
+        let path = |k| vec![Key("audit"), Key("sinks"), Index(i), Key(k)];
+        if !is_name(&s.name) {
+            at(
+                &path("name"),
+                "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter",
+                p,
+            );
+        } else if !names.insert(s.name.clone()) {
+            at(
+                &path("name"),
+                format!("sink {:?} is defined twice", s.name),
+                p,
+            );
+        }
+        for (key, kind) in s.keys_set() {
+            if kind != s.kind {
+                at(
+                    &path(key),
+                    format!("only used with kind = \"{}\"", kind.as_str()),
+                    p,
+                );
+            }
+        }
+        if s.batch_size == 0 || s.batch_size > 10_000 {
+            at(&path("batch_size"), "must be between 1 and 10000", p);
+        }
+        if s.retry_initial.0.is_zero() || s.retry_initial > s.retry_max {
+            at(
+                &path("retry_initial"),
+                "must be more than 0 and at most retry_max",
+                p,
+            );
+        }
+        if s.retry_max.0 > Duration::from_secs(3600) {
+            at(&path("retry_max"), "must be at most 1h", p);
+        }
+        if s.poll_interval.0.is_zero() || s.poll_interval.0 > Duration::from_secs(3600) {
+            at(
+                &path("poll_interval"),
+                "must be more than 0 and at most 1h",
+                p,
+            );
+        }
+        match s.kind {
+            SinkKind::File => {
+                if s.path.is_none() {
+                    at(&path("kind"), "a file sink needs path", p);
+                }
+                if s.max_bytes() < 4096 {
+                    at(&path("max_bytes"), "must be at least 4096", p);
+                }
+                if s.keep() > 1000 {
+                    at(&path("keep"), "must be at most 1000", p);
+                }
+            }
+            SinkKind::Http => {
+                match s.url.as_deref() {
+                    None => at(&path("kind"), "an http sink needs url", p),
+                    Some(u) => match url_scheme(u) {
+                        Some("https") => {}
+                        Some("http") if is_loopback_url(u) || s.allow_plain_http == Some(true) => {}
+                        Some("http") => at(
+                            &path("url"),
+                            "must use https (plain http only for 127.0.0.1/localhost, or with allow_plain_http = true)",
+                            p,
+                        ),
+                        _ => at(&path("url"), "must be an https URL", p),
+                    },
+                }
+                if s.token_env.is_some() && s.token_file.is_some() {
+                    at(
+                        &path("token_file"),
+                        "set token_env or token_file, not both",
+                        p,
+                    );
+                }
+                if s.format() == super::audit::HttpFormat::SplunkHec
+                    && s.token_env.is_none()
+                    && s.token_file.is_none()
+                {
+                    at(
+                        &path("format"),
+                        "splunk-hec needs the HEC token: set token_env or token_file",
+                        p,
+                    );
+                }
+                let t = s.timeout().0;
+                if t.is_zero() || t > Duration::from_secs(300) {
+                    at(&path("timeout"), "must be more than 0 and at most 5m", p);
+                }
+            }
+            SinkKind::Syslog => {
+                match s.address.as_deref() {
+                    None => at(&path("kind"), "a syslog sink needs address", p),
+                    Some(addr) => {
+                        let ok = addr.rsplit_once(':').is_some_and(|(h, port)| {
+                            !h.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+                        });
+                        if !ok {
+                            at(
+                                &path("address"),
+                                format!("{addr:?} is not \"host:port\""),
+                                p,
+                            );
+                        }
+                    }
+                }
+                let app = s.app_name();
+                if app.is_empty() || app.len() > 48 || !app.bytes().all(|b| (33..=126).contains(&b))
+                {
+                    at(
+                        &path("app_name"),
+                        "use 1-48 printable ASCII characters, no spaces",
+                        p,
+                    );
+                }
+                if let Some(h) = &s.hostname
+                    && (h.is_empty()
+                        || h.len() > 255
+                        || !h.bytes().all(|b| (33..=126).contains(&b)))
+                {
+                    at(
+                        &path("hostname"),
+                        "use 1-255 printable ASCII characters, no spaces",
+                        p,
+                    );
+                }
+                let m = s.max_message_bytes();
+                if !(480..=65_000).contains(&m) {
+                    at(
+                        &path("max_message_bytes"),
+                        "must be between 480 and 65000",
+                        p,
+                    );
+                }
+                if s.max_message_bytes.is_some() && s.protocol() == SyslogProtocol::Tcp {
+                    at(
+                        &path("max_message_bytes"),
+                        "only used with protocol = \"udp\"",
+                        p,
+                    );
+                }
+            }
+        }
+    }
+    if let Some(cp) = &a.checkpoints {
+        let path = |k| vec![Key("audit"), Key("checkpoints"), Key(k)];
+        if cp.signing_key_file.as_os_str().is_empty() {
+            at(&path("signing_key_file"), "must not be empty", p);
+        }
+        if cp.every_events == 0 || cp.every_events > 1_000_000 {
+            at(&path("every_events"), "must be between 1 and 1000000", p);
+        }
+        if cp.interval.0 < Duration::from_secs(1) || cp.interval.0 > Duration::from_secs(24 * 3600)
+        {
+            at(&path("interval"), "must be between 1s and 24h", p);
+        }
+    }
+    if let Some(r) = &a.retention {
+        let path = |k| vec![Key("audit"), Key("retention"), Key(k)];
+        if a.checkpoints.is_none() {
+            at(
+                &path("max_age"),
+                "needs [audit.checkpoints]: deletions are signed and stop at a signed checkpoint",
+                p,
+            );
+        }
+        if r.max_age.0 < Duration::from_secs(3600) {
+            at(&path("max_age"), "must be at least 1h", p);
+        }
+        if r.interval.0 < Duration::from_secs(1) || r.interval.0 > Duration::from_secs(24 * 3600) {
+            at(&path("interval"), "must be between 1s and 24h", p);
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! `sluice audit verify|export`: read straight from the store, so they work
-//! with the gateway stopped and trust nothing but the chain itself.
+//! `sluice audit verify|export|keygen`: read straight from the store, so
+//! they work with the gateway stopped and trust nothing but the chain (and,
+//! given a public key, the signatures on it).
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
@@ -13,6 +14,20 @@ pub enum AuditCommand {
     Verify {
         #[command(flatten)]
         src: StoreArgs,
+        /// Also check every signed checkpoint and truncation marker with this
+        /// Ed25519 public key: a PEM file, a file holding base64, or base64.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+    },
+    /// Make an Ed25519 key pair for signed checkpoints.
+    Keygen {
+        /// Where to write the private key (PKCS#8 PEM, mode 0600); the public
+        /// key goes beside it as FILE.pub.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
     },
     /// Write events as JSON lines to stdout.
     Export {
@@ -53,14 +68,15 @@ impl StoreArgs {
 
 pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { src } => {
+        AuditCommand::Verify { src, public_key } => {
+            let key = public_key
+                .as_deref()
+                .map(sluice_audit::parse_public_key)
+                .transpose()?;
             let store = src.open().await?;
-            match sluice_audit::verify(&store).await? {
+            match sluice_audit::verify_with(&store, key.as_ref()).await? {
                 Ok(r) => {
-                    println!(
-                        "audit chain ok: {} events, last sequence {}, head {}",
-                        r.events, r.last_seq, r.last_hash
-                    );
+                    print_report(&r);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(b) => {
@@ -69,6 +85,7 @@ pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 }
             }
         }
+        AuditCommand::Keygen { out, force } => keygen(&out, force),
         AuditCommand::Export {
             src,
             format: Format::Jsonl,
@@ -87,6 +104,86 @@ pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
             std::io::Write::flush(&mut out)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn print_report(r: &sluice_audit::VerifyReport) {
+    println!(
+        "audit chain ok: {} events, last sequence {}, head {}",
+        r.events, r.last_seq, r.last_hash
+    );
+    if let Some(t) = &r.truncated {
+        println!(
+            "  truncated by retention: events {}-{} deleted (marker at sequence {}); \
+             verified from the recorded anchor {}",
+            t.from_seq, t.through_seq, t.marker_seq, t.anchor_hash
+        );
+    }
+    let signed = if r.signatures_checked {
+        "signatures verified"
+    } else {
+        "signatures not checked (give --public-key)"
+    };
+    match r.last_checkpoint {
+        Some(last) => println!(
+            "  checkpoints: {} matched the chain, {} over deleted events, last at sequence {last}; {signed}",
+            r.checkpoints, r.checkpoints_truncated
+        ),
+        None => println!("  checkpoints: none"),
+    }
+    if r.unsigned_tail > 0 {
+        println!(
+            "  {} events after the last checkpoint are covered by the hash chain only",
+            r.unsigned_tail
+        );
+    }
+}
+
+fn keygen(out: &std::path::Path, force: bool) -> Result<ExitCode> {
+    let public_path = {
+        let mut p = out.as_os_str().to_owned();
+        p.push(".pub");
+        PathBuf::from(p)
+    };
+    for p in [out, public_path.as_path()] {
+        if p.exists() && !force {
+            anyhow::bail!("{} exists; use --force to replace it", p.display());
+        }
+    }
+    let (private, public_pem, public_b64) = sluice_audit::generate()?;
+    write_private(out, &private).with_context(|| format!("cannot write {}", out.display()))?;
+    std::fs::write(&public_path, public_pem)
+        .with_context(|| format!("cannot write {}", public_path.display()))?;
+    eprintln!(
+        "wrote the signing key to {} and the public key to {}",
+        out.display(),
+        public_path.display()
+    );
+    // stdout carries only the public key, for scripts.
+    println!("{public_b64}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the private key readable by its owner only, from the first byte.
+fn write_private(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let mut f = opts.open(path)?;
+        // An existing file keeps its mode on open; tighten it.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(pem.as_bytes())?;
+        f.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut f = opts.open(path)?;
+        f.write_all(pem.as_bytes())?;
+        f.sync_all()
     }
 }
 
