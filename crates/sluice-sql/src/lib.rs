@@ -25,6 +25,7 @@
 //! types; casts to user-defined types may run user functions.
 
 mod functions;
+pub mod masked;
 mod names;
 mod prepared;
 mod session;
@@ -34,6 +35,7 @@ mod visit_gen;
 mod walk;
 
 pub use functions::FunctionPolicy;
+pub use masked::{MaskViolation, MaskedColumns, OutputBinding, masked_uses, masked_uses_in};
 pub use prepared::PreparedTracker;
 pub use sluice_core::guardrail::{StatementClass, StatementFacts};
 

@@ -406,7 +406,7 @@ detectors = { phone = false }
             toml::from_str::<MaskingConfig>("columns = [{ column = \"a\", style = \"blur\" }]")
                 .is_err()
         );
-        assert!(c.is_exempt::<&str>(&[]) == false);
+        assert!(!c.is_exempt::<&str>(&[]));
     }
 
     #[test]
