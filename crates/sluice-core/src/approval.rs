@@ -107,9 +107,16 @@ pub struct Vote {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tally {
     /// Not enough approvals yet: `have` of `need`.
-    Waiting { have: usize, need: usize },
-    Approved { scope: Scope },
-    Denied { reason: String },
+    Waiting {
+        have: usize,
+        need: usize,
+    },
+    Approved {
+        scope: Scope,
+    },
+    Denied {
+        reason: String,
+    },
 }
 
 /// Counts votes: any deny denies; `need` distinct approvals approve. A shape
@@ -195,11 +202,21 @@ mod tests {
         let b = vote("b", Decision::Approve, Scope::Once);
         let c = vote("c", Decision::Deny, Scope::Once);
         assert_eq!(tally(2, &[a.clone()]), Tally::Waiting { have: 1, need: 2 });
-        assert_eq!(tally(2, &[a.clone(), b.clone()]), Tally::Approved { scope: Scope::Once });
-        assert_eq!(tally(1, &[a.clone()]), Tally::Approved { scope: Scope::Shape });
+        assert_eq!(
+            tally(2, &[a.clone(), b.clone()]),
+            Tally::Approved { scope: Scope::Once }
+        );
+        assert_eq!(
+            tally(1, &[a.clone()]),
+            Tally::Approved {
+                scope: Scope::Shape
+            }
+        );
         assert_eq!(
             tally(2, &[a, c]),
-            Tally::Denied { reason: "c says so".into() }
+            Tally::Denied {
+                reason: "c says so".into()
+            }
         );
         assert_eq!(tally(0, &[]), Tally::Waiting { have: 0, need: 1 });
     }
@@ -208,7 +225,10 @@ mod tests {
     fn ids_and_names() {
         let id = new_approval_id();
         assert!(id.starts_with("a_") && id.len() == 28);
-        assert_eq!(ApprovalStatus::parse("denied"), Some(ApprovalStatus::Denied));
+        assert_eq!(
+            ApprovalStatus::parse("denied"),
+            Some(ApprovalStatus::Denied)
+        );
         assert_eq!(Scope::Shape.as_str(), "shape");
     }
 }

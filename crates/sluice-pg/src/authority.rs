@@ -28,6 +28,37 @@ impl LoginRefused {
     }
 }
 
+/// A statement a guardrail holds for approval.
+#[derive(Debug, Clone)]
+pub struct StatementApproval {
+    pub grant: Grant,
+    pub session_id: String,
+    /// The exact statement text.
+    pub statement: String,
+    /// Bound parameters (extended protocol), as text for the approver.
+    pub parameters: Option<Vec<Option<String>>>,
+    /// The analysis: classes, commands, tables, fingerprint.
+    pub analysis: serde_json::Value,
+    pub fingerprint: String,
+    /// The guardrail that asked for approval.
+    pub rule: String,
+}
+
+/// An opened approval: its id and the page where an approver decides.
+#[derive(Debug, Clone)]
+pub struct ApprovalTicket {
+    pub id: String,
+    pub url: String,
+}
+
+/// How the wait for an approval ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalOutcome {
+    Approved { by: String },
+    Denied { by: String, reason: String },
+    TimedOut,
+}
+
 /// The proxy's view of the grant store and the identity layer.
 pub trait Authority: Send + Sync + 'static {
     /// The grant named by a login's user name (grant ids look like `g_` and
@@ -48,6 +79,34 @@ pub trait Authority: Send + Sync + 'static {
     /// Resolves when the grant stops being usable (revoked, expired, …). The
     /// proxy also sleeps until `expires_at` itself.
     fn ended(&self, grant_id: &str) -> BoxFuture<'static, ()>;
+
+    /// True when statements of this shape were approved for the rest of the
+    /// grant. Without approvals, never.
+    fn shape_approved(&self, _grant_id: &str, _fingerprint: &str) -> BoxFuture<'_, bool> {
+        Box::pin(async { false })
+    }
+
+    /// Opens an approval for a held statement. Without approvals, an error:
+    /// the statement is then refused as "approval required".
+    fn request_approval(
+        &self,
+        _request: StatementApproval,
+    ) -> BoxFuture<'_, Result<ApprovalTicket, AuthorityError>> {
+        Box::pin(async {
+            Err(AuthorityError(
+                "statement approvals are not available".into(),
+            ))
+        })
+    }
+
+    /// Waits for the approval's decision, at most `timeout`.
+    fn await_approval(
+        &self,
+        _id: &str,
+        _timeout: std::time::Duration,
+    ) -> BoxFuture<'_, ApprovalOutcome> {
+        Box::pin(async { ApprovalOutcome::TimedOut })
+    }
 }
 
 /// True when `user` has the shape of a grant id: `g_` and 26 base32 chars.

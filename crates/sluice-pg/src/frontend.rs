@@ -16,7 +16,7 @@ use crate::deny::Denials;
 use crate::errors::{ClientError, PgError};
 use crate::messages::{self, Frontend};
 use crate::outcome::Inflight;
-use crate::policy::{Checked, Decision, Permit, Policy, Recorder};
+use crate::policy::{Checked, Decision, Permit, Policy, Recorder, Run};
 
 /// A pipeline longer than this (bytes) before Sync is decided in parts, as
 /// if the client had sent Flush: memory stays bounded.
@@ -221,7 +221,12 @@ where
     async fn simple(&mut self, frame: Frame, checked: Arc<Checked>) -> Result<(), PgError> {
         match self
             .recorder
-            .decide(&self.policy, std::slice::from_ref(&checked), "simple")
+            .decide(
+                &self.policy,
+                std::slice::from_ref(&checked),
+                "simple",
+                Run::Executes(None),
+            )
             .await
         {
             Decision::Forward(permit) => {
@@ -263,7 +268,12 @@ where
         } else {
             Some(
                 self.recorder
-                    .decide(&self.policy, &batch.checks, "extended")
+                    .decide(
+                        &self.policy,
+                        &batch.checks,
+                        "extended",
+                        run_of(&batch.frames),
+                    )
                     .await,
             )
         };
@@ -382,4 +392,20 @@ where
         self.backend.write_all(bytes).await?;
         Ok(())
     }
+}
+
+/// Whether a batch executes anything and, if so, the parameter values of
+/// its Binds for an approver to see (only a held statement's approval shows
+/// them; audit events never carry them).
+fn run_of(frames: &[Frame]) -> Run {
+    if !frames.iter().any(|f| f.tag == b'E') {
+        return Run::PrepareOnly;
+    }
+    let values: Vec<Option<String>> = frames
+        .iter()
+        .filter(|f| f.tag == b'B')
+        .filter_map(messages::bind_parameters)
+        .flatten()
+        .collect();
+    Run::Executes((!values.is_empty()).then_some(values))
 }

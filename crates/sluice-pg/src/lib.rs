@@ -4,6 +4,7 @@
 //! analysed and checked against the connection's guardrails before it is
 //! forwarded. See DESIGN.md §2–§3.
 
+mod approval;
 pub mod authority;
 mod backend;
 mod cancel;
@@ -22,6 +23,8 @@ mod session;
 mod startup;
 mod tls;
 
-pub use authority::{Authority, AuthorityError, LoginRefused};
+pub use authority::{
+    ApprovalOutcome, ApprovalTicket, Authority, AuthorityError, LoginRefused, StatementApproval,
+};
 pub use errors::{ClientError, PgError};
 pub use proxy::PgProxy;

@@ -221,6 +221,82 @@ pub fn error_response(severity: &str, code: &str, text: &str) -> Bytes {
     })
 }
 
+/// A NoticeResponse the client may receive at any time (a held statement's
+/// approval id and where to approve it).
+pub fn notice_response(text: &str) -> Bytes {
+    message(b'N', |b| {
+        b.put_u8(b'S');
+        put_cstr(b, "NOTICE");
+        b.put_u8(b'V');
+        put_cstr(b, "NOTICE");
+        b.put_u8(b'C');
+        put_cstr(b, "00000");
+        b.put_u8(b'M');
+        put_cstr(b, text);
+        b.put_u8(0);
+    })
+}
+
+/// Longest parameter value shown to an approver; longer values are cut.
+const MAX_SHOWN_PARAMETER: usize = 1024;
+
+/// The parameter values of a Bind, as text for an approver: text-format
+/// values as they are, binary ones as `\x…` hex. `None` when malformed.
+pub fn bind_parameters(frame: &Frame) -> Option<Vec<Option<String>>> {
+    let mut b = frame.body();
+    let body = &mut b;
+    take_cstr(body)?;
+    take_cstr(body)?;
+    let nformats = take_i16(body)?.max(0) as usize;
+    let mut formats = Vec::with_capacity(nformats.min(1024));
+    for _ in 0..nformats {
+        formats.push(take_i16(body)?);
+    }
+    let nparams = take_i16(body)?.max(0) as usize;
+    let mut out = Vec::with_capacity(nparams.min(1024));
+    for i in 0..nparams {
+        let len = crate::codec::take_i32(body)?;
+        if len < 0 {
+            out.push(None);
+            continue;
+        }
+        let len = len as usize;
+        if body.len() < len {
+            return None;
+        }
+        let (value, rest) = body.split_at(len);
+        *body = rest;
+        let binary = match formats.len() {
+            0 => false,
+            1 => formats[0] == 1,
+            _ => formats.get(i).copied() == Some(1),
+        };
+        out.push(Some(show_parameter(value, binary)));
+    }
+    Some(out)
+}
+
+fn show_parameter(value: &[u8], binary: bool) -> String {
+    let cut = &value[..value.len().min(MAX_SHOWN_PARAMETER)];
+    // Binary text types (text, varchar) are their UTF-8 bytes: show them as
+    // text when they read as such; anything else as hex.
+    let readable = std::str::from_utf8(cut)
+        .ok()
+        .filter(|t| !t.is_empty() && !t.chars().any(char::is_control));
+    let mut s = match (binary, readable) {
+        (true, None) => {
+            let hex: String = cut.iter().map(|b| format!("{b:02x}")).collect();
+            format!("\\x{hex}")
+        }
+        (true, Some(t)) => t.to_string(),
+        (false, _) => String::from_utf8_lossy(cut).into_owned(),
+    };
+    if value.len() > cut.len() {
+        s.push_str("…");
+    }
+    s
+}
+
 /// The fields of an ErrorResponse/NoticeResponse body, by field code.
 pub fn error_fields(body: &[u8]) -> Vec<(u8, &str)> {
     let mut out = Vec::new();

@@ -43,6 +43,8 @@ pub struct Recorder {
     /// its number as `seq`, and so do the request's `statement.completed`
     /// events, so the two can be joined.
     pub decided: u64,
+    /// Holding statements for approval; without it, `approve` refuses.
+    pub approvals: Option<crate::approval::Approvals>,
 }
 
 /// Leave to forward one request: its audit record is written.
@@ -61,6 +63,14 @@ impl Permit {
     pub fn seq(&self) -> Option<u64> {
         self.seq
     }
+}
+
+/// Whether a request runs anything, and with which bound parameters.
+pub enum Run {
+    /// Parse/Describe only: nothing executes yet.
+    PrepareOnly,
+    /// Runs, with the Bind parameters (extended protocol) as text.
+    Executes(Option<Vec<Option<String>>>),
 }
 
 /// The outcome of a request.
@@ -167,8 +177,12 @@ impl Recorder {
         policy: &Policy,
         items: &[Arc<Checked>],
         protocol: &str,
+        run: Run,
     ) -> Decision {
         let verdict = policy.verdict(items);
+        if verdict.action == Action::Approve {
+            return self.decide_held(items, &verdict, protocol, run).await;
+        }
         let allowed = verdict.action == Action::Allow;
         let kind = if allowed {
             EventKind::StatementAllowed
@@ -176,11 +190,66 @@ impl Recorder {
             EventKind::StatementDenied
         };
         let seq = self.next_seq();
-        let recorded = self.record(kind, seq, items, &verdict, protocol).await;
+        let recorded = self
+            .record(
+                kind,
+                seq,
+                items,
+                &verdict,
+                protocol,
+                serde_json::Value::Null,
+            )
+            .await;
         match (allowed, recorded) {
             (true, true) => Decision::Forward(Permit { seq: Some(seq) }),
             (true, false) => Decision::Deny(ClientError::audit_unavailable()),
             (false, _) => Decision::Deny(denial(&verdict)),
+        }
+    }
+
+    /// A request a guardrail holds for approval: waits for the decision,
+    /// then records and forwards or refuses it.
+    async fn decide_held(
+        &mut self,
+        items: &[Arc<Checked>],
+        verdict: &Verdict,
+        protocol: &str,
+        run: Run,
+    ) -> Decision {
+        use crate::approval::Held;
+        let held = match (&self.approvals, run) {
+            // Preparing runs nothing: the statement is held when executed,
+            // with its parameters bound, so the approver sees what will run.
+            (_, Run::PrepareOnly) => Held::Approved {
+                approval: serde_json::json!({ "deferred": "held when executed" }),
+            },
+            (Some(a), Run::Executes(parameters)) => {
+                a.hold(&self.session_id, items, verdict, parameters).await
+            }
+            (None, _) => Held::Refused {
+                error: denial(verdict),
+                approval: serde_json::Value::Null,
+            },
+        };
+        let seq = self.next_seq();
+        match held {
+            Held::Approved { approval } => {
+                let kind = EventKind::StatementAllowed;
+                if self
+                    .record(kind, seq, items, verdict, protocol, approval)
+                    .await
+                {
+                    Decision::Forward(Permit { seq: Some(seq) })
+                } else {
+                    Decision::Deny(ClientError::audit_unavailable())
+                }
+            }
+            Held::Refused { error, approval } => {
+                let kind = EventKind::StatementDenied;
+                self.record(kind, seq, items, verdict, protocol, approval)
+                    .await;
+                Decision::Deny(error)
+            }
         }
     }
 
@@ -221,16 +290,21 @@ impl Recorder {
         items: &[Arc<Checked>],
         verdict: &Verdict,
         protocol: &str,
+        approval: serde_json::Value,
     ) -> bool {
         let statements: Vec<serde_json::Value> = items.iter().map(|c| describe(c)).collect();
-        let event = self.event(kind).detail(serde_json::json!({
+        let mut detail = serde_json::json!({
             "seq": seq,
             "protocol": protocol,
             "statements": statements,
             "decision": verdict.action.as_str(),
             "rule": verdict.rule,
             "reason": verdict.reason,
-        }));
+        });
+        if !approval.is_null() {
+            detail["approval"] = approval;
+        }
+        let event = self.event(kind).detail(detail);
         match self.audit.record(event).await {
             Ok(_) => true,
             Err(e) => {
@@ -241,12 +315,12 @@ impl Recorder {
     }
 }
 
-/// What a denied request's client is told. `approve` cannot wait for a human
-/// yet, so it is answered as a denial that says approval is required.
+/// What a denied request's client is told. `approve` without a way to hold
+/// the statement is answered as a denial that says approval is required.
 fn denial(verdict: &Verdict) -> ClientError {
     let message = match verdict.action {
         Action::Approve => format!(
-            "{} (approval required; statement approval is not available yet)",
+            "{} (approval required, but this session cannot wait for one)",
             verdict.client_message()
         ),
         _ => verdict.client_message(),
@@ -256,7 +330,7 @@ fn denial(verdict: &Verdict) -> ClientError {
 
 /// One analysed SQL string as audit detail: no parameter values (the
 /// extended protocol's values travel in Bind, which is never recorded).
-fn describe(c: &Checked) -> serde_json::Value {
+pub(crate) fn describe(c: &Checked) -> serde_json::Value {
     let mut text = c.sql.as_str();
     if text.len() > MAX_AUDITED_TEXT {
         let mut end = MAX_AUDITED_TEXT;

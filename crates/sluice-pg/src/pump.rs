@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::completions::Completions;
 use crate::deny::Denials;
@@ -56,6 +56,11 @@ pub struct Pump<R, W> {
     denials: Arc<Denials>,
     tracker: Tracker,
     completions: Completions,
+    /// NoticeResponses Sluice itself sends the client (held statements).
+    notices: mpsc::Receiver<Bytes>,
+    notices_open: bool,
+    /// Notices waiting for a frame boundary.
+    pending: Vec<Bytes>,
 }
 
 /// The session's end: resolves with what to tell the client.
@@ -73,6 +78,7 @@ where
         denials: Arc<Denials>,
         tracker: Tracker,
         completions: Completions,
+        notices: mpsc::Receiver<Bytes>,
     ) -> Self {
         Pump {
             backend,
@@ -83,6 +89,9 @@ where
             denials,
             tracker,
             completions,
+            notices,
+            notices_open: true,
+            pending: Vec::new(),
         }
     }
 
@@ -100,6 +109,12 @@ where
             for completion in self.tracker.take() {
                 self.completions.send(completion);
             }
+            // Sluice's own notices go between whole frames, never inside one.
+            if self.remaining == 0 {
+                for notice in self.pending.drain(..) {
+                    self.out.extend_from_slice(&notice);
+                }
+            }
             if !self.out.is_empty() {
                 let out = self.out.split().freeze();
                 tokio::select! {
@@ -115,6 +130,10 @@ where
                 n = self.backend.read_buf(&mut self.buf) => match n {
                     Ok(0) | Err(_) => return PumpEnd::BackendClosed,
                     Ok(_) => {}
+                },
+                notice = self.notices.recv(), if self.notices_open => match notice {
+                    Some(n) => self.pending.push(n),
+                    None => self.notices_open = false,
                 },
                 reason = &mut end => return self.finish(reason).await,
                 reason = &mut fatal => match reason {

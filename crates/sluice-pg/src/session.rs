@@ -160,12 +160,19 @@ async fn pump_session(
     let (backend_read, backend_write) = tokio::io::split(backend_stream);
     let denials = Arc::new(Denials::new());
     let rules = shared.rules(&grant.connection);
+    let (notices, notices_rx) = tokio::sync::mpsc::channel(8);
     let recorder = Recorder {
         audit: shared.audit.clone(),
         session_id: session_id.to_string(),
         grant_id: grant.id.clone(),
         connection: grant.connection.clone(),
         decided: 0,
+        approvals: Some(crate::approval::Approvals {
+            authority: shared.authority.clone(),
+            grant: grant.clone(),
+            notices,
+            timeout: shared.config.approvals.statement_timeout.0,
+        }),
     };
     let (completions, writer) = completions::start(&recorder);
     let inflight = Arc::new(Inflight::default());
@@ -191,6 +198,7 @@ async fn pump_session(
         denials,
         tracker,
         completions,
+        notices_rx,
     );
     let (fatal_tx, fatal_rx) = oneshot::channel();
     let client_side = half.run();

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use sluice_api::Shared;
+use sluice_api::approvals::{self, Outcome, StatementRequest};
 use sluice_core::Grant;
 use sluice_core::access::{self, AccessRequest};
-use sluice_pg::{Authority, AuthorityError, LoginRefused};
+use sluice_pg::{
+    ApprovalOutcome, ApprovalTicket, Authority, AuthorityError, LoginRefused, StatementApproval,
+};
 
 pub struct GatewayAuthority {
     pub state: Shared,
@@ -88,6 +91,50 @@ impl Authority for GatewayAuthority {
                     // ends it at `expires_at` on its own.
                     Err(_) => {}
                 }
+            }
+        })
+    }
+
+    fn shape_approved(&self, grant_id: &str, fingerprint: &str) -> BoxFuture<'_, bool> {
+        let (grant_id, fingerprint) = (grant_id.to_string(), fingerprint.to_string());
+        Box::pin(
+            async move { approvals::shape_approved(&self.state, &grant_id, &fingerprint).await },
+        )
+    }
+
+    fn request_approval(
+        &self,
+        r: StatementApproval,
+    ) -> BoxFuture<'_, Result<ApprovalTicket, AuthorityError>> {
+        Box::pin(async move {
+            let request = StatementRequest {
+                grant: r.grant,
+                session_id: r.session_id,
+                statement: r.statement,
+                parameters: r.parameters,
+                analysis: r.analysis,
+                fingerprint: r.fingerprint,
+                rule: r.rule,
+            };
+            let a = approvals::open_for_statement(&self.state, request)
+                .await
+                .map_err(|e| AuthorityError(e.message))?;
+            let url = format!(
+                "{}/ui/approvals/{}",
+                self.state.config.server.public_url(),
+                a.id
+            );
+            Ok(ApprovalTicket { id: a.id, url })
+        })
+    }
+
+    fn await_approval(&self, id: &str, timeout: Duration) -> BoxFuture<'_, ApprovalOutcome> {
+        let id = id.to_string();
+        Box::pin(async move {
+            match approvals::wait(&self.state, &id, timeout).await {
+                Outcome::Approved { by, .. } => ApprovalOutcome::Approved { by },
+                Outcome::Denied { by, reason } => ApprovalOutcome::Denied { by, reason },
+                Outcome::TimedOut => ApprovalOutcome::TimedOut,
             }
         })
     }

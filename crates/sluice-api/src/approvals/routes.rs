@@ -111,7 +111,8 @@ async fn decide(
     decision: Decision,
 ) -> Result<Json<Value>, ApiError> {
     // An approval needs no body; a reason or scope comes as a JSON object.
-    let body: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
+    let blank = body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null";
+    let body: DecisionBody = if blank {
         DecisionBody::default()
     } else {
         serde_json::from_slice(&body)

@@ -1,0 +1,488 @@
+//! Statement and grant approvals end to end: `sluice serve` with a real
+//! OIDC provider and a real PostgreSQL, `psql` and `tokio-postgres` as the
+//! agent, the HTTP API as the approver.
+
+use serde_json::{Value, json};
+use sluice_testkit::oidc::{OidcClient, OidcOptions, OidcProvider};
+use sluice_testkit::pg::PgServer;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const WRITER: &str = "writer-1";
+const WRITER_DBA: &str = "writer-dba";
+const DBA1: &str = "dba-1";
+const DBA2: &str = "dba-2";
+const CONTRACTOR: &str = "contractor-1";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Gateway {
+    pg: PgServer,
+    idp: OidcProvider,
+    child: Child,
+    api: String,
+    pg_port: u16,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    async fn start() -> Gateway {
+        let pg = tokio::task::spawn_blocking(PgServer::start)
+            .await
+            .unwrap()
+            .unwrap();
+        pg.psql(
+            "postgres",
+            "CREATE TABLE items (id int PRIMARY KEY, status text); \
+             INSERT INTO items SELECT g, 'new' FROM generate_series(1, 10) g",
+        )
+        .unwrap();
+        let idp = OidcProvider::start(OidcOptions {
+            clients: vec![
+                OidcClient::new(WRITER, &["writers"]),
+                OidcClient::new(WRITER_DBA, &["writers", "dba"]),
+                OidcClient::new(DBA1, &["dba"]),
+                OidcClient::new(DBA2, &["dba"]),
+                OidcClient::new(CONTRACTOR, &["contractors"]),
+            ],
+            ..OidcOptions::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pg.password");
+        std::fs::write(&pw, pg.password()).unwrap();
+        let api_port = free_port();
+        let pg_port = free_port();
+        let config = format!(
+            r#"
+[server]
+api_listen = "127.0.0.1:{api_port}"
+data_dir = "{data}"
+sweep_interval = "200ms"
+
+[postgres]
+listen = "127.0.0.1:{pg_port}"
+
+[[issuers]]
+name = "idp"
+issuer = "{issuer}"
+audiences = ["{audience}"]
+
+[[connections]]
+name = "shop"
+kind = "postgres"
+host = "127.0.0.1"
+port = {backend}
+database = "postgres"
+user = "postgres"
+password_file = "{pw}"
+tls = "disable"
+
+[[connections.guardrails]]
+name = "writes-need-approval"
+action = "approve"
+classes = ["write"]
+profiles = ["write"]
+
+[[rules]]
+name = "writers"
+groups = ["writers"]
+connection = "shop"
+profile = "write"
+max_ttl = "15m"
+
+[[rules]]
+name = "contractors"
+groups = ["contractors"]
+connection = "shop"
+profile = "read"
+max_ttl = "15m"
+approval = "grant"
+
+[approvals]
+approver_groups = ["dba"]
+statement_timeout = "3s"
+"#,
+            data = dir.path().display(),
+            issuer = idp.issuer(),
+            audience = idp.audience(),
+            backend = pg.port(),
+            pw = pw.display(),
+        );
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, config).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let gw = Gateway {
+            pg,
+            idp,
+            child,
+            api: format!("http://127.0.0.1:{api_port}"),
+            pg_port,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while gw
+            .http
+            .get(format!("{}/readyz", gw.api))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "sluice serve did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        gw
+    }
+
+    async fn token(&self, client: &str) -> String {
+        self.idp
+            .client_credentials_token(client, &OidcClient::secret_for(client), self.idp.audience())
+            .await
+            .unwrap()
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        who: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(self.token(who).await)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A grant for `who`; its DSN when active.
+    async fn grant(&self, who: &str) -> Value {
+        let (status, g) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/grants",
+                who,
+                json!({"connection": "shop", "reason": "e2e"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{g}");
+        g
+    }
+
+    async fn dsn(&self, who: &str) -> String {
+        let g = self.grant(who).await;
+        let c = &g["credentials"];
+        format!(
+            "postgresql://{}:{}@127.0.0.1:{}/shop",
+            c["user"].as_str().unwrap(),
+            c["password"].as_str().unwrap(),
+            self.pg_port
+        )
+    }
+
+    /// Waits for a pending statement approval whose text contains `needle`.
+    async fn held(&self, needle: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, list) = self
+                .call(
+                    reqwest::Method::GET,
+                    "/v1/approvals?status=pending",
+                    DBA1,
+                    Value::Null,
+                )
+                .await;
+            if let Some(a) = list["approvals"].as_array().and_then(|items| {
+                items.iter().find(|a| {
+                    a["kind"] == "statement"
+                        && a["statement"].as_str().unwrap_or("").contains(needle)
+                })
+            }) {
+                return a.clone();
+            }
+            assert!(Instant::now() < deadline, "no approval for {needle}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn decide(&self, id: &str, who: &str, verb: &str, body: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/approvals/{id}/{verb}"),
+            who,
+            body,
+        )
+        .await
+    }
+
+    fn status_of(&self, id: i32) -> String {
+        self.pg
+            .psql(
+                "postgres",
+                &format!("SELECT status FROM items WHERE id = {id}"),
+            )
+            .unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn psql(dsn: &str, sql: &str) -> Child {
+    Command::new("psql")
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn finish(child: Child) -> (bool, String) {
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("psql finished")
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn a_held_update_runs_once_approved_by_another_identity() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let update = psql(&dsn, "UPDATE items SET status = 'paid' WHERE id = 1");
+    let approval = gw.held("WHERE id = 1").await;
+    assert_eq!(
+        approval["statement"],
+        "UPDATE items SET status = 'paid' WHERE id = 1"
+    );
+    assert_eq!(approval["analysis"]["statements"][0]["classes"][0], "write");
+    assert_eq!(approval["requester"]["name"], WRITER);
+    assert_eq!(gw.status_of(1), "new", "nothing ran while held");
+
+    // Other sessions go on meanwhile.
+    let (ok, out) = finish(psql(&dsn, "SELECT count(*) FROM items")).await;
+    assert!(ok && out.contains("10"), "{out}");
+
+    let id = approval["id"].as_str().unwrap();
+    let (status, decided) = gw
+        .decide(id, DBA1, "approve", json!({"reason": "ok"}))
+        .await;
+    assert_eq!(status, 200, "{decided}");
+    let (ok, out) = finish(update).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("held for approval {id}")),
+        "the client saw a NOTICE: {out}"
+    );
+    assert!(out.contains("UPDATE 1"), "{out}");
+    assert_eq!(gw.status_of(1), "paid");
+}
+
+#[tokio::test]
+async fn a_denied_or_unanswered_statement_fails_with_the_reason_and_changes_nothing() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let update = psql(&dsn, "UPDATE items SET status = 'void' WHERE id = 2");
+    let approval = gw.held("WHERE id = 2").await;
+    let (status, _) = gw
+        .decide(
+            approval["id"].as_str().unwrap(),
+            DBA1,
+            "deny",
+            json!({"reason": "not during the freeze"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (ok, out) = finish(update).await;
+    assert!(!ok);
+    assert!(
+        out.contains("denied by approver dba-1: not during the freeze"),
+        "{out}"
+    );
+    assert_eq!(gw.status_of(2), "new");
+
+    // Nobody answers within statement_timeout (3s).
+    let started = Instant::now();
+    let (ok, out) = finish(psql(&dsn, "UPDATE items SET status = 'void' WHERE id = 3")).await;
+    assert!(!ok);
+    assert!(out.contains("was not granted within 3s"), "{out}");
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(gw.status_of(3), "new");
+
+    // Inside a transaction block the denial aborts it, as PostgreSQL would.
+    let (ok, out) = finish(psql(
+        &dsn,
+        "BEGIN; SELECT 1; UPDATE items SET status = 'void' WHERE id = 4; COMMIT;",
+    ))
+    .await;
+    assert!(!ok, "{out}");
+    assert_eq!(gw.status_of(4), "new");
+}
+
+#[tokio::test]
+async fn requesters_cannot_approve_their_own_statements() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER_DBA).await;
+    let update = psql(&dsn, "UPDATE items SET status = 'mine' WHERE id = 5");
+    let approval = gw.held("WHERE id = 5").await;
+    let id = approval["id"].as_str().unwrap();
+    let (status, body) = gw.decide(id, WRITER_DBA, "approve", Value::Null).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(gw.status_of(5), "new");
+    let (status, _) = gw.decide(id, DBA2, "approve", Value::Null).await;
+    assert_eq!(status, 200);
+    let (ok, out) = finish(update).await;
+    assert!(ok, "{out}");
+    assert_eq!(gw.status_of(5), "mine");
+}
+
+#[tokio::test]
+async fn a_shape_approval_lets_the_same_shape_through_and_nothing_else() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let first = psql(&dsn, "UPDATE items SET status = 'shipped' WHERE id = 6");
+    let approval = gw.held("WHERE id = 6").await;
+    let (status, _) = gw
+        .decide(
+            approval["id"].as_str().unwrap(),
+            DBA1,
+            "approve",
+            json!({"scope": "shape"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(finish(first).await.0);
+
+    // Same shape, other literals: runs at once.
+    let (ok, out) = finish(psql(
+        &dsn,
+        "UPDATE items SET status = 'returned' WHERE id = 7",
+    ))
+    .await;
+    assert!(ok, "{out}");
+    assert!(!out.contains("held for approval"), "{out}");
+    assert_eq!(gw.status_of(7), "returned");
+
+    // Another shape is held again.
+    let other = psql(&dsn, "DELETE FROM items WHERE id = 8");
+    let again = gw.held("DELETE FROM items").await;
+    gw.decide(
+        again["id"].as_str().unwrap(),
+        DBA1,
+        "deny",
+        json!({"reason": "no deletes"}),
+    )
+    .await;
+    let (ok, out) = finish(other).await;
+    assert!(!ok && out.contains("no deletes"), "{out}");
+    assert_eq!(gw.status_of(8), "new");
+}
+
+#[tokio::test]
+async fn the_approver_sees_bound_parameters_of_the_extended_protocol() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let update = tokio::spawn(async move {
+        client
+            .execute(
+                "UPDATE items SET status = $1 WHERE id = $2",
+                &[&"refunded", &9i32],
+            )
+            .await
+    });
+    let approval = gw.held("SET status = $1").await;
+    assert_eq!(approval["parameters"][0], "refunded");
+    // Binary-format int4 9, as tokio-postgres sends it.
+    assert_eq!(approval["parameters"][1], "\\x00000009");
+    gw.decide(
+        approval["id"].as_str().unwrap(),
+        DBA1,
+        "approve",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(update.await.unwrap().unwrap(), 1);
+    assert_eq!(gw.status_of(9), "refunded");
+}
+
+#[tokio::test]
+async fn a_pending_grant_approved_by_a_dba_is_then_usable() {
+    let gw = Gateway::start().await;
+    let g = gw.grant(CONTRACTOR).await;
+    assert_eq!(g["status"], "pending");
+    let id = g["id"].as_str().unwrap();
+    let (_, list) = gw
+        .call(reqwest::Method::GET, "/v1/approvals", DBA1, Value::Null)
+        .await;
+    let approval = list["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["grant_id"] == id)
+        .cloned()
+        .unwrap();
+    let (status, _) = gw
+        .decide(
+            approval["id"].as_str().unwrap(),
+            DBA1,
+            "approve",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, active) = gw
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/grants/{id}"),
+            CONTRACTOR,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(active["status"], "active");
+    let c = &active["credentials"];
+    let dsn = format!(
+        "postgresql://{}:{}@127.0.0.1:{}/shop",
+        c["user"].as_str().unwrap(),
+        c["password"].as_str().unwrap(),
+        gw.pg_port
+    );
+    let (ok, out) = finish(psql(&dsn, "SELECT count(*) FROM items")).await;
+    assert!(ok && out.contains("10"), "{out}");
+}
