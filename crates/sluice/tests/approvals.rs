@@ -486,3 +486,78 @@ async fn a_pending_grant_approved_by_a_dba_is_then_usable() {
     let (ok, out) = finish(psql(&dsn, "SELECT count(*) FROM items")).await;
     assert!(ok && out.contains("10"), "{out}");
 }
+
+#[tokio::test]
+async fn grant_request_wait_returns_credentials_once_approved_from_the_cli() {
+    let gw = Gateway::start().await;
+    let contractor = gw.token(CONTRACTOR).await;
+    let dba = gw.token(DBA1).await;
+    let waiting = Command::new(BIN)
+        .args([
+            "grant",
+            "request",
+            "shop",
+            "--reason",
+            "audit prep",
+            "--wait",
+            "--json",
+        ])
+        .env("SLUICE_URL", &gw.api)
+        .env("SLUICE_TOKEN", &contractor)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The approver finds it with the CLI and approves it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let id = loop {
+        let out = Command::new(BIN)
+            .args(["approvals", "list", "--json"])
+            .env("SLUICE_URL", &gw.api)
+            .env("SLUICE_TOKEN", &dba)
+            .output()
+            .await
+            .unwrap();
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if let Some(a) = list
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["kind"] == "grant"))
+        {
+            break a["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no pending grant approval");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let out = Command::new(BIN)
+        .args(["approvals", "approve", &id, "--reason", "ok"])
+        .env("SLUICE_URL", &gw.api)
+        .env("SLUICE_TOKEN", &dba)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("approved"));
+    let out = tokio::time::timeout(Duration::from_secs(20), waiting.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for approval"));
+    let grant: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(grant["status"], "active");
+    assert!(
+        grant["credentials"]["password"]
+            .as_str()
+            .unwrap()
+            .starts_with("sls_")
+    );
+}
