@@ -91,7 +91,7 @@ impl Store {
     }
 }
 
-fn row(r: &AnyRow) -> Result<AuditRow, StoreError> {
+pub(crate) fn row(r: &AnyRow) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
         seq: r.try_get("seq")?,
         ts: r.try_get("ts")?,

@@ -12,10 +12,12 @@ mod audit;
 mod error;
 mod export;
 mod grants;
+mod sessions;
 
 pub use audit::AuditRow;
 pub use error::StoreError;
 pub use export::CheckpointRow;
+pub use sessions::{SessionFilter, SessionRow};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
