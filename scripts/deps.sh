@@ -21,6 +21,7 @@ need nodejs command -v node
 need npm command -v npm
 need pkg-config command -v pkg-config
 need make command -v make
+need chromium command -v chromium
 
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else

@@ -13,9 +13,11 @@ mod health;
 pub mod issue;
 mod json;
 mod metrics;
-mod notify;
+mod sessions;
+pub mod notify;
 mod state;
 pub mod sweeper;
+pub mod ui;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -38,6 +40,9 @@ pub fn router(state: Shared) -> Router {
         .route("/approvals/{id}/approve", post(approvals::routes::approve))
         .route("/approvals/{id}/deny", post(approvals::routes::deny))
         .route("/audit", get(audit::list))
+        .route("/sessions", get(sessions::list))
+        .route("/sessions/{id}", get(sessions::show))
+        .route("/sessions/{id}/events", get(sessions::events))
         .fallback(|| async { ApiError::not_found("no such API route") });
     let mut app: Router = Router::new()
         .nest("/v1", api)
@@ -48,6 +53,8 @@ pub fn router(state: Shared) -> Router {
     if let Some(dev) = &state.dev_issuer {
         app = app.nest("/dev-issuer", dev.router());
     }
+    // The approvers' web page (sign-in, pending list, decisions).
+    app = app.nest("/ui", ui::router(state.clone()));
     app.layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
         // Long-polls wait at most 60 s; nothing should take longer than that.
         .layer(TimeoutLayer::with_status_code(

@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The playground's issuer, served under `/dev-issuer` (dev mode only).
     pub dev_issuer: Option<DevIssuer>,
+    /// Webhook deliveries for new approvals.
+    pub notifier: crate::notify::Notifier,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             approval_changes: broadcast::channel(1024).0,
             metrics: Metrics::default(),
             dev_issuer: None,
+            notifier: crate::notify::Notifier::new(),
         }
     }
 

@@ -110,6 +110,18 @@ impl Verifier {
         token: &str,
         p: token::Unverified,
     ) -> Result<Identity, Rejection> {
+        let (issuer, claims) = self.decode(token, p, None).await?;
+        claims::identity(&issuer.cfg, &claims)
+    }
+
+    /// Checks signature, algorithm, issuer and times, and the audience:
+    /// the issuer's configured audiences, or exactly `audience` when given.
+    async fn decode(
+        &self,
+        token: &str,
+        p: token::Unverified,
+        audience: Option<&str>,
+    ) -> Result<(&Issuer, Map<String, Value>), Rejection> {
         // Refuse `none`, HMAC and anything unknown before looking further.
         if !ALLOWED_ALGORITHMS.contains(&p.alg.as_str()) {
             return Err(Rejection::disallowed_alg(&p.alg));
@@ -120,10 +132,49 @@ impl Verifier {
             return Err(Rejection::disallowed_alg(&p.alg));
         }
         let key = issuer.keys.key_for(p.kid.as_deref(), alg).await?;
-        let validation = validation(&issuer.cfg, alg);
+        let mut validation = validation(&issuer.cfg, alg);
+        if let Some(aud) = audience {
+            validation.set_audience(&[aud]);
+        }
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map_err(|e| rejection(e.kind()))?;
-        claims::identity(&issuer.cfg, &data.claims)
+        Ok((issuer, data.claims))
+    }
+
+    /// Verifies an OpenID Connect ID token from the issuer configured as
+    /// `issuer_name`, as a relying party with `client_id`: the same key,
+    /// algorithm, time and issuer checks as [`Verifier::verify`], but the
+    /// audience must be `client_id` (and `azp`, when present, too), and the
+    /// `nonce` claim must equal `nonce`. Used by the approvers' web sign-in.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        issuer_name: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<Identity, Rejection> {
+        let token = token.trim();
+        let p = token::peek(token)?;
+        match self.issuer_for(&p.iss) {
+            Some(i) if i.cfg.name == issuer_name => {}
+            _ => return Err(Rejection::UnknownIssuer),
+        }
+        let (issuer, claims) = self.decode(token, p, Some(client_id)).await?;
+        match claims.get("azp") {
+            None => {}
+            Some(Value::String(azp)) if azp == client_id => {}
+            Some(_) => return Err(Rejection::WrongAudience),
+        }
+        let got = match claims.get("nonce") {
+            Some(Value::String(n)) => n.as_bytes(),
+            None => return Err(Rejection::MissingClaim("nonce")),
+            Some(_) => return Err(Rejection::InvalidClaim("nonce")),
+        };
+        // Constant time: the nonce ties the token to this browser's sign-in.
+        if nonce.is_empty() || !bool::from(subtle::ConstantTimeEq::ct_eq(got, nonce.as_bytes())) {
+            return Err(Rejection::InvalidClaim("nonce"));
+        }
+        claims::identity(&issuer.cfg, &claims)
     }
 }
 

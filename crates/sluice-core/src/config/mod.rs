@@ -9,7 +9,9 @@ mod locate;
 pub mod masking;
 pub mod rule;
 pub mod server;
+pub mod ui;
 mod validate;
+pub mod webhook;
 
 pub use connection::{
     ConnectionConfig, ConnectionKind, Credential, Password, TlsMode, resolve_password,
@@ -21,6 +23,8 @@ pub use masking::{
 };
 pub use rule::{AccessRule, ApprovalMode, ApprovalsConfig};
 pub use server::{PostgresListenerConfig, ServerConfig};
+pub use ui::UiConfig;
+pub use webhook::{WebhookConfig, WebhookKind};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +51,9 @@ pub struct Config {
     /// Audit export sinks, signed checkpoints, retention (`[audit]`).
     #[serde(default)]
     pub audit: audit::AuditConfig,
+    /// The approvers' web page and its sign-in (`[ui]`). Absent: no web page.
+    #[serde(default)]
+    pub ui: Option<UiConfig>,
 }
 
 /// One thing wrong with a configuration file.

@@ -47,6 +47,9 @@ pub struct ApprovalsConfig {
     /// How long a paused statement waits before it fails. Default "5m".
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout: Dur,
+    /// Where to announce new approvals (`[[approvals.webhooks]]`).
+    #[serde(default)]
+    pub webhooks: Vec<super::WebhookConfig>,
 }
 
 impl Default for ApprovalsConfig {
@@ -55,6 +58,7 @@ impl Default for ApprovalsConfig {
             approver_groups: vec![],
             min_approvals: one(),
             statement_timeout: default_statement_timeout(),
+            webhooks: vec![],
         }
     }
 }

@@ -24,6 +24,8 @@ pub fn validate(c: &Config) -> Problems {
     }
     rules(c, &mut p);
     approvals(c, &mut p);
+    p.extend(super::webhook::problems(c));
+    p.extend(super::ui::problems(c));
     audit(c, &mut p);
     p
 }

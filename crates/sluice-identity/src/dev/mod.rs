@@ -4,8 +4,14 @@
 //! start. It serves a real discovery document and JWKS, so tokens it mints
 //! go through Sluice's normal [`Verifier`](crate::Verifier) path, exactly as
 //! tokens from Okta or Entra would. Its token endpoint has no client
-//! authentication: it must never be enabled outside the local playground.
+//! authentication, and its sign-in page lets anyone claim any identity: it
+//! must never be enabled outside the local playground.
+//!
+//! Besides minting tokens directly (`POST /token` with JSON, as
+//! `sluice token --dev` does), it runs the authorization code flow with
+//! PKCE for the approvers' web page (see `authorize`).
 
+mod authorize;
 mod routes;
 
 use base64::Engine;
@@ -34,6 +40,8 @@ struct Inner {
     signing_key: EncodingKey,
     /// The public key, base64url, as published in the JWKS (`x`).
     public_x: String,
+    /// Authorization codes not yet exchanged.
+    codes: authorize::Codes,
 }
 
 impl std::fmt::Debug for DevIssuer {
@@ -64,6 +72,7 @@ impl DevIssuer {
                 kid: format!("dev-{}", URL_SAFE_NO_PAD.encode(kid)),
                 signing_key: EncodingKey::from_ed_der(&pkcs8),
                 public_x: URL_SAFE_NO_PAD.encode(public.as_bytes()),
+                codes: authorize::Codes::default(),
             }),
         }
     }
@@ -133,12 +142,15 @@ impl DevIssuer {
             "issuer": base,
             "jwks_uri": format!("{base}/jwks"),
             "token_endpoint": format!("{base}/token"),
-            "response_types_supported": ["token"],
-            "grant_types_supported": ["client_credentials"],
+            "authorization_endpoint": format!("{base}/authorize"),
+            "response_types_supported": ["code", "token"],
+            "grant_types_supported": ["client_credentials", "authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid", "profile", "email", "groups"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["EdDSA"],
             "token_endpoint_auth_methods_supported": ["none"],
-            "claims_supported": ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "name", "groups"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "name", "groups", "nonce", "azp", "auth_time"],
         })
     }
 

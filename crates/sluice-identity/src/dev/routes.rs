@@ -1,9 +1,10 @@
-//! HTTP face of the dev issuer: discovery, JWKS and a token endpoint.
+//! HTTP face of the dev issuer: discovery, JWKS, a token endpoint and the
+//! sign-in page of the authorization code flow.
 
 use super::DevIssuer;
 use crate::claims::{MAX_GROUP_BYTES, MAX_GROUPS};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Form, FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,6 +21,10 @@ pub(super) fn router(issuer: DevIssuer) -> Router {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
         .route("/token", post(token))
+        .route(
+            "/authorize",
+            get(super::authorize::form).post(super::authorize::submit),
+        )
         .layer(DefaultBodyLimit::max(256 * 1024))
         .with_state(issuer)
 }
@@ -45,10 +50,21 @@ struct TokenRequest {
     ttl_secs: Option<u64>,
 }
 
-async fn token(
-    State(issuer): State<DevIssuer>,
-    body: Result<Json<TokenRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
+/// JSON mints directly; a form-encoded body is the code flow's exchange.
+async fn token(State(issuer): State<DevIssuer>, request: Request) -> Response {
+    let form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        let basic = basic_client_id(request.headers());
+        return match Form::<super::authorize::CodeExchange>::from_request(request, &()).await {
+            Ok(Form(req)) => super::authorize::exchange(&issuer, req, basic),
+            Err(e) => bad_request(&format!("invalid token request: {}", e.body_text())),
+        };
+    }
+    let body = Json::<TokenRequest>::from_request(request, &()).await;
     let Json(req) = match body {
         Ok(b) => b,
         Err(e) => {
@@ -97,4 +113,24 @@ fn bad_request(message: &str) -> Response {
         Json(json!({"error": "invalid_request", "message": message})),
     )
         .into_response()
+}
+
+/// The client id of `Authorization: Basic` (client_secret_basic); the dev
+/// issuer checks no secret.
+fn basic_client_id(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, creds) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(creds.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let id = text.split_once(':').map(|(id, _)| id).unwrap_or(&text);
+    // RFC 6749 §2.3.1: form-urlencoded before base64.
+    url::form_urlencoded::parse(format!("x={id}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
 }

@@ -173,6 +173,14 @@ kind = {{ human_groups = ["dba", "sluice-admins"], default = "agent" }}
 
 [approvals]
 approver_groups = ["dba"]
+
+# The approvers' web page at http://{api}/ui. Sign-in goes through the dev
+# issuer's own page (prefilled as dba-1 in group dba). Plain http on
+# loopback, so the session cookie cannot be Secure here.
+[ui]
+issuer = "dev"
+client_id = "sluice-ui"
+cookie_secure = false
 "#,
         api = args.api_listen,
         dir = dir.display(),
@@ -283,6 +291,7 @@ fn print_banner(dir: &Path, args: &DevArgs, has_db: bool) {
     println!("Sluice playground is running.");
     println!("  API and issuer   http://{api}  (issuer http://{api}/dev-issuer)");
     println!("  Postgres         {}", args.postgres_listen);
+    println!("  approvers        http://{api}/ui  (sign in as dba-1, group dba)");
     println!("  config           {d}/sluice.toml");
     println!("  addresses        {d}/playground.env");
     if !has_db {
