@@ -13,6 +13,7 @@ mod health;
 pub mod issue;
 mod json;
 mod metrics;
+mod sessions;
 pub mod notify;
 mod state;
 pub mod sweeper;
@@ -39,6 +40,9 @@ pub fn router(state: Shared) -> Router {
         .route("/approvals/{id}/approve", post(approvals::routes::approve))
         .route("/approvals/{id}/deny", post(approvals::routes::deny))
         .route("/audit", get(audit::list))
+        .route("/sessions", get(sessions::list))
+        .route("/sessions/{id}", get(sessions::show))
+        .route("/sessions/{id}/events", get(sessions::events))
         .fallback(|| async { ApiError::not_found("no such API route") });
     let mut app: Router = Router::new()
         .nest("/v1", api)

@@ -16,6 +16,7 @@ mod error;
 mod export;
 mod keys;
 mod log;
+pub mod replay;
 mod retention;
 mod runner;
 pub mod sinks;

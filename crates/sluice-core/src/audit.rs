@@ -52,6 +52,12 @@ pub enum EventKind {
     ApprovalNotified,
     #[serde(rename = "statement.completed")]
     StatementCompleted,
+    /// The first rows of a statement's result exactly as the client
+    /// received them (after masking), when the connection's
+    /// `record_results` asks for rows: `{seq, index, columns, rows,
+    /// truncated}`. Replay shows them as the client saw them.
+    #[serde(rename = "statement.results")]
+    StatementResults,
 }
 
 impl EventKind {
@@ -76,6 +82,7 @@ impl EventKind {
             EventKind::ApprovalExpired => "approval.expired",
             EventKind::ApprovalNotified => "approval.notified",
             EventKind::StatementCompleted => "statement.completed",
+            EventKind::StatementResults => "statement.results",
         }
     }
 }

@@ -47,6 +47,71 @@ pub struct ConnectionConfig {
     /// Result masking (`[connections.masking]`); none when absent.
     #[serde(default)]
     pub masking: Option<super::masking::MaskingConfig>,
+    /// What a session recording keeps of each result: "none" (only the
+    /// decision), "summary" (row counts, durations and errors; the
+    /// default), or "rows:N" (also the first N rows exactly as the client
+    /// received them, after masking, for replay). N is 1 to 1000.
+    #[serde(default)]
+    pub record_results: RecordResults,
+}
+
+/// The `record_results` setting of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordResults {
+    None,
+    #[default]
+    Summary,
+    /// Keep the first N rows of each result.
+    Rows(u32),
+}
+
+/// The largest N of `rows:N`: recordings are audit events, kept small.
+pub const MAX_RECORDED_ROWS: u32 = 1000;
+
+impl RecordResults {
+    pub fn parse(s: &str) -> Result<RecordResults, String> {
+        match s {
+            "none" => Ok(RecordResults::None),
+            "summary" => Ok(RecordResults::Summary),
+            _ => match s.strip_prefix("rows:").map(str::parse::<u32>) {
+                Some(Ok(n)) => Ok(RecordResults::Rows(n)),
+                _ => Err(format!(
+                    "record_results must be \"none\", \"summary\" or \"rows:N\" (e.g. \"rows:20\"), not {s:?}"
+                )),
+            },
+        }
+    }
+
+    /// How many rows of each result to record (0 for none and summary).
+    pub fn rows(self) -> u32 {
+        match self {
+            RecordResults::Rows(n) => n,
+            _ => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for RecordResults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordResults::None => f.write_str("none"),
+            RecordResults::Summary => f.write_str("summary"),
+            RecordResults::Rows(n) => write!(f, "rows:{n}"),
+        }
+    }
+}
+
+impl Serialize for RecordResults {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordResults {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RecordResults::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// A backend user and where its password comes from.
@@ -133,6 +198,49 @@ impl Credential {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_results_parses_and_prints() {
+        assert_eq!(RecordResults::default(), RecordResults::Summary);
+        for (text, want) in [
+            ("none", RecordResults::None),
+            ("summary", RecordResults::Summary),
+            ("rows:20", RecordResults::Rows(20)),
+        ] {
+            assert_eq!(RecordResults::parse(text).unwrap(), want);
+            assert_eq!(want.to_string(), text);
+        }
+        assert_eq!(RecordResults::Rows(5).rows(), 5);
+        assert_eq!(RecordResults::Summary.rows(), 0);
+        for bad in ["all", "rows", "rows:", "rows:-1", "rows:x", "Rows:3"] {
+            assert!(RecordResults::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn record_results_is_checked_with_its_line() {
+        let file = |v: &str| {
+            format!(
+                "[[connections]]\nname = \"orders\"\nkind = \"postgres\"\nhost = \"db\"\n\
+                 database = \"orders\"\nuser = \"sluice\"\nrecord_results = \"{v}\"\n"
+            )
+        };
+        let parse = |v: &str| crate::config::Config::parse(&file(v), "s.toml");
+        let c = parse("rows:20").unwrap();
+        assert_eq!(c.connections[0].record_results, RecordResults::Rows(20));
+        for bad in ["rows:0", "rows:5000", "everything"] {
+            let err = parse(bad).unwrap_err();
+            let p = err.0.iter().find(|p| p.message.contains("rows:N"));
+            let p = p.unwrap_or_else(|| panic!("{bad}: {err:?}"));
+            assert_eq!(p.location, "s.toml:7", "{bad}: {err:?}");
+        }
+        let c = crate::config::Config::parse(
+            &file("x").replace("record_results = \"x\"\n", ""),
+            "s.toml",
+        )
+        .unwrap();
+        assert_eq!(c.connections[0].record_results, RecordResults::Summary);
+    }
 
     #[test]
     fn passwords_never_print() {

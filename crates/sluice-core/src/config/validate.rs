@@ -205,6 +205,18 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
     if let Some(m) = &c.masking {
         masking(i, m, p);
     }
+    if let super::connection::RecordResults::Rows(n) = c.record_results
+        && !(1..=super::connection::MAX_RECORDED_ROWS).contains(&n)
+    {
+        at(
+            &path("record_results"),
+            format!(
+                "rows:N needs N between 1 and {} (use \"summary\" to keep no rows)",
+                super::connection::MAX_RECORDED_ROWS
+            ),
+            p,
+        );
+    }
 }
 
 fn approvals(c: &Config, p: &mut Problems) {

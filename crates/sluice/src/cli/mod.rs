@@ -5,6 +5,7 @@ mod audit;
 mod client;
 mod config;
 mod grant;
+mod sessions;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: approvals::ApprovalsCommand,
     },
+    /// List recorded sessions, show and replay them.
+    Sessions {
+        #[command(subcommand)]
+        command: sessions::SessionsCommand,
+    },
     /// Verify and export the audit log.
     Audit {
         #[command(subcommand)]
@@ -71,6 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Token(a) => token::run(a).await.map(|_| ExitCode::SUCCESS),
         Command::Grant { command } => grant::run(command).await,
         Command::Approvals { command } => approvals::run(command).await,
+        Command::Sessions { command } => sessions::run(command).await,
         Command::Audit { command } => audit::run(command).await,
     }
 }

@@ -1,0 +1,636 @@
+//! Session replay: a recorded session's audit events turned into a
+//! timeline a person can read — offsets from the session's start, each
+//! request with its decision, rule and approval wait, what became of each
+//! statement (rows, duration, error), and the recorded result rows as the
+//! client saw them. Pure: events in, timeline out, text out.
+//!
+//! Result rows come from `statement.results` events, which the proxy
+//! writes when a connection's `record_results` is `rows:N`:
+//!
+//! ```json
+//! {"kind": "statement.results", "session_id": "s_…", "detail": {
+//!   "seq": 3, "index": 0,
+//!   "columns": ["id", "email"],
+//!   "rows": [["1", "a***@example.com"], ["2", null]],
+//!   "truncated": true }}
+//! ```
+//!
+//! `seq` and `index` match the request's `statement.allowed` and the
+//! statement's `statement.completed`; values are the text the client
+//! received after masking (`null` for SQL NULL, `\x…` hex for a value sent
+//! in binary format); `truncated` says more rows followed than were kept.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A whole session, ready to print.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub session_id: String,
+    #[serde(default)]
+    pub grant_id: Option<String>,
+    #[serde(default)]
+    pub connection: Option<String>,
+    /// Who: filled in from the grant by the caller (events name the grant).
+    #[serde(default)]
+    pub identity: Option<Who>,
+    #[serde(default)]
+    pub client_addr: Option<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// RFC 3339 time of the first event; offsets count from here.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// Present once the session closed.
+    #[serde(default)]
+    pub closed: Option<Closed>,
+    #[serde(default)]
+    pub entries: Vec<Entry>,
+}
+
+/// The identity behind a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Who {
+    pub subject: String,
+    pub issuer: String,
+    pub name: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Closed {
+    pub offset_ms: i64,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub end: Option<String>,
+    #[serde(default)]
+    pub statements_allowed: Option<u64>,
+    #[serde(default)]
+    pub statements_denied: Option<u64>,
+}
+
+/// One thing that happened, `offset_ms` after the session started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub offset_ms: i64,
+    #[serde(flatten)]
+    pub what: What,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum What {
+    Opened,
+    /// A request held for a human (`approval.requested`).
+    Held {
+        approval_id: String,
+        #[serde(default)]
+        rule: Option<String>,
+    },
+    Request(Request),
+    Rejected {
+        reason: String,
+    },
+    Closed,
+}
+
+/// One request (a simple query, or an extended-protocol batch) and what
+/// became of its statements.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub seq: u64,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// "allow" or "deny" (what finally happened, after any approval).
+    pub decision: String,
+    #[serde(default)]
+    pub rule: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub statements: Vec<Text>,
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    #[serde(default)]
+    pub outcomes: Vec<Outcome>,
+    #[serde(default)]
+    pub results: Vec<Results>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Text {
+    pub text: String,
+    #[serde(default)]
+    pub classes: Vec<String>,
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// A shape approval let it through (no wait).
+    #[serde(default)]
+    pub shape: Option<String>,
+    /// From `approval.requested` to the decision being recorded.
+    #[serde(default)]
+    pub wait_ms: Option<i64>,
+}
+
+/// What became of one statement (`statement.completed`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub offset_ms: i64,
+    pub index: u64,
+    pub outcome: String,
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub rows: Option<u64>,
+    #[serde(default)]
+    pub duration_ms: Option<f64>,
+    #[serde(default)]
+    pub error: Option<Failure>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub sqlstate: String,
+    pub message: String,
+}
+
+/// Recorded result rows (`statement.results`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub offset_ms: i64,
+    pub index: u64,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// Builds the timeline of one session from its events' bodies (as stored:
+/// `{kind, ts, seq, session_id, grant_id, connection, detail}`), in chain
+/// order. Unknown kinds are skipped, so newer recordings still replay.
+pub fn timeline(session_id: &str, events: &[Value]) -> Timeline {
+    let mut t = Timeline {
+        session_id: session_id.to_string(),
+        ..Timeline::default()
+    };
+    let start = events.iter().filter_map(ts).next();
+    t.started_at = start.map(|s| s.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let offset = |e: &Value| match (start, ts(e)) {
+        (Some(s), Some(at)) => (at - s).num_milliseconds(),
+        _ => 0,
+    };
+    // When each approval was asked for, for the wait.
+    let mut asked: Vec<(String, i64)> = Vec::new();
+    for e in events {
+        let d = &e["detail"];
+        let at = offset(e);
+        if t.grant_id.is_none() {
+            t.grant_id = string(&e["grant_id"]);
+        }
+        if t.connection.is_none() {
+            t.connection = string(&e["connection"]);
+        }
+        match e["kind"].as_str().unwrap_or_default() {
+            "session.opened" => {
+                t.client_addr = string(&d["client_addr"]);
+                t.profile = string(&d["profile"]);
+                t.entries.push(entry(at, What::Opened));
+            }
+            "approval.requested" => {
+                let id = string(&d["approval_id"]).unwrap_or_default();
+                asked.push((id.clone(), at));
+                let rule = string(&d["rule"]);
+                t.entries.push(entry(
+                    at,
+                    What::Held {
+                        approval_id: id,
+                        rule,
+                    },
+                ));
+            }
+            "statement.allowed" | "statement.denied" => {
+                let r = request(d, at, &asked);
+                t.entries.push(entry(at, What::Request(r)));
+            }
+            "statement.completed" => {
+                let o = Outcome {
+                    offset_ms: at,
+                    index: d["index"].as_u64().unwrap_or(0),
+                    outcome: string(&d["outcome"]).unwrap_or_default(),
+                    command: string(&d["command"]),
+                    rows: d["rows"].as_u64(),
+                    duration_ms: d["duration_ms"].as_f64(),
+                    error: failure(&d["error"]),
+                };
+                request_for(&mut t, d, at).outcomes.push(o);
+            }
+            "statement.results" => {
+                let r = results(d, at);
+                request_for(&mut t, d, at).results.push(r);
+            }
+            "session.rejected" => {
+                let reason = string(&d["reason"]).unwrap_or_default();
+                t.entries.push(entry(at, What::Rejected { reason }));
+            }
+            "session.closed" => {
+                t.closed = Some(Closed {
+                    offset_ms: at,
+                    duration_ms: d["duration_ms"].as_u64(),
+                    end: string(&d["end"]),
+                    statements_allowed: d["statements_allowed"].as_u64(),
+                    statements_denied: d["statements_denied"].as_u64(),
+                });
+                t.entries.push(entry(at, What::Closed));
+            }
+            _ => {}
+        }
+    }
+    t
+}
+
+fn entry(offset_ms: i64, what: What) -> Entry {
+    Entry { offset_ms, what }
+}
+
+fn ts(e: &Value) -> Option<DateTime<Utc>> {
+    let s = e["ts"].as_str()?;
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn string(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+fn request(d: &Value, at: i64, asked: &[(String, i64)]) -> Request {
+    let statements = d["statements"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| Text {
+                    text: string(&s["text"]).unwrap_or_default(),
+                    classes: strings(&s["classes"]),
+                    tables: strings(&s["tables"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let approval = d.get("approval").filter(|a| a.is_object()).map(|a| {
+        let id = string(&a["id"]);
+        let wait_ms = id.as_ref().and_then(|id| {
+            asked
+                .iter()
+                .rev()
+                .find(|(asked_id, _)| asked_id == id)
+                .map(|(_, from)| at - from)
+        });
+        Approval {
+            id,
+            by: string(&a["by"]),
+            outcome: string(&a["outcome"]),
+            shape: string(&a["shape"]),
+            wait_ms,
+        }
+    });
+    Request {
+        seq: d["seq"].as_u64().unwrap_or(0),
+        protocol: string(&d["protocol"]),
+        decision: string(&d["decision"]).unwrap_or_default(),
+        rule: string(&d["rule"]),
+        reason: string(&d["reason"]),
+        statements,
+        approval,
+        ..Request::default()
+    }
+    .finally(d)
+}
+
+impl Request {
+    /// The decision field names the policy's verdict ("approve" for a held
+    /// statement); show what happened in the end instead.
+    fn finally(mut self, d: &Value) -> Request {
+        if self.decision == "approve" {
+            let approved = d["approval"]["outcome"].as_str() == Some("approved")
+                || d["approval"]["shape"].is_string();
+            self.decision = if approved { "allow" } else { "deny" }.into();
+        }
+        self
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(string).collect())
+        .unwrap_or_default()
+}
+
+fn failure(v: &Value) -> Option<Failure> {
+    v.is_object().then(|| Failure {
+        sqlstate: string(&v["sqlstate"]).unwrap_or_default(),
+        message: string(&v["message"]).unwrap_or_default(),
+    })
+}
+
+fn results(d: &Value, at: i64) -> Results {
+    let cell = |v: &Value| match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    };
+    Results {
+        offset_ms: at,
+        index: d["index"].as_u64().unwrap_or(0),
+        columns: strings(&d["columns"]),
+        rows: d["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r.as_array().map(|r| r.iter().map(cell).collect()))
+                    .map(Option::unwrap_or_default)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        truncated: d["truncated"].as_bool().unwrap_or(false),
+    }
+}
+
+/// The request an outcome or result row belongs to (by `seq`); one is
+/// made up when its record is missing, so nothing recorded is dropped.
+fn request_for<'a>(t: &'a mut Timeline, d: &Value, at: i64) -> &'a mut Request {
+    let seq = d["seq"].as_u64().unwrap_or(0);
+    let found = t
+        .entries
+        .iter()
+        .rposition(|e| matches!(&e.what, What::Request(r) if r.seq == seq));
+    let i = match found {
+        Some(i) => i,
+        None => {
+            let r = Request {
+                seq,
+                decision: "unrecorded".into(),
+                ..Request::default()
+            };
+            t.entries.push(entry(at, What::Request(r)));
+            t.entries.len() - 1
+        }
+    };
+    match &mut t.entries[i].what {
+        What::Request(r) => r,
+        _ => unreachable!("position() matched a request"),
+    }
+}
+
+/// One printed line, to be shown `offset_ms` after the session's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub offset_ms: i64,
+    pub text: String,
+}
+
+/// The timeline as text, line by line with the offset each line happened
+/// at, in time order: what `sluice sessions replay` paces and prints.
+pub fn render(t: &Timeline) -> Vec<Line> {
+    let mut out = vec![Line {
+        offset_ms: 0,
+        text: header(t),
+    }];
+    for e in &t.entries {
+        match &e.what {
+            What::Opened => {
+                let mut s = format!("session opened on {}", or_q(&t.connection));
+                if let Some(p) = &t.profile {
+                    s.push_str(&format!(" ({p})"));
+                }
+                if let Some(a) = &t.client_addr {
+                    s.push_str(&format!(" from {a}"));
+                }
+                push(&mut out, e.offset_ms, s);
+            }
+            What::Held { approval_id, rule } => {
+                let rule = rule
+                    .as_deref()
+                    .map(|r| format!(" by {r}"))
+                    .unwrap_or_default();
+                push(
+                    &mut out,
+                    e.offset_ms,
+                    format!("held for approval {approval_id}{rule}"),
+                );
+            }
+            What::Request(r) => request_lines(&mut out, e.offset_ms, r),
+            What::Rejected { reason } => {
+                push(&mut out, e.offset_ms, format!("login rejected: {reason}"))
+            }
+            What::Closed => {
+                let c = t.closed.clone().unwrap_or_default();
+                let mut s = format!("session closed ({})", or_q(&c.end));
+                if let (Some(a), Some(d)) = (c.statements_allowed, c.statements_denied) {
+                    s.push_str(&format!(": {a} allowed, {d} denied"));
+                }
+                push(&mut out, e.offset_ms, s);
+            }
+        }
+    }
+    if t.closed.is_none() {
+        let last = out.last().map(|l| l.offset_ms).unwrap_or(0);
+        push(&mut out, last, "(session not closed in the record)".into());
+    }
+    // Outcomes come after their request; keep each line's place stable.
+    out.sort_by_key(|l| l.offset_ms);
+    out
+}
+
+fn header(t: &Timeline) -> String {
+    let who = t
+        .identity
+        .as_ref()
+        .map(|w| format!("{} ({}, {})", w.name, w.subject, w.kind))
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "session {} · {} · grant {} · started {}",
+        t.session_id,
+        who,
+        or_q(&t.grant_id),
+        or_q(&t.started_at)
+    )
+}
+
+fn or_q(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("?")
+}
+
+fn push(out: &mut Vec<Line>, offset_ms: i64, body: String) {
+    out.push(Line {
+        offset_ms,
+        text: format!("{:>10}  {body}", stamp(offset_ms)),
+    });
+}
+
+/// `+12.345s`.
+fn stamp(ms: i64) -> String {
+    format!("+{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+fn request_lines(out: &mut Vec<Line>, at: i64, r: &Request) {
+    let verdict = match r.decision.as_str() {
+        "allow" => "ALLOWED",
+        "deny" => "DENIED",
+        other => other,
+    };
+    let texts: Vec<&str> = r.statements.iter().map(|s| s.text.as_str()).collect();
+    let text = if texts.is_empty() {
+        format!("({})", r.protocol.as_deref().unwrap_or("request"))
+    } else {
+        one_line(&texts.join("; "))
+    };
+    push(out, at, format!("[{}] {verdict:<7} {text}", r.seq));
+    let pad = " ".repeat(12);
+    let mut why = Vec::new();
+    let classes: Vec<&str> = r
+        .statements
+        .iter()
+        .flat_map(|s| s.classes.iter().map(String::as_str))
+        .collect();
+    if !classes.is_empty() {
+        why.push(format!("class {}", classes.join(",")));
+    }
+    if let Some(rule) = &r.rule {
+        why.push(format!("rule {rule}"));
+    }
+    if let Some(reason) = r.reason.as_deref().filter(|s| !s.is_empty()) {
+        why.push(reason.to_string());
+    }
+    if !why.is_empty() {
+        out.push(Line {
+            offset_ms: at,
+            text: format!("{pad}    {}", why.join(" · ")),
+        });
+    }
+    if let Some(a) = &r.approval {
+        let mut s = match (&a.shape, &a.id) {
+            (Some(shape), _) => format!("approved earlier for this shape ({shape})"),
+            (None, id) => format!(
+                "approval {}: {}",
+                or_q(id),
+                a.outcome.as_deref().unwrap_or("?")
+            ),
+        };
+        if let Some(by) = &a.by {
+            s.push_str(&format!(" by {by}"));
+        }
+        if let Some(w) = a.wait_ms {
+            s.push_str(&format!(" after waiting {}", seconds(w)));
+        }
+        out.push(Line {
+            offset_ms: at,
+            text: format!("{pad}    {s}"),
+        });
+    }
+    for o in &r.outcomes {
+        let mut s = match (&o.error, o.outcome.as_str()) {
+            (Some(f), _) => format!("error {}: {}", f.sqlstate, f.message),
+            (None, "ok") => format!("ok {}", o.command.as_deref().unwrap_or("")),
+            (None, other) => other.to_string(),
+        };
+        if let Some(n) = o.rows {
+            s.push_str(&format!(", {n} row{}", if n == 1 { "" } else { "s" }));
+        }
+        if let Some(d) = o.duration_ms {
+            s.push_str(&format!(" in {d:.1} ms"));
+        }
+        let label = if r.outcomes.len() > 1 {
+            format!("#{} ", o.index + 1)
+        } else {
+            String::new()
+        };
+        push(out, o.offset_ms, format!("    → {label}{s}"));
+        for res in r.results.iter().filter(|x| x.index == o.index) {
+            for line in table(res) {
+                out.push(Line {
+                    offset_ms: o.offset_ms,
+                    text: format!("{pad}      {line}"),
+                });
+            }
+        }
+    }
+    // Results whose statement has no recorded outcome.
+    for res in &r.results {
+        if !r.outcomes.iter().any(|o| o.index == res.index) {
+            for line in table(res) {
+                out.push(Line {
+                    offset_ms: res.offset_ms,
+                    text: format!("{pad}      {line}"),
+                });
+            }
+        }
+    }
+}
+
+fn seconds(ms: i64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// Newlines and runs of spaces folded, so a statement is one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Recorded rows as psql's aligned format shows them.
+pub fn table(r: &Results) -> Vec<String> {
+    let cell = |v: &Option<String>| v.clone().unwrap_or_default().replace('\n', "\\n");
+    let mut widths: Vec<usize> = r.columns.iter().map(|c| c.chars().count()).collect();
+    for row in &r.rows {
+        for (i, v) in row.iter().enumerate() {
+            let w = cell(v).chars().count();
+            match widths.get_mut(i) {
+                Some(x) => *x = (*x).max(w),
+                None => widths.push(w),
+            }
+        }
+    }
+    let fmt_row = |cells: Vec<String>| {
+        let parts: Vec<String> = widths
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let c = cells.get(i).cloned().unwrap_or_default();
+                format!(" {c}{} ", " ".repeat(w - c.chars().count()))
+            })
+            .collect();
+        parts.join("|").trim_end().to_string()
+    };
+    let mut out = vec![fmt_row(r.columns.clone())];
+    out.push(
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+"),
+    );
+    for row in &r.rows {
+        out.push(fmt_row(row.iter().map(cell).collect()));
+    }
+    let n = r.rows.len();
+    out.push(if r.truncated {
+        format!("(first {n} row{} recorded)", if n == 1 { "" } else { "s" })
+    } else {
+        format!("({n} row{})", if n == 1 { "" } else { "s" })
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! A real psql session through `sluice dev`, listed and replayed with the
+//! CLI; another identity cannot see it.
+
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Dev {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Dev {
+    fn start() -> Dev {
+        let dir = tempfile::tempdir().unwrap();
+        // The database runs as the unprivileged postgres user when we are root.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data = dir.path().join("data");
+        let api = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(BIN)
+            .args(["dev", "--data-dir"])
+            .arg(&data)
+            .args(["--api-listen", &api])
+            .args(["--postgres-listen", &format!("127.0.0.1:{}", free_port())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !data.join("playground.env").exists() {
+            assert!(Instant::now() < deadline, "sluice dev did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Dev {
+            child,
+            url: format!("http://{api}"),
+            _dir: dir,
+        }
+    }
+
+    fn sluice(&self, token: Option<&str>, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("SLUICE_URL", &self.url)
+            .env_remove("SLUICE_TOKEN");
+        if let Some(t) = token {
+            cmd.env("SLUICE_TOKEN", t);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn token(&self, sub: &str, groups: &str) -> String {
+        let out = self.sluice(None, &["token", "--dev", "--sub", sub, "--groups", groups]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_string()
+    }
+
+    fn ok(&self, token: &str, args: &[&str]) -> String {
+        let out = self.sluice(Some(token), args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_psql_session_is_listed_and_replayed_in_order_and_private() {
+    let dev = Dev::start();
+    let agent = dev.token("agent-1", "analytics-agents");
+    let grant: Value = serde_json::from_str(&dev.ok(
+        &agent,
+        &[
+            "grant",
+            "request",
+            "playground",
+            "--reason",
+            "replay",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let dsn = grant["credentials"]["dsn"].as_str().unwrap();
+
+    // One psql connection, three statements; the DROP is refused.
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-d", dsn])
+        .args(["-c", "SELECT count(*) FROM orders"])
+        .args(["-c", "DROP TABLE orders"])
+        .args(["-c", "SELECT id FROM customers ORDER BY id LIMIT 3"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("1200"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("DROP TABLE is ddl"),
+        "{}",
+        stderr(&out)
+    );
+
+    // It is listed (once closed) with its counts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let session = loop {
+        let list: Value =
+            serde_json::from_str(&dev.ok(&agent, &["sessions", "list", "--json"])).unwrap();
+        let items = list.as_array().unwrap();
+        if let Some(s) = items.iter().find(|s| s["state"] == "closed") {
+            break s.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no closed session listed: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let id = session["id"].as_str().unwrap().to_string();
+    assert_eq!(session["grant_id"], grant["id"]);
+    assert_eq!(session["connection"], "playground");
+    assert_eq!(session["statements_allowed"], 2);
+    assert_eq!(session["statements_denied"], 1);
+    let text = dev.ok(
+        &agent,
+        &[
+            "sessions",
+            "list",
+            "--identity",
+            "agent-1",
+            "--since",
+            "10m",
+        ],
+    );
+    assert!(text.contains(&id), "{text}");
+    assert!(text.contains("2 allowed, 1 denied"), "{text}");
+    let text = dev.ok(&agent, &["sessions", "list", "--connection", "nope"]);
+    assert!(text.contains("no recorded sessions match"), "{text}");
+
+    // The replay: statements in order, with decisions, rules and rows.
+    let started = Instant::now();
+    let replay = dev.ok(&agent, &["sessions", "replay", &id, "--speed", "max"]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let find = |needle: &str| {
+        replay
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from the replay:\n{replay}"))
+    };
+    let order = [
+        find("session opened on playground (read)"),
+        find("ALLOWED SELECT count(*) FROM orders"),
+        find("ok SELECT, 1 row"),
+        find("DENIED  DROP TABLE orders"),
+        find("DROP TABLE is ddl"),
+        find("ALLOWED SELECT id FROM customers ORDER BY id LIMIT 3"),
+        find("ok SELECT, 3 rows"),
+        find("session closed"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "out of order:\n{replay}"
+    );
+    assert!(replay.starts_with(&format!("session {id}")), "{replay}");
+    // show prints the same timeline; --json carries it structured.
+    let shown = dev.ok(&agent, &["sessions", "show", &id]);
+    assert_eq!(shown, replay);
+    let json: Value =
+        serde_json::from_str(&dev.ok(&agent, &["sessions", "show", &id, "--json"])).unwrap();
+    assert_eq!(json["timeline"]["session_id"], id.as_str());
+
+    // Someone else sees nothing of it; an admin sees it.
+    let other = dev.token("agent-2", "analytics-agents");
+    let text = dev.ok(&other, &["sessions", "list"]);
+    assert!(!text.contains(&id), "{text}");
+    let out = dev.sluice(Some(&other), &["sessions", "replay", &id, "--speed", "max"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("sluice: no session {id} that you may see")
+    );
+    let admin = dev.token("root-1", "sluice-admins");
+    let text = dev.ok(&admin, &["sessions", "list", "--identity", "agent-1"]);
+    assert!(text.contains(&id), "{text}");
+    let out = dev.sluice(
+        Some(&agent),
+        &["sessions", "replay", &id, "--speed", "fast"],
+    );
+    assert!(!out.status.success());
+}
