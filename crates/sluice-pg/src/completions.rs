@@ -112,7 +112,7 @@ fn detail(c: &Completion) -> serde_json::Value {
     };
     // Microsecond precision: most statements take well under a millisecond.
     let duration_ms = (c.duration.as_micros() as f64) / 1000.0;
-    serde_json::json!({
+    let mut detail = serde_json::json!({
         "seq": c.seq,
         "index": c.index,
         "protocol": c.protocol,
@@ -121,5 +121,15 @@ fn detail(c: &Completion) -> serde_json::Value {
         "rows": rows,
         "duration_ms": duration_ms,
         "error": error,
-    })
+    });
+    // How many values were masked, by rule or detector; never the values.
+    if !c.masked.is_empty() {
+        let masked: serde_json::Map<String, serde_json::Value> = c
+            .masked
+            .iter()
+            .map(|(label, n)| (label.clone(), serde_json::json!(n)))
+            .collect();
+        detail["masked"] = serde_json::Value::Object(masked);
+    }
+    detail
 }

@@ -39,6 +39,8 @@ pub enum PgError {
     Backend(String),
     #[error("authority: {0}")]
     Authority(String),
+    #[error("masking: {0}")]
+    Masking(String),
     #[error("audit: {0}")]
     Audit(#[from] sluice_core::audit::AuditError),
 }
@@ -63,7 +65,10 @@ impl PgError {
             | PgError::Timeout
             | PgError::Io(_) => Fault::Client,
             PgError::Backend(_) => Fault::Backend,
-            PgError::TlsConfig(_) | PgError::Authority(_) | PgError::Audit(_) => Fault::Gateway,
+            PgError::TlsConfig(_)
+            | PgError::Authority(_)
+            | PgError::Masking(_)
+            | PgError::Audit(_) => Fault::Gateway,
         }
     }
 
@@ -201,6 +206,15 @@ impl ClientError {
     /// A guardrail denial (or an approval Sluice cannot wait for yet).
     pub fn permission_denied(message: impl Into<String>) -> Self {
         Self::error("42501", message)
+    }
+
+    /// A result row too large to hold while masking it: the session ends
+    /// rather than send it unmasked.
+    pub fn row_too_large_to_mask(cap: usize) -> Self {
+        Self::fatal(
+            "54000",
+            format!("sluice: a result row larger than {cap} bytes cannot be masked"),
+        )
     }
 
     pub fn function_call_denied() -> Self {

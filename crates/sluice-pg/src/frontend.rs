@@ -3,6 +3,11 @@
 //! Flush), decided once, recorded, and only then forwarded as the client's
 //! own bytes. COPY data passes straight through: it belongs to a COPY the
 //! policy already allowed.
+//!
+//! In a masked session the half also tells the result path what each
+//! answer belongs to ([`MaskQueue`]), and sends its own Describe of the
+//! portal before each Execute, so that the result is planned with the
+//! formats the Bind asked for (see [`crate::mask`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use crate::codec::{Frame, FrameReader};
 use crate::deny::Denials;
 use crate::errors::{ClientError, PgError};
+use crate::mask::{Expect, MaskQueue, StatementMask};
 use crate::messages::{self, Frontend};
 use crate::outcome::Inflight;
 use crate::policy::{Checked, Decision, Permit, Policy, Recorder, Run};
@@ -75,6 +81,8 @@ pub struct ClientHalf<R, W> {
     portals: HashMap<String, Arc<Checked>>,
     /// After a denial not ended by Sync the backend skips to Sync; so do we.
     skipping: bool,
+    /// The result path's queue, in a masked session.
+    mask: Option<Arc<MaskQueue>>,
 }
 
 impl<R, W> ClientHalf<R, W>
@@ -104,6 +112,20 @@ where
             statements: HashMap::new(),
             portals: HashMap::new(),
             skipping: false,
+            mask: None,
+        }
+    }
+
+    /// Masks this session's results: notes answers in `queue`.
+    pub fn with_masking(mut self, queue: Option<Arc<MaskQueue>>) -> Self {
+        self.mask = queue;
+        self
+    }
+
+    /// Notes an answer the result path must recognise.
+    fn note(&self, e: Expect) {
+        if let Some(q) = &self.mask {
+            q.push(e);
         }
     }
 
@@ -146,6 +168,7 @@ where
             if msg == Frontend::Sync {
                 self.skipping = false;
                 self.inflight.sync(None);
+                self.note(Expect::Sync);
                 self.push(frame).await?;
             }
             return Ok(true);
@@ -202,6 +225,9 @@ where
             Frontend::CopyData => self.push(frame).await?,
             Frontend::CopyDone | Frontend::CopyFail => {
                 self.inflight.copy_end();
+                if let Some(q) = &self.mask {
+                    q.copy_end();
+                }
                 self.push(frame).await?
             }
             Frontend::Terminate => {
@@ -232,6 +258,7 @@ where
             Decision::Forward(permit) => {
                 self.stats.allowed.fetch_add(1, Ordering::Relaxed);
                 self.policy.sent_query(&checked);
+                self.note(Expect::Query(statement_mask(&checked)));
                 self.forward(permit, frame).await
             }
             Decision::Deny(error) => {
@@ -245,6 +272,7 @@ where
     fn deny_simple(&mut self, error: ClientError) {
         let sentinel = self.denials.sentinel(error.to_bytes());
         self.inflight.quiet();
+        self.note(Expect::Query(Arc::default()));
         self.out.extend_from_slice(&messages::query(&sentinel));
     }
 
@@ -287,6 +315,7 @@ where
                     End::Sync | End::Flush => {
                         if end == End::Sync {
                             self.inflight.sync(None);
+                            self.note(Expect::Sync);
                         }
                         let last = batch.frames.last().expect("non-empty batch");
                         self.out.extend_from_slice(&last.bytes);
@@ -320,9 +349,33 @@ where
         let mut executes = 0;
         for frame in batch.frames {
             self.expect(permit.seq(), &frame, &mut executes);
+            if self.mask.is_some() {
+                self.note_masked(&frame);
+            }
             self.push(frame).await?;
         }
         Ok(())
+    }
+
+    /// In a masked session: notes the frame's answer and, before an
+    /// Execute, sends Sluice's own Describe of the portal.
+    fn note_masked(&mut self, frame: &Frame) {
+        match Frontend::parse(frame) {
+            Ok(Frontend::Describe) => self.note(Expect::Describe { ours: false }),
+            Ok(Frontend::Execute { portal }) => {
+                let ctx = self
+                    .portals
+                    .get(portal)
+                    .map(|c| statement_mask(c))
+                    .unwrap_or_default();
+                self.out
+                    .extend_from_slice(&messages::describe_portal(portal));
+                self.note(Expect::Describe { ours: true });
+                self.note(Expect::Execute(ctx));
+            }
+            Ok(Frontend::Sync) => self.note(Expect::Sync),
+            _ => {}
+        }
     }
 
     /// Notes the answer of a batch message that carries an outcome: each
@@ -392,6 +445,11 @@ where
         self.backend.write_all(bytes).await?;
         Ok(())
     }
+}
+
+/// A checked statement's masking facts (none known: nothing forced).
+fn statement_mask(c: &Checked) -> Arc<StatementMask> {
+    c.mask.clone().unwrap_or_default()
 }
 
 /// Whether a batch executes anything and, if so, the parameter values of

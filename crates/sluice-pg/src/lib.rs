@@ -13,6 +13,7 @@ mod completions;
 mod deny;
 pub mod errors;
 mod frontend;
+mod mask;
 pub mod messages;
 mod outcome;
 mod policy;

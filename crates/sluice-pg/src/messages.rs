@@ -205,6 +205,15 @@ pub fn parse_unnamed(sql: &str) -> Bytes {
     })
 }
 
+/// A Describe of a portal (Sluice's own, before a masked Execute: its
+/// RowDescription carries the result's actual format codes).
+pub fn describe_portal(portal: &str) -> Bytes {
+    message(b'D', |b| {
+        b.put_u8(b'P');
+        put_cstr(b, portal);
+    })
+}
+
 /// An ErrorResponse (or NoticeResponse with tag `N`) with severity, SQLSTATE
 /// and message.
 pub fn error_response(severity: &str, code: &str, text: &str) -> Bytes {
@@ -292,7 +301,7 @@ fn show_parameter(value: &[u8], binary: bool) -> String {
         (false, _) => String::from_utf8_lossy(cut).into_owned(),
     };
     if value.len() > cut.len() {
-        s.push_str("…");
+        s.push('…');
     }
     s
 }

@@ -145,6 +145,8 @@ pub struct Completion {
     pub protocol: &'static str,
     pub outcome: Outcome,
     pub duration: Duration,
+    /// Values masked in its result, by rule or detector label (counts only).
+    pub masked: Vec<(String, u64)>,
 }
 
 /// The pump's side: pairs backend answers with [`Inflight`] entries.
@@ -156,6 +158,8 @@ pub struct Tracker {
     /// another starts then, not when it was sent.
     idle_since: Instant,
     done: Vec<Completion>,
+    /// Masked-value counts for the next completion.
+    masked: Vec<(String, u64)>,
 }
 
 impl Tracker {
@@ -165,12 +169,18 @@ impl Tracker {
             rows: 0,
             idle_since: Instant::now(),
             done: Vec::new(),
+            masked: Vec::new(),
         }
     }
 
     /// Completions found since the last call.
     pub fn take(&mut self) -> Vec<Completion> {
         std::mem::take(&mut self.done)
+    }
+
+    /// Counts of values masked in the result about to complete.
+    pub fn masked(&mut self, counts: Vec<(String, u64)>) {
+        self.masked = counts;
     }
 
     pub fn data_row(&mut self) {
@@ -230,6 +240,7 @@ impl Tracker {
                     protocol: "extended",
                     outcome: Outcome::Skipped,
                     duration: Duration::ZERO,
+                    masked: Vec::new(),
                 }),
                 Expect::Query { .. } | Expect::Sync { .. } | Expect::Quiet => break,
             }
@@ -256,8 +267,10 @@ impl Tracker {
                 protocol: slot.protocol,
                 outcome,
                 duration: now.saturating_duration_since(start),
+                masked: std::mem::take(&mut self.masked),
             });
         }
+        self.masked.clear();
         self.rows = 0;
         self.idle_since = now;
     }

@@ -10,6 +10,7 @@ use sluice_core::audit::{AuditEvent, AuditSink, EventKind};
 use sluice_core::guardrail::{Action, GuardrailRule, StatementFacts, Verdict, evaluate_all};
 
 use crate::errors::ClientError;
+use crate::mask::{ConnMasking, StatementMask};
 
 /// Statement text kept in an audit event; longer text is cut (a 100 MB
 /// literal does not belong in the log).
@@ -23,6 +24,15 @@ pub struct Checked {
     pub fingerprint: String,
     /// The whole analysis of a simple Query, for its PREPARE/DEALLOCATE effects.
     analysis: Option<sluice_sql::Analysis>,
+    /// The masking analysis, in a masked session.
+    pub mask: Option<Arc<StatementMask>>,
+}
+
+impl Checked {
+    /// A use of a masked column that masking cannot protect.
+    fn mask_violation(&self) -> Option<&sluice_sql::MaskViolation> {
+        self.mask.as_ref()?.violation.as_ref()
+    }
 }
 
 /// The grant's profile and the connection's rules, plus the session's
@@ -31,6 +41,8 @@ pub struct Policy {
     profile: Profile,
     rules: Arc<[GuardrailRule]>,
     prepared: sluice_sql::PreparedTracker,
+    /// The connection's masking, when this session is masked.
+    masking: Option<Arc<ConnMasking>>,
 }
 
 /// Who the decisions are recorded for.
@@ -80,12 +92,21 @@ pub enum Decision {
 }
 
 impl Policy {
-    pub fn new(profile: Profile, rules: Arc<[GuardrailRule]>) -> Self {
+    pub fn new(
+        profile: Profile,
+        rules: Arc<[GuardrailRule]>,
+        masking: Option<Arc<ConnMasking>>,
+    ) -> Self {
         Policy {
             profile,
             rules,
             prepared: sluice_sql::PreparedTracker::default(),
+            masking,
         }
+    }
+
+    fn mask(&self, sql: &str) -> Option<Arc<StatementMask>> {
+        self.masking.as_ref().map(|m| m.check(sql))
     }
 
     /// Analyses a simple-protocol Query; `EXECUTE` of a prepared statement
@@ -97,6 +118,7 @@ impl Policy {
             fingerprint: analysis.fingerprint.clone(),
             statements: analysis.statements.clone(),
             analysis: Some(analysis),
+            mask: self.mask(sql),
         })
     }
 
@@ -108,6 +130,7 @@ impl Policy {
             fingerprint: analysis.fingerprint.clone(),
             statements: analysis.statements,
             analysis: None,
+            mask: self.mask(sql),
         })
     }
 
@@ -143,6 +166,7 @@ impl Policy {
             fingerprint: facts.fingerprint.clone(),
             statements: vec![facts.clone()],
             analysis: None,
+            mask: None,
         }))
     }
 
@@ -156,6 +180,7 @@ impl Policy {
             )],
             fingerprint: String::new(),
             analysis: None,
+            mask: None,
         })
     }
 
@@ -179,6 +204,9 @@ impl Recorder {
         protocol: &str,
         run: Run,
     ) -> Decision {
+        if let Some(v) = items.iter().find_map(|c| c.mask_violation()) {
+            return self.deny_masked(items, v, protocol).await;
+        }
         let verdict = policy.verdict(items);
         if verdict.action == Action::Approve {
             return self.decide_held(items, &verdict, protocol, run).await;
@@ -251,6 +279,33 @@ impl Recorder {
                 Decision::Deny(error)
             }
         }
+    }
+
+    /// A request that uses a masked column where masking cannot protect
+    /// it: refused (42501 naming the column) and recorded as denied.
+    async fn deny_masked(
+        &mut self,
+        items: &[Arc<Checked>],
+        v: &sluice_sql::MaskViolation,
+        protocol: &str,
+    ) -> Decision {
+        let seq = self.next_seq();
+        let statements: Vec<serde_json::Value> = items.iter().map(|c| describe(c)).collect();
+        let event = self
+            .event(EventKind::StatementDenied)
+            .detail(serde_json::json!({
+                "seq": seq,
+                "protocol": protocol,
+                "statements": statements,
+                "decision": "deny",
+                "rule": "masking",
+                "reason": v.message(),
+                "masked_column": v.column,
+            }));
+        if let Err(e) = self.audit.record(event).await {
+            tracing::error!(error = %e, "could not audit a masking denial");
+        }
+        Decision::Deny(ClientError::permission_denied(v.message()))
     }
 
     /// Records a request Sluice refuses without analysis (the function-call

@@ -20,6 +20,7 @@ use crate::authority::Authority;
 use crate::backend::Target;
 use crate::cancel::CancelRegistry;
 use crate::errors::PgError;
+use crate::mask::ConnMasking;
 use crate::startup::{self, Opening};
 use crate::{session, tls};
 
@@ -37,6 +38,8 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     /// Backend targets (with their TLS connectors), built once each.
     targets: Mutex<HashMap<(String, Profile), Arc<Target>>>,
+    /// Each masked connection's compiled masking and catalog cache.
+    maskings: Mutex<HashMap<String, Arc<ConnMasking>>>,
 }
 
 impl Shared {
@@ -54,6 +57,25 @@ impl Shared {
         let target = Arc::new(Target::resolve(conn, profile)?);
         targets.insert(key, target.clone());
         Ok(target)
+    }
+
+    /// The connection's masking (`[connections.masking]`), compiled once;
+    /// `None` when the connection has no masking section.
+    pub fn masking(&self, connection: &str) -> Result<Option<Arc<ConnMasking>>, PgError> {
+        let Some(config) = self
+            .config
+            .connection(connection)
+            .and_then(|c| c.masking.as_ref())
+        else {
+            return Ok(None);
+        };
+        let mut maskings = self.maskings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = maskings.get(connection) {
+            return Ok(Some(m.clone()));
+        }
+        let m = Arc::new(ConnMasking::new(config).map_err(PgError::Masking)?);
+        maskings.insert(connection.to_string(), m.clone());
+        Ok(Some(m))
     }
 
     /// The connection's guardrail rules, in order.
@@ -109,6 +131,7 @@ impl PgProxy {
                 acceptor,
                 cancels: Arc::new(CancelRegistry::default()),
                 targets: Mutex::new(HashMap::new()),
+                maskings: Mutex::new(HashMap::new()),
             }),
         })
     }

@@ -10,6 +10,13 @@
 //! bounded and a slow client slows the backend instead of filling memory;
 //! writes are batched, one flush per read.
 //!
+//! In a masked session ([`crate::mask`]) every frame is held whole (up to
+//! [`MAX_MASKED_FRAME`]) and offered to the session's
+//! [`ResultMasker`], one at a time: a DataRow is rewritten as it passes,
+//! so memory stays one row whatever the result size. A row larger than the
+//! cap streams through only when its plan passes every column; otherwise
+//! the session ends (FATAL 54000) rather than send it unmasked.
+//!
 //! The pump also owns the end of the session: when the grant ends or the
 //! client half fails, it writes the FATAL message and returns.
 
@@ -24,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::completions::Completions;
 use crate::deny::Denials;
 use crate::errors::ClientError;
+use crate::mask::{ResultMasker, Step};
 use crate::outcome::Tracker;
 
 /// Bytes read from the backend at once.
@@ -31,6 +39,20 @@ const CHUNK: usize = 64 * 1024;
 /// ErrorResponses and CommandCompletes longer than this are passed through
 /// unexamined (a sentinel's error and a command tag are short).
 const MAX_HELD: usize = 64 * 1024;
+/// Largest frame a masked session holds whole to rewrite.
+pub const MAX_MASKED_FRAME: usize = 16 << 20;
+
+/// What a scan of the buffer came to.
+enum Scan {
+    /// Everything passable was moved; read more.
+    Idle,
+    /// A frame header no backend would send.
+    Protocol,
+    /// The masker needs a catalog lookup before the frame at hand.
+    Need(crate::mask::Need),
+    /// End the session (a row that cannot be masked).
+    Fatal(ClientError),
+}
 
 /// Why the pump stopped.
 #[derive(Debug)]
@@ -61,6 +83,8 @@ pub struct Pump<R, W> {
     notices_open: bool,
     /// Notices waiting for a frame boundary.
     pending: Vec<Bytes>,
+    /// The session's result masking; `None` when unmasked or exempt.
+    mask: Option<ResultMasker>,
 }
 
 /// The session's end: resolves with what to tell the client.
@@ -92,7 +116,14 @@ where
             notices,
             notices_open: true,
             pending: Vec::new(),
+            mask: None,
         }
+    }
+
+    /// Masks this session's results.
+    pub fn with_masking(mut self, mask: Option<ResultMasker>) -> Self {
+        self.mask = mask;
+        self
     }
 
     /// Pumps until the backend closes, the client goes, or `end`/`fatal`
@@ -103,8 +134,24 @@ where
         mut fatal: oneshot::Receiver<ClientError>,
     ) -> PumpEnd {
         loop {
-            if !self.scan() {
-                return PumpEnd::BackendProtocol;
+            match self.scan() {
+                Scan::Idle => {}
+                Scan::Protocol => return PumpEnd::BackendProtocol,
+                Scan::Need(need) => {
+                    if let Some(m) = &mut self.mask {
+                        m.resolve(need).await;
+                    }
+                    continue;
+                }
+                Scan::Fatal(reason) => {
+                    // What was masked so far goes first: the FATAL lands
+                    // on a frame boundary.
+                    let out = self.out.split().freeze();
+                    if write_flush(&mut self.client, &out).await.is_err() {
+                        return PumpEnd::ClientGone;
+                    }
+                    return self.finish(reason).await;
+                }
             }
             for completion in self.tracker.take() {
                 self.completions.send(completion);
@@ -144,14 +191,13 @@ where
         }
     }
 
-    /// Moves every passable byte from `buf` to `out`. False on a frame
-    /// header no backend would send.
-    fn scan(&mut self) -> bool {
+    /// Moves every passable byte from `buf` to `out`.
+    fn scan(&mut self) -> Scan {
         loop {
             if self.remaining > 0 {
                 let n = self.remaining.min(self.buf.len());
                 if n == 0 {
-                    return true;
+                    return Scan::Idle;
                 }
                 let chunk = self.buf.split_to(n);
                 self.out.extend_from_slice(&chunk);
@@ -159,18 +205,33 @@ where
                 continue;
             }
             if self.buf.len() < 5 {
-                return true;
+                return Scan::Idle;
             }
             let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
             if len < 4 {
-                return false;
+                return Scan::Protocol;
             }
             let total = len as usize + 1;
             let tag = self.buf[0];
+            if let Some(m) = &self.mask {
+                if total <= MAX_MASKED_FRAME {
+                    if self.buf.len() < total {
+                        self.buf.reserve(total - self.buf.len());
+                        return Scan::Idle;
+                    }
+                    match self.masked(tag, total) {
+                        Some(stop) => return stop,
+                        None => continue,
+                    }
+                }
+                if !m.can_stream(tag) {
+                    return Scan::Fatal(ClientError::row_too_large_to_mask(MAX_MASKED_FRAME));
+                }
+            }
             if matches!(tag, b'E' | b'C') && total <= MAX_HELD {
                 if self.buf.len() < total {
                     self.buf.reserve(total - self.buf.len());
-                    return true;
+                    return Scan::Idle;
                 }
                 let frame = self.buf.split_to(total);
                 self.held(tag, &frame);
@@ -179,6 +240,34 @@ where
             self.observe(tag);
             self.remaining = total;
         }
+    }
+
+    /// Offers the whole frame at the front of `buf` to the masker and
+    /// passes, drops or replaces it; `Some` when the scan must stop.
+    fn masked(&mut self, tag: u8, total: usize) -> Option<Scan> {
+        let m = self.mask.as_mut()?;
+        let step = m.on_frame(tag, &self.buf[..total], &mut self.out);
+        if matches!(tag, b'C' | b's' | b'E' | b'I')
+            && let Some(counts) = m.take_counts()
+        {
+            self.tracker.masked(counts);
+        }
+        match step {
+            Step::Need(need) => return Some(Scan::Need(need)),
+            Step::Fatal(reason) => return Some(Scan::Fatal(reason)),
+            _ => {}
+        }
+        let frame = self.buf.split_to(total);
+        match step {
+            Step::Pass if matches!(tag, b'E' | b'C') => self.held(tag, &frame),
+            Step::Pass => {
+                self.observe(tag);
+                self.out.extend_from_slice(&frame);
+            }
+            Step::Written => self.observe(tag),
+            _ => {}
+        }
+        None
     }
 
     /// A whole ErrorResponse or CommandComplete: noted, and passed on (a

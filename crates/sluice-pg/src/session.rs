@@ -21,6 +21,7 @@ use crate::completions::{self, Writer};
 use crate::deny::Denials;
 use crate::errors::{ClientError, PgError};
 use crate::frontend::{ClientEnd, ClientHalf, Stats};
+use crate::mask::{ConnMasking, MaskQueue, Opener, ResultMasker};
 use crate::messages;
 use crate::outcome::{Inflight, Tracker};
 use crate::policy::{Policy, Recorder};
@@ -59,6 +60,23 @@ async fn run_session(
         }
     };
     let (target, backend) = opened;
+    let masking = match session_masking(&shared, &grant).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "masking unavailable; session refused");
+            record_rejection(&shared, &grant, &session_id, "masking unavailable").await;
+            let _ = client.get_mut().write_all(&e.to_client().to_bytes()).await;
+            return;
+        }
+    };
+    let masking = masking.map(|m| {
+        let opener = Opener {
+            target: target.clone(),
+            grant_id: grant.id.clone(),
+            profile: grant.profile,
+        };
+        (m, opener)
+    });
     let backend_key = backend.key;
     let key = shared.cancels.register(target.clone(), backend_key);
     if let Err(e) = greet(&mut client, &backend.parameters, key.pid, key.secret).await {
@@ -87,6 +105,7 @@ async fn run_session(
         backend,
         stats.clone(),
         end,
+        masking,
     )
     .await;
     drop(key);
@@ -111,6 +130,25 @@ async fn run_session(
     shared
         .record(session_event(EventKind::SessionClosed, &grant, &session_id).detail(detail))
         .await;
+}
+
+/// The connection's masking for this session: `None` when the connection
+/// has none or the grant's holder is in an exempt group. Groups come from
+/// the [`Authority`](crate::Authority) (none without a source: nobody is
+/// exempt).
+async fn session_masking(
+    shared: &Shared,
+    grant: &Grant,
+) -> Result<Option<Arc<ConnMasking>>, PgError> {
+    let Some(m) = shared.masking(&grant.connection)? else {
+        return Ok(None);
+    };
+    let groups = shared.authority.groups(grant).await;
+    if m.masker.is_exempt(&groups) {
+        tracing::info!("masking exempt by group");
+        return Ok(None);
+    }
+    Ok(Some(m))
 }
 
 async fn open_backend(
@@ -145,6 +183,7 @@ async fn greet(
 
 /// Runs both halves until one ends; returns why, for the close record, and
 /// the writer still recording the session's statement outcomes.
+#[allow(clippy::too_many_arguments)] // the session's parts, handed over once
 async fn pump_session(
     shared: &Arc<Shared>,
     grant: &Grant,
@@ -153,7 +192,9 @@ async fn pump_session(
     backend: backend::Backend,
     stats: Arc<Stats>,
     end: EndSignal,
+    masking: Option<(Arc<ConnMasking>, Opener)>,
 ) -> (&'static str, Writer) {
+    let queue = masking.as_ref().map(|_| Arc::new(MaskQueue::default()));
     let (client_stream, client_buf) = client.into_parts();
     let (client_read, client_write) = tokio::io::split(client_stream);
     let (backend_stream, backend_buf) = backend.reader.into_parts();
@@ -184,12 +225,20 @@ async fn pump_session(
     let half = ClientHalf::new(
         reader,
         backend_write,
-        Policy::new(grant.profile, rules),
+        Policy::new(
+            grant.profile,
+            rules,
+            masking.as_ref().map(|(m, _)| m.clone()),
+        ),
         recorder,
         denials.clone(),
         inflight.clone(),
         stats,
-    );
+    )
+    .with_masking(queue.clone());
+    let result_masker = masking
+        .zip(queue)
+        .map(|((m, opener), q)| ResultMasker::new(m, opener, q));
     let tracker = Tracker::new(inflight);
     let pump = Pump::new(
         backend_read,
@@ -199,7 +248,8 @@ async fn pump_session(
         tracker,
         completions,
         notices_rx,
-    );
+    )
+    .with_masking(result_masker);
     let (fatal_tx, fatal_rx) = oneshot::channel();
     let client_side = half.run();
     let backend_side = pump.run(end, fatal_rx);

@@ -178,6 +178,14 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
     let dsn = grant["credentials"]["dsn"].as_str().unwrap().to_string();
     assert_eq!(psql(&dsn, "SELECT count(*) FROM orders"), "1200");
     assert_eq!(psql(&dsn, "SHOW default_transaction_read_only"), "on");
+    // Masking: card numbers reach the agent as their last four digits.
+    let card = psql(
+        &dsn,
+        "SELECT card_number FROM customers ORDER BY id LIMIT 1",
+    );
+    let (stars, last) = card.split_at(card.len() - 4);
+    assert_eq!(stars, "****-****-****-", "{card}");
+    assert!(last.bytes().all(|b| b.is_ascii_digit()), "{card}");
     let out = Command::new("psql")
         .args(["-X", "-d", &dsn, "-c", "DROP TABLE orders"])
         .output()

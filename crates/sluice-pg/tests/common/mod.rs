@@ -31,6 +31,8 @@ pub struct TestAuthority {
     grants: Mutex<HashMap<String, Grant>>,
     tokens: Mutex<HashMap<String, Grant>>,
     ended: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Identity groups by grant id (masking exemptions).
+    pub groups: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl TestAuthority {
@@ -72,6 +74,17 @@ impl Authority for TestAuthority {
     ) -> BoxFuture<'_, Result<Grant, LoginRefused>> {
         let g = self.tokens.lock().unwrap().get(token).cloned();
         Box::pin(async move { g.ok_or_else(|| LoginRefused::new("the token is not valid")) })
+    }
+
+    fn groups(&self, grant: &Grant) -> BoxFuture<'_, Vec<String>> {
+        let g = self
+            .groups
+            .lock()
+            .unwrap()
+            .get(&grant.id)
+            .cloned()
+            .unwrap_or_default();
+        Box::pin(async move { g })
     }
 
     fn ended(&self, grant_id: &str) -> BoxFuture<'static, ()> {

@@ -205,6 +205,16 @@ tls = "disable"
 user = "playground_reader"
 password_file = "{reader}"
 
+# Sensitive values never reach agents: these columns are masked by rule,
+# and every value detector (cards, e-mails, SSNs, phones, IBANs, keys and
+# tokens) scans every other text value.
+[connections.masking]
+columns = [
+  {{ column = "public.customers.card_number", style = "partial" }},
+  {{ column = "public.customers.ssn", style = "redact" }},
+  {{ column = "public.customers.email", style = "partial" }},
+]
+
 [[rules]]
 name = "analytics-read"
 groups = ["analytics-agents"]

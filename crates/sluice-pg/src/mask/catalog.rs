@@ -1,0 +1,260 @@
+//! Table OID and column number → `schema.table.column`, per connection.
+//!
+//! A RowDescription names a result column's source by table OID and
+//! attribute number; rules name columns. The cache maps one to the other,
+//! filled on a miss by a catalog query on a separate, short-lived backend
+//! session opened with the grant's own credential: the client's session is
+//! busy with its own traffic and its protocol state is the client's. Entries
+//! live [`TTL`], and the whole cache is dropped on a schema-change sign
+//! (SQLSTATE 42P01/42703, "cached plan must not change result type", or a
+//! completed DDL command). A failed lookup caches nothing: the plan then
+//! fails closed (unresolved columns are redacted when column rules exist).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_core::Profile;
+use sluice_mask::{ColumnLookup, SourceColumn};
+use tokio::io::AsyncWriteExt;
+
+use crate::backend::{self, Target};
+use crate::errors::PgError;
+use crate::messages;
+
+/// How long a table's columns are trusted without a schema-change sign.
+pub const TTL: Duration = Duration::from_secs(60);
+/// Longest a catalog lookup may hold a result.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest catalog answer message accepted.
+const ANSWER_CAP: usize = 1 << 20;
+
+/// One connection's cache.
+#[derive(Default)]
+pub struct Catalog {
+    tables: Mutex<HashMap<u32, Table>>,
+}
+
+struct Table {
+    loaded: Instant,
+    /// By attribute number.
+    columns: HashMap<i16, SourceColumn>,
+}
+
+/// A column of a COPY'd table, in table order.
+#[derive(Debug, Clone)]
+pub struct TableColumn {
+    pub table_oid: u32,
+    pub attnum: i16,
+    pub name: String,
+    pub type_oid: u32,
+    pub source: SourceColumn,
+}
+
+/// How to open the side session: the session's own backend and grant.
+#[derive(Clone)]
+pub struct Opener {
+    pub target: Arc<Target>,
+    pub grant_id: String,
+    pub profile: Profile,
+}
+
+impl Catalog {
+    /// Which of `oids` are not cached (or too old).
+    pub fn missing(&self, oids: impl Iterator<Item = u32>) -> Vec<u32> {
+        let tables = self.lock();
+        let mut out: Vec<u32> = oids
+            .filter(|o| tables.get(o).is_none_or(|t| t.loaded.elapsed() > TTL))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Runs `f` with a lookup over the cache.
+    pub fn with_lookup<T>(&self, f: impl FnOnce(&dyn ColumnLookup) -> T) -> T {
+        let tables = self.lock();
+        let lookup = |oid: u32, attnum: i16| {
+            tables
+                .get(&oid)
+                .and_then(|t| t.columns.get(&attnum))
+                .cloned()
+        };
+        f(&lookup)
+    }
+
+    /// Forgets everything (a schema change was seen).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Loads the columns of `oids`; on failure logs and caches nothing.
+    pub async fn load(&self, opener: &Opener, oids: &[u32]) {
+        let list: Vec<String> = oids.iter().map(u32::to_string).collect();
+        let sql = format!(
+            "SELECT a.attrelid::int8, a.attnum, n.nspname, c.relname, a.attname \
+             FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE a.attnum > 0 AND a.attrelid IN ({})",
+            list.join(",")
+        );
+        let rows = match query(opener, &sql).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "masking catalog lookup failed; unresolved columns fail closed");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let mut tables = self.lock();
+        for oid in oids {
+            tables.insert(
+                *oid,
+                Table {
+                    loaded: now,
+                    columns: HashMap::new(),
+                },
+            );
+        }
+        for r in rows {
+            let (Some(oid), Some(attnum), Some(schema), Some(table), Some(column)) = (
+                num::<u32>(&r, 0),
+                num::<i16>(&r, 1),
+                text(&r, 2),
+                text(&r, 3),
+                text(&r, 4),
+            ) else {
+                continue;
+            };
+            if let Some(t) = tables.get_mut(&oid) {
+                t.columns
+                    .insert(attnum, SourceColumn::new(schema, table, column));
+            }
+        }
+    }
+
+    /// The columns of a table named as a COPY statement names it, in table
+    /// order. The name is resolved with the side session's search path;
+    /// `None` when it cannot be resolved (the caller fails closed).
+    pub async fn table_columns(
+        &self,
+        opener: &Opener,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Option<Vec<TableColumn>> {
+        let ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let name = match schema {
+            Some(s) => format!("{}.{}", ident(s), ident(table)),
+            None => ident(table),
+        };
+        let literal = name.replace('\'', "''");
+        let sql = format!(
+            "SELECT a.attrelid::int8, a.attnum, a.attname, a.atttypid::int8, n.nspname, c.relname \
+             FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE a.attrelid = pg_catalog.to_regclass('{literal}') \
+             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+        );
+        let rows = match query(opener, &sql).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "masking catalog lookup failed; COPY fails closed");
+                return None;
+            }
+        };
+        let cols: Vec<TableColumn> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(TableColumn {
+                    table_oid: num(r, 0)?,
+                    attnum: num(r, 1)?,
+                    name: text(r, 2)?,
+                    type_oid: num(r, 3)?,
+                    source: SourceColumn::new(text(r, 4)?, text(r, 5)?, text(r, 2)?),
+                })
+            })
+            .collect();
+        (!cols.is_empty()).then_some(cols)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Table>> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type Row = Vec<Option<String>>;
+
+fn text(r: &Row, i: usize) -> Option<String> {
+    r.get(i).cloned().flatten()
+}
+
+fn num<T: std::str::FromStr>(r: &Row, i: usize) -> Option<T> {
+    r.get(i)?.as_deref()?.parse().ok()
+}
+
+/// One simple query on a fresh backend session, text rows.
+async fn query(opener: &Opener, sql: &str) -> Result<Vec<Row>, PgError> {
+    tokio::time::timeout(LOOKUP_TIMEOUT, query_inner(opener, sql))
+        .await
+        .map_err(|_| PgError::Backend("catalog lookup timed out".into()))?
+}
+
+async fn query_inner(opener: &Opener, sql: &str) -> Result<Vec<Row>, PgError> {
+    let mut be =
+        backend::open(opener.target.clone(), &[], &opener.grant_id, opener.profile).await?;
+    be.reader.set_cap(ANSWER_CAP);
+    be.reader.get_mut().write_all(&messages::query(sql)).await?;
+    be.reader.get_mut().flush().await?;
+    let mut rows = Vec::new();
+    let mut failed = None;
+    loop {
+        let frame = be
+            .reader
+            .next()
+            .await
+            .map_err(|e| PgError::Backend(format!("catalog lookup: {e}")))?
+            .ok_or_else(|| PgError::Backend("catalog lookup: backend closed".into()))?;
+        match frame.tag {
+            b'D' => rows.push(
+                data_row(frame.body())
+                    .ok_or_else(|| PgError::Backend("catalog lookup: malformed DataRow".into()))?,
+            ),
+            b'E' => failed = Some(frame),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    let _ = be.reader.get_mut().write_all(&[b'X', 0, 0, 0, 4]).await;
+    if let Some(e) = failed {
+        let fields = messages::error_fields(e.body());
+        let msg = fields.iter().find(|(c, _)| *c == b'M').map(|(_, m)| *m);
+        return Err(PgError::Backend(format!(
+            "catalog lookup: {}",
+            msg.unwrap_or("error")
+        )));
+    }
+    Ok(rows)
+}
+
+fn data_row(mut body: &[u8]) -> Option<Row> {
+    let b = &mut body;
+    let n = crate::codec::take_i16(b)?;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let len = crate::codec::take_i32(b)?;
+        if len < 0 {
+            out.push(None);
+            continue;
+        }
+        let len = len as usize;
+        if b.len() < len {
+            return None;
+        }
+        let (v, rest) = b.split_at(len);
+        out.push(Some(String::from_utf8_lossy(v).into_owned()));
+        *b = rest;
+    }
+    Some(out)
+}
