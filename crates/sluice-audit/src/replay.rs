@@ -79,6 +79,8 @@ pub struct Entry {
     pub what: What,
 }
 
+// Requests are nearly every entry, so boxing them would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum What {
