@@ -222,7 +222,11 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
 fn approvals(c: &Config, p: &mut Problems) {
     let a = &c.approvals;
     if a.min_approvals == 0 || a.min_approvals > 10 {
-        at(&[Key("approvals"), Key("min_approvals")], "must be between 1 and 10", p);
+        at(
+            &[Key("approvals"), Key("min_approvals")],
+            "must be between 1 and 10",
+            p,
+        );
     }
     if a.statement_timeout.0.is_zero() || a.statement_timeout.0 > MAX_GRANT_TTL {
         at(
@@ -236,7 +240,13 @@ fn approvals(c: &Config, p: &mut Problems) {
         for (j, g) in conn.guardrails.iter().enumerate() {
             if g.action == crate::guardrail::Action::Approve && a.approver_groups.is_empty() {
                 at(
-                    &[Key("connections"), Index(i), Key("guardrails"), Index(j), Key("action")],
+                    &[
+                        Key("connections"),
+                        Index(i),
+                        Key("guardrails"),
+                        Index(j),
+                        Key("action"),
+                    ],
                     "needs approvers: set [approvals] approver_groups",
                     p,
                 );
