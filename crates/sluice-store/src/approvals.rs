@@ -196,7 +196,11 @@ impl Store {
     }
 
     /// True when statements of this shape were approved for the grant.
-    pub async fn shape_approved(&self, grant_id: &str, fingerprint: &str) -> Result<bool, StoreError> {
+    pub async fn shape_approved(
+        &self,
+        grant_id: &str,
+        fingerprint: &str,
+    ) -> Result<bool, StoreError> {
         let row = sqlx::query(
             "SELECT approval_id FROM shape_approvals WHERE grant_id = $1 AND fingerprint = $2",
         )
@@ -222,7 +226,8 @@ fn approval_from_row(r: &AnyRow) -> Result<Approval, StoreError> {
     Ok(Approval {
         id: r.try_get("id")?,
         kind: ApprovalKind::parse(&kind).ok_or_else(|| corrupt("approval kind", &kind))?,
-        status: ApprovalStatus::parse(&status).ok_or_else(|| corrupt("approval status", &status))?,
+        status: ApprovalStatus::parse(&status)
+            .ok_or_else(|| corrupt("approval status", &status))?,
         grant_id: r.try_get("grant_id")?,
         connection: r.try_get("connection")?,
         requester_subject: r.try_get("requester_subject")?,

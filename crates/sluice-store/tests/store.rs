@@ -163,7 +163,14 @@ async fn approvals_votes_and_shapes(store: &Store) {
     let back = store.approval(&a.id).await.unwrap().unwrap();
     assert_eq!(back.parameters, a.parameters);
     assert_eq!(back.analysis, a.analysis);
-    assert_eq!(store.approvals(Some(ApprovalStatus::Pending), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .approvals(Some(ApprovalStatus::Pending), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(store.approvals(None, 10).await.unwrap().len(), 1);
     assert_eq!(store.due_approvals(now).await.unwrap().len(), 1);
 
@@ -177,17 +184,31 @@ async fn approvals_votes_and_shapes(store: &Store) {
         created_at: now,
     };
     assert!(store.add_vote(&a.id, &vote).await.unwrap());
-    assert!(!store.add_vote(&a.id, &vote).await.unwrap(), "one vote per approver");
+    assert!(
+        !store.add_vote(&a.id, &vote).await.unwrap(),
+        "one vote per approver"
+    );
     assert_eq!(store.votes(&a.id).await.unwrap(), vec![vote]);
 
-    assert!(store
-        .close_approval(&a.id, ApprovalStatus::Approved, "Dee", "ok", Some(Scope::Shape), now)
-        .await
-        .unwrap());
-    assert!(!store
-        .close_approval(&a.id, ApprovalStatus::Denied, "x", "late", None, now)
-        .await
-        .unwrap());
+    assert!(
+        store
+            .close_approval(
+                &a.id,
+                ApprovalStatus::Approved,
+                "Dee",
+                "ok",
+                Some(Scope::Shape),
+                now
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .close_approval(&a.id, ApprovalStatus::Denied, "x", "late", None, now)
+            .await
+            .unwrap()
+    );
     assert!(!store.shape_approved("g_1", "abc").await.unwrap());
     store.approve_shape("g_1", "abc", &a.id).await.unwrap();
     store.approve_shape("g_1", "abc", &a.id).await.unwrap();
