@@ -226,11 +226,12 @@ pub(crate) struct DecideForm {
     reason: String,
 }
 
-/// Refuses a POST that did not come from our own page of this session.
-fn check_post(ui: &Ui, headers: &HeaderMap, s: &Session, csrf: &str) -> Result<(), Response> {
+/// The refusal of a POST that did not come from our own page of this
+/// session, if it did not.
+fn refuse_post(ui: &Ui, headers: &HeaderMap, s: &Session, csrf: &str) -> Option<Response> {
     if !ui.same_origin(headers) {
         tracing::warn!(subject = %s.identity.subject, "web page POST refused: foreign or missing Origin");
-        return Err(pages::message_for(
+        return Some(pages::message_for(
             s,
             StatusCode::FORBIDDEN,
             "Refused",
@@ -239,14 +240,14 @@ fn check_post(ui: &Ui, headers: &HeaderMap, s: &Session, csrf: &str) -> Result<(
     }
     if !same_secret(csrf, &s.csrf) {
         tracing::warn!(subject = %s.identity.subject, "web page POST refused: bad CSRF token");
-        return Err(pages::message_for(
+        return Some(pages::message_for(
             s,
             StatusCode::FORBIDDEN,
             "Refused",
             "This form is stale or was not sent from Sluice's own page. Reload and try again.",
         ));
     }
-    Ok(())
+    None
 }
 
 /// `POST /ui/approvals/{id}`: a vote.
@@ -258,7 +259,7 @@ pub(crate) async fn decide(
     Form(f): Form<DecideForm>,
 ) -> Response {
     let (_, s) = approver!(ui, headers, uri, false);
-    if let Err(r) = check_post(&ui, &headers, &s, &f.csrf) {
+    if let Some(r) = refuse_post(&ui, &headers, &s, &f.csrf) {
         return r;
     }
     let (decision, scope) = match f.decision.as_str() {
@@ -308,7 +309,7 @@ pub(crate) async fn logout(
     let Some((sid, s)) = ui.session(&headers) else {
         return redirect("/ui/signed-out");
     };
-    if let Err(r) = check_post(&ui, &headers, &s, &f.csrf) {
+    if let Some(r) = refuse_post(&ui, &headers, &s, &f.csrf) {
         return r;
     }
     super::oidc::logout(&ui, &sid)
