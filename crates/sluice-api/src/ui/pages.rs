@@ -249,24 +249,43 @@ pub(crate) fn detail(v: &Viewer, a: &Approval, votes: &[Vote]) -> Markup {
     layout(&format!("Approval {}", a.id), Some(v.session), body)
 }
 
-/// The analysis object as a definition list; anything unusual as JSON text.
+/// The analysis (`reason`, and per statement its classes, commands,
+/// tables, functions…) as nested definition lists; deeper or unusual values
+/// as JSON text. Everything is escaped.
 fn analysis_view(analysis: &Value) -> Markup {
-    let Some(obj) = analysis.as_object() else {
-        return html! { pre { (analysis.to_string()) } };
-    };
+    value_view(analysis, 0)
+}
+
+fn value_view(v: &Value, depth: usize) -> Markup {
     html! {
-        dl.facts.analysis {
-            @for (k, v) in obj {
-                dt { (k) }
-                dd { @match v {
-                    Value::String(s) => (s),
-                    Value::Array(items) if items.iter().all(Value::is_string) => {
-                        (items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
-                    },
-                    other => code { (other.to_string()) },
-                } }
-            }
+        @match v {
+            Value::String(s) => (s),
+            Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+                (items.iter().map(scalar).collect::<Vec<_>>().join(", "))
+            },
+            Value::Array(items) if depth < 3 => {
+                ol.analysis { @for i in items { li { (value_view(i, depth + 1)) } } }
+            },
+            Value::Object(obj) if depth < 3 => {
+                dl.facts.analysis {
+                    @for (k, v) in obj {
+                        // The statement text is shown above, in full.
+                        @if k != "text" {
+                            dt { (k) }
+                            dd { (value_view(v, depth + 1)) }
+                        }
+                    }
+                }
+            },
+            other => code { (other.to_string()) },
         }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
