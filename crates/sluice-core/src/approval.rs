@@ -201,13 +201,16 @@ mod tests {
         let a = vote("a", Decision::Approve, Scope::Shape);
         let b = vote("b", Decision::Approve, Scope::Once);
         let c = vote("c", Decision::Deny, Scope::Once);
-        assert_eq!(tally(2, &[a.clone()]), Tally::Waiting { have: 1, need: 2 });
+        assert_eq!(
+            tally(2, std::slice::from_ref(&a)),
+            Tally::Waiting { have: 1, need: 2 }
+        );
         assert_eq!(
             tally(2, &[a.clone(), b.clone()]),
             Tally::Approved { scope: Scope::Once }
         );
         assert_eq!(
-            tally(1, &[a.clone()]),
+            tally(1, std::slice::from_ref(&a)),
             Tally::Approved {
                 scope: Scope::Shape
             }
