@@ -13,9 +13,10 @@ build: deps
 dev: build
 	./target/release/sluice dev --data-dir $(DATA_DIR)
 
+# Incremental state doubles the target dir and a fresh CI clone never reuses it.
 test: deps
-	$(CARGO) build -p sluice
-	$(CARGO) test --workspace --no-fail-fast
+	CARGO_INCREMENTAL=0 $(CARGO) build -p sluice
+	CARGO_INCREMENTAL=0 $(CARGO) test --workspace --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check
