@@ -5,6 +5,10 @@
 //! `default_transaction_read_only` for `read` grants), then SCRAM-SHA-256,
 //! md5, cleartext or trust. Backend error text goes to the log only: it may
 //! name the backend user, and the client must learn nothing about it.
+//!
+//! A cleartext password request is answered only over TLS that verified the
+//! backend's certificate (`tls = "verify-full"`): anyone able to answer for
+//! the backend's address could otherwise ask for the password and receive it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +17,7 @@ use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 use sluice_core::Profile;
-use sluice_core::config::{ConnectionConfig, Password};
+use sluice_core::config::{ConnectionConfig, Password, TlsMode};
 use sluice_core::guardrail::StatementClass;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -54,6 +58,9 @@ pub struct Target {
     pub user: String,
     password: Option<Password>,
     tls: Option<tokio_rustls::TlsConnector>,
+    /// The backend's certificate is checked against a CA and its name:
+    /// only then may the password itself cross the wire.
+    verified: bool,
 }
 
 impl Target {
@@ -72,6 +79,7 @@ impl Target {
             user,
             password,
             tls: tls::connector(conn.tls, conn.ca_file.as_deref())?,
+            verified: conn.tls == TlsMode::VerifyFull,
         })
     }
 
@@ -265,6 +273,13 @@ async fn authenticate(reader: &mut FrameReader<Stream>, target: &Target) -> Resu
         let mut out = BytesMut::new();
         match code {
             0 => return Ok(()),
+            3 if !target.verified => {
+                return Err(PgError::Backend(
+                    "backend asks for the password in cleartext; Sluice sends it only over \
+                     tls = \"verify-full\" (or configure the server for scram-sha-256)"
+                        .into(),
+                ));
+            }
             3 => frontend::password_message(password()?, &mut out)?,
             5 if data.len() == 4 => {
                 let salt = [data[0], data[1], data[2], data[3]];

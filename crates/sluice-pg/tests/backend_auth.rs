@@ -1,5 +1,6 @@
 //! The credential Sluice holds, as the backend sees it: the read
-//! credential for `read` grants, and md5 and trust authentication.
+//! credential for `read` grants, md5 and trust authentication, and no
+//! cleartext password without verified TLS.
 
 mod common;
 
@@ -160,4 +161,38 @@ async fn trust_authentication_to_the_backend() {
     .await;
     let g = h.grant(Profile::Read);
     assert_eq!(whoami(&h, &g), "trusted|on");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cleartext_password_request_without_verified_tls_is_refused() {
+    let pg = start_pg(&Options::default()).await;
+    let password = "plain-pw-9d1e0b";
+    pg.psql(
+        "postgres",
+        &format!("CREATE ROLE plainuser LOGIN PASSWORD '{password}'"),
+    )
+    .unwrap();
+    // `password` makes the server ask for the password itself; the same
+    // login works directly, so only Sluice's refusal can fail it below.
+    hba_first(
+        &pg,
+        "host all plainuser 127.0.0.1/32 password",
+        "plainuser",
+        Some(password),
+    );
+    let pw = secret_file(password);
+    let h = Harness::on(pg, Options::default(), |c| {
+        c.user = "plainuser".into();
+        c.password_file = Some(pw.path().into());
+    })
+    .await;
+    let g = h.grant(Profile::Write);
+    let out = h.psql(&h.url(&g), &["-c", "SELECT 1"], None);
+    assert!(!out.status.success(), "the password went out in cleartext");
+    let err = stderr(&out);
+    assert!(
+        err.contains("database behind this connection is unavailable"),
+        "{err}"
+    );
+    assert!(!err.contains(password), "{err}");
 }
