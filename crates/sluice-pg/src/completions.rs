@@ -16,6 +16,7 @@ use sluice_core::audit::{AuditEvent, AuditSink, EventKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::capture::Results;
 use crate::outcome::{Completion, Outcome};
 use crate::policy::Recorder;
 
@@ -28,6 +29,8 @@ const IN_FLIGHT: usize = 64;
 pub struct Completions {
     tx: mpsc::Sender<AuditEvent>,
     template: AuditEvent,
+    /// `statement.results`, for statements whose rows were kept.
+    results: AuditEvent,
     lost: Arc<AtomicU64>,
 }
 
@@ -44,18 +47,27 @@ pub fn start(recorder: &Recorder) -> (Completions, Writer) {
     let lost = Arc::new(AtomicU64::new(0));
     let task = tokio::spawn(write(recorder.audit.clone(), rx, lost.clone()));
     let template = recorder.event(EventKind::StatementCompleted);
+    let results = recorder.event(EventKind::StatementResults);
     let handle = Completions {
         tx,
         template,
+        results,
         lost: lost.clone(),
     };
     (handle, Writer { task, lost })
 }
 
 impl Completions {
-    /// Queues `c` for the audit log; never waits.
+    /// Queues `c` for the audit log, and its kept rows after it; never
+    /// waits.
     pub fn send(&self, c: Completion) {
-        let event = self.template.clone().detail(detail(&c));
+        self.queue(self.template.clone().detail(detail(&c)));
+        if let Some(rows) = c.results.as_ref().map(|r| results(&c, r)) {
+            self.queue(self.results.clone().detail(rows));
+        }
+    }
+
+    fn queue(&self, event: AuditEvent) {
         if let Err(e) = self.tx.try_send(event) {
             let lost = self.lost.fetch_add(1, Ordering::Relaxed);
             if lost == 0 {
@@ -93,6 +105,22 @@ async fn write(
             }
         }
     }
+}
+
+/// A `statement.results` detail (shape in `sluice_audit::replay`):
+/// the rows as the client received them, after masking.
+fn results(c: &Completion, r: &Results) -> serde_json::Value {
+    let mut detail = serde_json::json!({
+        "seq": c.seq,
+        "index": c.index,
+        "columns": r.columns,
+        "rows": r.rows,
+        "truncated": r.truncated,
+    });
+    if r.cut {
+        detail["values_cut_at"] = serde_json::json!(crate::capture::MAX_VALUE);
+    }
+    detail
 }
 
 /// The event's detail: the request's `seq` (as in `statement.allowed`),

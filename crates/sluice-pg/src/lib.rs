@@ -8,6 +8,7 @@ mod approval;
 pub mod authority;
 mod backend;
 mod cancel;
+mod capture;
 pub mod codec;
 mod completions;
 mod deny;

@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::capture::{Capture, Results};
 use crate::messages::error_fields;
 
 /// Longest backend error message kept in an outcome.
@@ -147,6 +148,9 @@ pub struct Completion {
     pub duration: Duration,
     /// Values masked in its result, by rule or detector label (counts only).
     pub masked: Vec<(String, u64)>,
+    /// Its first result rows as the client received them, when the
+    /// connection records rows (`record_results = "rows:N"`).
+    pub results: Option<Results>,
 }
 
 /// The pump's side: pairs backend answers with [`Inflight`] entries.
@@ -160,6 +164,8 @@ pub struct Tracker {
     done: Vec<Completion>,
     /// Masked-value counts for the next completion.
     masked: Vec<(String, u64)>,
+    /// Result rows kept for the recording; `None` unless `rows:N`.
+    capture: Option<Capture>,
 }
 
 impl Tracker {
@@ -170,6 +176,32 @@ impl Tracker {
             idle_since: Instant::now(),
             done: Vec::new(),
             masked: Vec::new(),
+            capture: None,
+        }
+    }
+
+    /// Keeps the first `rows` result rows of each statement (0: none).
+    pub fn recording(mut self, rows: u32) -> Self {
+        self.capture = Capture::new(rows);
+        self
+    }
+
+    /// Whether a frame with `tag` and `total` length should be held whole
+    /// and given to [`Tracker::captured`] instead of only observed.
+    pub fn wants(&self, tag: u8, total: usize) -> bool {
+        self.capture.as_ref().is_some_and(|c| c.wants(tag, total))
+    }
+
+    /// A whole RowDescription or DataRow (body only) as the client gets it.
+    pub fn captured(&mut self, tag: u8, body: &[u8]) {
+        let Some(c) = &mut self.capture else { return };
+        match tag {
+            b'T' => c.describe(body),
+            b'D' => {
+                self.rows += 1;
+                c.row(body);
+            }
+            _ => {}
         }
     }
 
@@ -185,6 +217,9 @@ impl Tracker {
 
     pub fn data_row(&mut self) {
         self.rows += 1;
+        if let Some(c) = &mut self.capture {
+            c.skipped_row();
+        }
     }
 
     /// CopyInResponse: until the client's CopyDone/CopyFail the backend
@@ -241,6 +276,7 @@ impl Tracker {
                     outcome: Outcome::Skipped,
                     duration: Duration::ZERO,
                     masked: Vec::new(),
+                    results: None,
                 }),
                 Expect::Query { .. } | Expect::Sync { .. } | Expect::Quiet => break,
             }
@@ -257,6 +293,8 @@ impl Tracker {
             queue.copy_in = false;
             claim(&mut queue.entries, answer)
         };
+        let suspended = matches!(outcome, Outcome::Suspended { .. });
+        let results = self.capture.as_mut().and_then(|c| c.take(suspended));
         if let Some(slot) = slot {
             // A statement runs from when it was sent or when the backend
             // finished the one before it, whichever is later.
@@ -268,6 +306,7 @@ impl Tracker {
                 outcome,
                 duration: now.saturating_duration_since(start),
                 masked: std::mem::take(&mut self.masked),
+                results,
             });
         }
         self.masked.clear();

@@ -17,6 +17,10 @@
 //! cap streams through only when its plan passes every column; otherwise
 //! the session ends (FATAL 54000) rather than send it unmasked.
 //!
+//! When the connection records result rows (`record_results = "rows:N"`),
+//! the first N DataRows of each statement and its RowDescription are held
+//! whole too and handed to the tracker as sent ([`crate::capture`]).
+//!
 //! The pump also owns the end of the session: when the grant ends or the
 //! client half fails, it writes the FATAL message and returns.
 
@@ -228,6 +232,17 @@ where
                     return Scan::Fatal(ClientError::row_too_large_to_mask(MAX_MASKED_FRAME));
                 }
             }
+            if self.tracker.wants(tag, total) {
+                // A row or description the session recording keeps.
+                if self.buf.len() < total {
+                    self.buf.reserve(total - self.buf.len());
+                    return Scan::Idle;
+                }
+                let frame = self.buf.split_to(total);
+                self.tracker.captured(tag, &frame[5..]);
+                self.out.extend_from_slice(&frame);
+                continue;
+            }
             if matches!(tag, b'E' | b'C') && total <= MAX_HELD {
                 if self.buf.len() < total {
                     self.buf.reserve(total - self.buf.len());
@@ -246,6 +261,7 @@ where
     /// passes, drops or replaces it; `Some` when the scan must stop.
     fn masked(&mut self, tag: u8, total: usize) -> Option<Scan> {
         let m = self.mask.as_mut()?;
+        let before = self.out.len();
         let step = m.on_frame(tag, &self.buf[..total], &mut self.out);
         if matches!(tag, b'C' | b's' | b'E' | b'I')
             && let Some(counts) = m.take_counts()
@@ -261,10 +277,16 @@ where
         match step {
             Step::Pass if matches!(tag, b'E' | b'C') => self.held(tag, &frame),
             Step::Pass => {
-                self.observe(tag);
+                note(&mut self.tracker, tag, &frame);
                 self.out.extend_from_slice(&frame);
             }
-            Step::Written => self.observe(tag),
+            // The recording keeps the masked row, as the client gets it.
+            Step::Written => note(&mut self.tracker, tag, &self.out[before..]),
+            // Sluice's own Describe of a portal: the columns an Execute
+            // without a client Describe returns.
+            Step::Swallow if tag == b'T' && self.tracker.wants(tag, total) => {
+                self.tracker.captured(tag, &frame[5..]);
+            }
             _ => {}
         }
         None
@@ -296,16 +318,7 @@ where
 
     /// Notes a streamed message by its tag alone.
     fn observe(&mut self, tag: u8) {
-        match tag {
-            b'D' => self.tracker.data_row(),
-            b'G' => self.tracker.copy_in(),
-            b'Z' => self.tracker.ready(),
-            b'I' => self.tracker.empty_query(),
-            b's' => self.tracker.portal_suspended(),
-            b'C' => self.tracker.command_complete(None),
-            b'E' => self.tracker.error(None),
-            _ => {}
-        }
+        observe(&mut self.tracker, tag);
     }
 
     /// Tells the client why the session ends. Only at a frame boundary, so
@@ -316,6 +329,30 @@ where
         }
         let _ = self.client.shutdown().await;
         PumpEnd::Ended(reason)
+    }
+}
+
+/// Notes a streamed message by its tag alone.
+fn observe(tracker: &mut Tracker, tag: u8) {
+    match tag {
+        b'D' => tracker.data_row(),
+        b'G' => tracker.copy_in(),
+        b'Z' => tracker.ready(),
+        b'I' => tracker.empty_query(),
+        b's' => tracker.portal_suspended(),
+        b'C' => tracker.command_complete(None),
+        b'E' => tracker.error(None),
+        _ => {}
+    }
+}
+
+/// Notes a whole frame the client gets: kept by the recording when it
+/// wants it, otherwise observed by its tag.
+fn note(tracker: &mut Tracker, tag: u8, frame: &[u8]) {
+    if tracker.wants(tag, frame.len()) {
+        tracker.captured(tag, &frame[5..]);
+    } else {
+        observe(tracker, tag);
     }
 }
 

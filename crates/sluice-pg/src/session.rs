@@ -239,7 +239,11 @@ async fn pump_session(
     let result_masker = masking
         .zip(queue)
         .map(|((m, opener), q)| ResultMasker::new(m, opener, q));
-    let tracker = Tracker::new(inflight);
+    let recorded_rows = shared
+        .config
+        .connection(&grant.connection)
+        .map_or(0, |c| c.record_results.rows());
+    let tracker = Tracker::new(inflight).recording(recorded_rows);
     let pump = Pump::new(
         backend_read,
         backend_buf,

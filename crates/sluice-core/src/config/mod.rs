@@ -14,7 +14,8 @@ mod validate;
 pub mod webhook;
 
 pub use connection::{
-    ConnectionConfig, ConnectionKind, Credential, Password, TlsMode, resolve_password,
+    ConnectionConfig, ConnectionKind, Credential, Password, RecordResults, TlsMode,
+    resolve_password,
 };
 pub use duration::{Dur, parse_duration};
 pub use issuer::{ALLOWED_ALGORITHMS, IssuerConfig, KindMapping};
