@@ -24,11 +24,14 @@
 //! name in a schema on `search_path` may be picked for unusual argument
 //! types; casts to user-defined types may run user functions.
 
+pub mod cache;
 mod functions;
+pub mod literals;
 pub mod masked;
 mod names;
 mod prepared;
 mod session;
+pub mod shape;
 mod statement;
 #[rustfmt::skip]
 mod visit_gen;
@@ -50,6 +53,12 @@ pub struct Analysis {
     pub error: Option<String>,
     /// Per statement: what a [`PreparedTracker`] needs.
     pub(crate) details: Vec<Detail>,
+    /// Whether this analysis holds for every string of the same
+    /// [`shape::shape_key`]: only plain DML (`SELECT`, `INSERT`, `UPDATE`,
+    /// `DELETE`, `MERGE`, `VALUES`) whose analysis read no literal's value
+    /// ([`literals`]). Utility statements carry options and file names as
+    /// literals, so they are never shared.
+    pub cacheable: bool,
 }
 
 /// Per-statement facts a [`PreparedTracker`] needs beyond [`StatementFacts`].
@@ -92,6 +101,7 @@ impl Analysis {
             fingerprint: String::new(),
             error: Some(error),
             details: vec![Detail::default()],
+            cacheable: false,
         }
     }
 }
@@ -111,6 +121,7 @@ pub fn analyze_with(sql: &str, policy: &FunctionPolicy) -> Analysis {
             fingerprint: String::new(),
             error: None,
             details: Vec::new(),
+            cacheable: false,
         };
     }
     let parsed = match pg_query::parse(sql, pg_query::ParserOptions::DEFAULT) {
@@ -118,6 +129,29 @@ pub fn analyze_with(sql: &str, policy: &FunctionPolicy) -> Analysis {
         Err(e) => return Analysis::failed(error_text(e)),
     };
     let stmts = &parsed.protobuf.stmts;
+    let dml = stmts.iter().all(|raw| is_dml(raw.stmt.as_deref()));
+    let (mut analysis, read_literals) = literals::track(|| walk_all(sql, stmts, policy));
+    analysis.cacheable = dml && !read_literals;
+    analysis
+}
+
+/// Plain DML at the top of a statement: the statements whose literals are
+/// all values (no options, file names or settings spelled as literals).
+fn is_dml(stmt: Option<&pg_query::protobuf::Node>) -> bool {
+    use pg_query::protobuf::node::Node as N;
+    matches!(
+        stmt.and_then(|s| s.node.as_ref()),
+        Some(
+            N::SelectStmt(_)
+                | N::InsertStmt(_)
+                | N::UpdateStmt(_)
+                | N::DeleteStmt(_)
+                | N::MergeStmt(_)
+        )
+    )
+}
+
+fn walk_all(sql: &str, stmts: &[pg_query::protobuf::RawStmt], policy: &FunctionPolicy) -> Analysis {
     let fingerprint = fingerprint(sql);
     let mut statements = Vec::with_capacity(stmts.len());
     let mut details = Vec::with_capacity(stmts.len());
@@ -148,6 +182,7 @@ pub fn analyze_with(sql: &str, policy: &FunctionPolicy) -> Analysis {
         fingerprint,
         error: None,
         details,
+        cacheable: false,
     }
 }
 

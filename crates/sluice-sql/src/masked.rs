@@ -803,12 +803,9 @@ impl<'m> Checker<'m> {
         for (label, nodes) in clauses {
             for node in nodes {
                 let target = match &node.node {
-                    Some(N::AConst(c)) => match &c.val {
-                        Some(pb::a_const::Val::Ival(i)) => usize::try_from(i.ival - 1)
-                            .ok()
-                            .and_then(|k| outputs.get(k)),
-                        _ => None,
-                    },
+                    Some(N::AConst(_)) => crate::names::const_int(node)
+                        .and_then(|i| usize::try_from(i - 1).ok())
+                        .and_then(|k| outputs.get(k)),
                     Some(N::ColumnRef(cr)) => match cr.fields.as_slice() {
                         [f] => match &f.node {
                             Some(N::String(s)) => outputs

@@ -36,7 +36,7 @@ pub(crate) fn relation(rv: &pb::RangeVar) -> String {
 /// The text of a string constant, looking through casts (`'x'::text`).
 pub(crate) fn const_str(node: &pb::Node) -> Option<&str> {
     match node.node.as_ref()? {
-        N::AConst(c) => match c.val.as_ref()? {
+        N::AConst(c) => match c.val.as_ref().inspect(|_| crate::literals::mark())? {
             pb::a_const::Val::Sval(s) => Some(&s.sval),
             _ => None,
         },
@@ -49,7 +49,7 @@ pub(crate) fn const_str(node: &pb::Node) -> Option<&str> {
 /// integers, booleans and bare words (`off` parses as a string constant).
 pub(crate) fn const_setting(node: &pb::Node) -> Option<String> {
     match node.node.as_ref()? {
-        N::AConst(c) => match c.val.as_ref()? {
+        N::AConst(c) => match c.val.as_ref().inspect(|_| crate::literals::mark())? {
             pb::a_const::Val::Sval(s) => Some(s.sval.clone()),
             pb::a_const::Val::Ival(i) => Some(i.ival.to_string()),
             pb::a_const::Val::Fval(f) => Some(f.fval.clone()),
@@ -62,6 +62,17 @@ pub(crate) fn const_setting(node: &pb::Node) -> Option<String> {
         N::Integer(i) => Some(i.ival.to_string()),
         N::Boolean(b) => Some(if b.boolval { "on" } else { "off" }.to_string()),
         N::Float(f) => Some(f.fval.clone()),
+        _ => None,
+    }
+}
+
+/// An integer constant's value (`ORDER BY 2`).
+pub(crate) fn const_int(node: &pb::Node) -> Option<i32> {
+    match node.node.as_ref()? {
+        N::AConst(c) => match c.val.as_ref().inspect(|_| crate::literals::mark())? {
+            pb::a_const::Val::Ival(i) => Some(i.ival),
+            _ => None,
+        },
         _ => None,
     }
 }
