@@ -259,3 +259,150 @@ async fn two_of_many_need_two_distinct_approvers() {
     assert_eq!(kinds.iter().filter(|k| **k == "approval.voted").count(), 2);
     assert!(sluice_audit::verify(&gw.state.store).await.unwrap().is_ok());
 }
+
+/// Opens a statement approval held in session `session` on `grant`.
+async fn held(gw: &Gateway, grant: &Value, session: &str, statement: &str) -> String {
+    let grant = gw
+        .state
+        .store
+        .grant(grant["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    sluice_api::approvals::open_for_statement(
+        &gw.state,
+        sluice_api::approvals::StatementRequest {
+            grant,
+            session_id: session.into(),
+            statement: statement.into(),
+            parameters: None,
+            analysis: json!({"reason": "writes need a dba"}),
+            fingerprint: format!("fp-{session}"),
+            rule: "writes-need-approval".into(),
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+#[tokio::test]
+async fn every_event_of_a_statement_approval_names_its_session() {
+    let gw = start(1).await;
+    let dba1 = gw.token(DBA1).await;
+    let dba2 = gw.token(DBA2).await;
+    // dba-1 works on the warehouse (active at once); dba-2 decides.
+    let grant = gw
+        .grant(
+            &dba1,
+            json!({"connection": "warehouse", "reason": "cleanup"}),
+        )
+        .await;
+    assert_eq!(grant["status"], "active");
+    let gid = grant["id"].as_str().unwrap();
+    let approved = held(&gw, &grant, "s_held", "DELETE FROM t WHERE id = 1").await;
+    let denied = held(&gw, &grant, "s_held", "DELETE FROM t").await;
+    let expired = held(&gw, &grant, "s_held", "TRUNCATE t").await;
+    let (status, _) = call(
+        &gw,
+        Method::POST,
+        &format!("/v1/approvals/{approved}/approve"),
+        &dba2,
+        Some(json!({"reason": "one row is fine"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &gw,
+        Method::POST,
+        &format!("/v1/approvals/{denied}/deny"),
+        &dba2,
+        Some(json!({"reason": "not all of it"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    sluice_api::approvals::expire(&gw.state, &expired).await;
+    // A grant approval has no session, and says none.
+    let writer = gw.token(WRITER).await;
+    let (_, grant_approval) = pending_grant(&gw, &writer).await;
+    let gaid = grant_approval["id"].as_str().unwrap();
+    let (status, _) = call(
+        &gw,
+        Method::POST,
+        &format!("/v1/approvals/{gaid}/approve"),
+        &dba1,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let rows = gw.state.store.audit_after(0, 1000).await.unwrap();
+    let events: Vec<Value> = rows
+        .iter()
+        .filter(|r| r.kind.starts_with("approval."))
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    let about = |id: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["detail"]["approval_id"] == id)
+            .collect()
+    };
+    let kinds = |id: &str| -> Vec<&str> {
+        about(id)
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        kinds(&approved),
+        ["approval.requested", "approval.voted", "approval.approved"]
+    );
+    assert_eq!(
+        kinds(&denied),
+        ["approval.requested", "approval.voted", "approval.denied"]
+    );
+    assert_eq!(kinds(&expired), ["approval.requested", "approval.expired"]);
+    for id in [&approved, &denied, &expired] {
+        for e in about(id) {
+            assert_eq!(e["session_id"], "s_held", "{e}");
+            assert_eq!(e["grant_id"], gid, "{e}");
+            assert_eq!(e["connection"], "warehouse", "{e}");
+        }
+    }
+    let decision = about(&denied)[2];
+    assert_eq!(decision["detail"]["reason"], "not all of it");
+    for e in about(gaid) {
+        assert!(e.get("session_id").is_none(), "{e}");
+        assert_eq!(e["grant_id"], grant_approval["grant_id"]);
+    }
+
+    // So the session's own events hold every decision, in order.
+    let session: Vec<String> = gw
+        .state
+        .store
+        .session_events("s_held")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        session
+            .iter()
+            .filter(|k| k.starts_with("approval."))
+            .count(),
+        8,
+        "{session:?}"
+    );
+    let decided: Vec<&str> = session
+        .iter()
+        .map(String::as_str)
+        .filter(|k| ["approval.approved", "approval.denied", "approval.expired"].contains(k))
+        .collect();
+    assert_eq!(
+        decided,
+        ["approval.approved", "approval.denied", "approval.expired"]
+    );
+    assert!(sluice_audit::verify(&gw.state.store).await.unwrap().is_ok());
+}

@@ -91,11 +91,27 @@ pub enum What {
         #[serde(default)]
         rule: Option<String>,
     },
+    /// The decision on a held statement (`approval.approved`, `.denied`,
+    /// `.expired`), when it happened.
+    Decided(Decided),
     Request(Request),
     Rejected {
         reason: String,
     },
     Closed,
+}
+
+/// How an approval ended, and who ended it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    pub approval_id: String,
+    /// `approved`, `denied` or `expired`.
+    pub outcome: String,
+    /// The approvers who decided it (names), none for an expiry.
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// One request (a simple query, or an extended-protocol batch) and what
@@ -193,8 +209,9 @@ pub fn timeline(session_id: &str, events: &[Value]) -> Timeline {
         (Some(s), Some(at)) => (at - s).num_milliseconds(),
         _ => 0,
     };
-    // When each approval was asked for, for the wait.
+    // When each approval was asked for and decided, for the wait.
     let mut asked: Vec<(String, i64)> = Vec::new();
+    let mut decided: Vec<(String, i64)> = Vec::new();
     for e in events {
         let d = &e["detail"];
         let at = offset(e);
@@ -222,8 +239,18 @@ pub fn timeline(session_id: &str, events: &[Value]) -> Timeline {
                     },
                 ));
             }
+            kind @ ("approval.approved" | "approval.denied" | "approval.expired") => {
+                let d = Decided {
+                    approval_id: string(&d["approval_id"]).unwrap_or_default(),
+                    outcome: kind.trim_start_matches("approval.").to_string(),
+                    by: string(&d["by"]),
+                    reason: string(&d["reason"]),
+                };
+                decided.push((d.approval_id.clone(), at));
+                t.entries.push(entry(at, What::Decided(d)));
+            }
             "statement.allowed" | "statement.denied" => {
-                let r = request(d, at, &asked);
+                let r = request(d, at, &asked, &decided);
                 t.entries.push(entry(at, What::Request(r)));
             }
             "statement.completed" => {
@@ -277,7 +304,10 @@ fn string(v: &Value) -> Option<String> {
     v.as_str().map(str::to_string)
 }
 
-fn request(d: &Value, at: i64, asked: &[(String, i64)]) -> Request {
+/// `asked` and `decided` hold when each approval so far was requested and
+/// decided; a held request waited from the one to the other (or, for a
+/// recording without the decision, to its own record).
+fn request(d: &Value, at: i64, asked: &[(String, i64)], decided: &[(String, i64)]) -> Request {
     let statements = d["statements"]
         .as_array()
         .map(|a| {
@@ -292,12 +322,15 @@ fn request(d: &Value, at: i64, asked: &[(String, i64)]) -> Request {
         .unwrap_or_default();
     let approval = d.get("approval").filter(|a| a.is_object()).map(|a| {
         let id = string(&a["id"]);
-        let wait_ms = id.as_ref().and_then(|id| {
-            asked
-                .iter()
+        let when = |list: &[(String, i64)], id: &str| {
+            list.iter()
                 .rev()
-                .find(|(asked_id, _)| asked_id == id)
-                .map(|(_, from)| at - from)
+                .find(|(x, _)| x == id)
+                .map(|(_, offset)| *offset)
+        };
+        let wait_ms = id.as_deref().and_then(|id| {
+            let from = when(asked, id)?;
+            Some(when(decided, id).unwrap_or(at) - from)
         });
         Approval {
             id,
@@ -395,244 +428,10 @@ fn request_for<'a>(t: &'a mut Timeline, d: &Value, at: i64) -> &'a mut Request {
     }
 }
 
-/// One printed line, to be shown `offset_ms` after the session's start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub offset_ms: i64,
-    pub text: String,
-}
-
-/// The timeline as text, line by line with the offset each line happened
-/// at, in time order: what `sluice sessions replay` paces and prints.
-pub fn render(t: &Timeline) -> Vec<Line> {
-    let mut out = vec![Line {
-        offset_ms: 0,
-        text: header(t),
-    }];
-    for e in &t.entries {
-        match &e.what {
-            What::Opened => {
-                let mut s = format!("session opened on {}", or_q(&t.connection));
-                if let Some(p) = &t.profile {
-                    s.push_str(&format!(" ({p})"));
-                }
-                if let Some(a) = &t.client_addr {
-                    s.push_str(&format!(" from {a}"));
-                }
-                push(&mut out, e.offset_ms, s);
-            }
-            What::Held { approval_id, rule } => {
-                let rule = rule
-                    .as_deref()
-                    .map(|r| format!(" by {r}"))
-                    .unwrap_or_default();
-                push(
-                    &mut out,
-                    e.offset_ms,
-                    format!("held for approval {approval_id}{rule}"),
-                );
-            }
-            What::Request(r) => request_lines(&mut out, e.offset_ms, r),
-            What::Rejected { reason } => {
-                push(&mut out, e.offset_ms, format!("login rejected: {reason}"))
-            }
-            What::Closed => {
-                let c = t.closed.clone().unwrap_or_default();
-                let mut s = format!("session closed ({})", or_q(&c.end));
-                if let (Some(a), Some(d)) = (c.statements_allowed, c.statements_denied) {
-                    s.push_str(&format!(": {a} allowed, {d} denied"));
-                }
-                push(&mut out, e.offset_ms, s);
-            }
-        }
-    }
-    if t.closed.is_none() {
-        let last = out.last().map(|l| l.offset_ms).unwrap_or(0);
-        push(&mut out, last, "(session not closed in the record)".into());
-    }
-    // Outcomes come after their request; keep each line's place stable.
-    out.sort_by_key(|l| l.offset_ms);
-    out
-}
-
-fn header(t: &Timeline) -> String {
-    let who = t
-        .identity
-        .as_ref()
-        .map(|w| format!("{} ({}, {})", w.name, w.subject, w.kind))
-        .unwrap_or_else(|| "?".into());
-    format!(
-        "session {} · {} · grant {} · started {}",
-        t.session_id,
-        who,
-        or_q(&t.grant_id),
-        or_q(&t.started_at)
-    )
-}
-
-fn or_q(s: &Option<String>) -> &str {
-    s.as_deref().unwrap_or("?")
-}
-
-fn push(out: &mut Vec<Line>, offset_ms: i64, body: String) {
-    out.push(Line {
-        offset_ms,
-        text: format!("{:>10}  {body}", stamp(offset_ms)),
-    });
-}
-
-/// `+12.345s`.
-fn stamp(ms: i64) -> String {
-    format!("+{}.{:03}s", ms / 1000, ms % 1000)
-}
-
-fn request_lines(out: &mut Vec<Line>, at: i64, r: &Request) {
-    let verdict = match r.decision.as_str() {
-        "allow" => "ALLOWED",
-        "deny" => "DENIED",
-        other => other,
-    };
-    let texts: Vec<&str> = r.statements.iter().map(|s| s.text.as_str()).collect();
-    let text = if texts.is_empty() {
-        format!("({})", r.protocol.as_deref().unwrap_or("request"))
-    } else {
-        one_line(&texts.join("; "))
-    };
-    push(out, at, format!("[{}] {verdict:<7} {text}", r.seq));
-    let pad = " ".repeat(12);
-    let mut why = Vec::new();
-    let classes: Vec<&str> = r
-        .statements
-        .iter()
-        .flat_map(|s| s.classes.iter().map(String::as_str))
-        .collect();
-    if !classes.is_empty() {
-        why.push(format!("class {}", classes.join(",")));
-    }
-    if let Some(rule) = &r.rule {
-        why.push(format!("rule {rule}"));
-    }
-    if let Some(reason) = r.reason.as_deref().filter(|s| !s.is_empty()) {
-        why.push(reason.to_string());
-    }
-    if !why.is_empty() {
-        out.push(Line {
-            offset_ms: at,
-            text: format!("{pad}    {}", why.join(" · ")),
-        });
-    }
-    if let Some(a) = &r.approval {
-        let mut s = match (&a.shape, &a.id) {
-            (Some(shape), _) => format!("approved earlier for this shape ({shape})"),
-            (None, id) => format!(
-                "approval {}: {}",
-                or_q(id),
-                a.outcome.as_deref().unwrap_or("?")
-            ),
-        };
-        if let Some(by) = &a.by {
-            s.push_str(&format!(" by {by}"));
-        }
-        if let Some(w) = a.wait_ms {
-            s.push_str(&format!(" after waiting {}", seconds(w)));
-        }
-        out.push(Line {
-            offset_ms: at,
-            text: format!("{pad}    {s}"),
-        });
-    }
-    for o in &r.outcomes {
-        let mut s = match (&o.error, o.outcome.as_str()) {
-            (Some(f), _) => format!("error {}: {}", f.sqlstate, f.message),
-            (None, "ok") => format!("ok {}", o.command.as_deref().unwrap_or("")),
-            (None, other) => other.to_string(),
-        };
-        if let Some(n) = o.rows {
-            s.push_str(&format!(", {n} row{}", if n == 1 { "" } else { "s" }));
-        }
-        if let Some(d) = o.duration_ms {
-            s.push_str(&format!(" in {d:.1} ms"));
-        }
-        let label = if r.outcomes.len() > 1 {
-            format!("#{} ", o.index + 1)
-        } else {
-            String::new()
-        };
-        push(out, o.offset_ms, format!("    → {label}{s}"));
-        for res in r.results.iter().filter(|x| x.index == o.index) {
-            for line in table(res) {
-                out.push(Line {
-                    offset_ms: o.offset_ms,
-                    text: format!("{pad}      {line}"),
-                });
-            }
-        }
-    }
-    // Results whose statement has no recorded outcome.
-    for res in &r.results {
-        if !r.outcomes.iter().any(|o| o.index == res.index) {
-            for line in table(res) {
-                out.push(Line {
-                    offset_ms: res.offset_ms,
-                    text: format!("{pad}      {line}"),
-                });
-            }
-        }
-    }
-}
-
-fn seconds(ms: i64) -> String {
-    format!("{}.{:03}s", ms / 1000, ms % 1000)
-}
-
-/// Newlines and runs of spaces folded, so a statement is one line.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Recorded rows as psql's aligned format shows them.
-pub fn table(r: &Results) -> Vec<String> {
-    let cell = |v: &Option<String>| v.clone().unwrap_or_default().replace('\n', "\\n");
-    let mut widths: Vec<usize> = r.columns.iter().map(|c| c.chars().count()).collect();
-    for row in &r.rows {
-        for (i, v) in row.iter().enumerate() {
-            let w = cell(v).chars().count();
-            match widths.get_mut(i) {
-                Some(x) => *x = (*x).max(w),
-                None => widths.push(w),
-            }
-        }
-    }
-    let fmt_row = |cells: Vec<String>| {
-        let parts: Vec<String> = widths
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let c = cells.get(i).cloned().unwrap_or_default();
-                format!(" {c}{} ", " ".repeat(w - c.chars().count()))
-            })
-            .collect();
-        parts.join("|").trim_end().to_string()
-    };
-    let mut out = vec![fmt_row(r.columns.clone())];
-    out.push(
-        widths
-            .iter()
-            .map(|w| "-".repeat(w + 2))
-            .collect::<Vec<_>>()
-            .join("+"),
-    );
-    for row in &r.rows {
-        out.push(fmt_row(row.iter().map(cell).collect()));
-    }
-    let n = r.rows.len();
-    out.push(if r.truncated {
-        format!("(first {n} row{} recorded)", if n == 1 { "" } else { "s" })
-    } else {
-        format!("({n} row{})", if n == 1 { "" } else { "s" })
-    });
-    out
-}
+mod text;
+pub use text::{
+    Line, approval, decided, one_line, outcome, render, stamp, table, unpaired, verdict, why,
+};
 
 #[cfg(test)]
 mod tests;

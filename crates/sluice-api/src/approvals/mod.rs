@@ -106,16 +106,27 @@ pub async fn open_for_statement(
     open(state, a).await
 }
 
+/// An event about approval `a`, naming its grant, connection and (for a
+/// held statement) session, so a replay and a SIEM can join every step of
+/// an approval to the session that waited on it.
+fn event_about(kind: EventKind, a: &Approval) -> AuditEvent {
+    let event = AuditEvent::new(kind)
+        .grant(&a.grant_id)
+        .connection(&a.connection);
+    match &a.session_id {
+        Some(s) => event.session(s),
+        None => event,
+    }
+}
+
 async fn open(state: &Shared, a: Approval) -> Result<Approval, ApiError> {
-    let mut event = AuditEvent::new(EventKind::ApprovalRequested)
+    let event = event_about(EventKind::ApprovalRequested, &a)
         .actor(Actor {
             subject: a.requester_subject.clone(),
             issuer: a.requester_issuer.clone(),
             name: a.requester_name.clone(),
             kind: "requester".into(),
         })
-        .grant(&a.grant_id)
-        .connection(&a.connection)
         .detail(json!({
             "approval_id": a.id,
             "kind": a.kind,
@@ -126,9 +137,6 @@ async fn open(state: &Shared, a: Approval) -> Result<Approval, ApiError> {
             "min_approvals": a.min_approvals,
             "expires_at": a.expires_at,
         }));
-    if let Some(s) = &a.session_id {
-        event = event.session(s);
-    }
     state.audit.append(event).await?;
     state.store.insert_approval(&a).await?;
     announce(state, &a);
@@ -213,11 +221,9 @@ pub async fn expire(state: &Shared, id: &str) {
         let _ = state
             .audit
             .append(
-                AuditEvent::new(EventKind::ApprovalExpired)
+                event_about(EventKind::ApprovalExpired, &a)
                     .actor(Actor::system("sweeper"))
-                    .grant(&a.grant_id)
-                    .connection(&a.connection)
-                    .detail(json!({ "approval_id": a.id, "kind": a.kind })),
+                    .detail(json!({ "approval_id": a.id, "kind": a.kind, "reason": "nobody decided in time" })),
             )
             .await;
         announce(state, &a);
@@ -285,10 +291,8 @@ pub async fn vote(
     state
         .audit
         .append(
-            AuditEvent::new(EventKind::ApprovalVoted)
+            event_about(EventKind::ApprovalVoted, &a)
                 .actor(Actor::from(who))
-                .grant(&a.grant_id)
-                .connection(&a.connection)
                 .detail(json!({ "approval_id": a.id, "decision": decision, "reason": reason, "scope": scope })),
         )
         .await?;
@@ -349,10 +353,8 @@ async fn settle(
     state
         .audit
         .append(
-            AuditEvent::new(kind)
+            event_about(kind, a)
                 .actor(Actor::system("approvals"))
-                .grant(&a.grant_id)
-                .connection(&a.connection)
                 .detail(json!({ "approval_id": a.id, "kind": a.kind, "by": by, "reason": reason, "scope": scope })),
         )
         .await?;

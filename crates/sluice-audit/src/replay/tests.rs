@@ -63,6 +63,11 @@ fn recording() -> Vec<Value> {
             json!({"approval_id": "a_1", "rule": "big-deletes"}),
         ),
         ev(
+            7490,
+            "approval.approved",
+            json!({"approval_id": "a_1", "kind": "statement", "by": "dba-1", "reason": "looks\nfine", "scope": "once"}),
+        ),
+        ev(
             7500,
             "statement.allowed",
             json!({
@@ -99,7 +104,16 @@ fn a_recording_becomes_a_timeline() {
     assert_eq!(t.profile.as_deref(), Some("read"));
     assert_eq!(t.started_at.as_deref(), Some("2023-11-14T22:13:20.000Z"));
     let offsets: Vec<i64> = t.entries.iter().map(|e| e.offset_ms).collect();
-    assert_eq!(offsets, [0, 1200, 2000, 3000, 7500, 9000]);
+    assert_eq!(offsets, [0, 1200, 2000, 3000, 7490, 7500, 9000]);
+    assert_eq!(
+        t.entries[4].what,
+        What::Decided(Decided {
+            approval_id: "a_1".into(),
+            outcome: "approved".into(),
+            by: Some("dba-1".into()),
+            reason: Some("looks\nfine".into()),
+        })
+    );
     let requests: Vec<&Request> = t
         .entries
         .iter()
@@ -116,7 +130,8 @@ fn a_recording_becomes_a_timeline() {
     assert_eq!(first.results[0].rows[1], [Some("2".to_string()), None]);
     assert_eq!(requests[1].decision, "deny");
     assert!(requests[1].outcomes.is_empty());
-    // The held statement: its final decision and how long it waited.
+    // The held statement: its final decision and how long it waited (from
+    // the request to the decision).
     let held = requests[2];
     assert_eq!(held.decision, "allow");
     let a = held.approval.as_ref().unwrap();
@@ -124,7 +139,7 @@ fn a_recording_becomes_a_timeline() {
         (a.id.as_deref(), a.by.as_deref()),
         (Some("a_1"), Some("dba-1"))
     );
-    assert_eq!(a.wait_ms, Some(4500));
+    assert_eq!(a.wait_ms, Some(4490));
     assert_eq!(held.outcomes[0].error.as_ref().unwrap().sqlstate, "42P01");
     let c = t.closed.as_ref().unwrap();
     assert_eq!((c.offset_ms, c.end.as_deref()), (9000, Some("client")));
@@ -163,9 +178,10 @@ fn the_rendering_reads_like_the_session() {
         "   +2.000s  [2] DENIED  DROP TABLE orders",
         "                class ddl · rule profile:read · DROP TABLE is ddl",
         "   +3.000s  held for approval a_1 by big-deletes",
+        "   +7.490s  approval a_1 approved by dba-1: looks fine",
         "   +7.500s  [3] ALLOWED DELETE FROM t",
         "                class write · rule big-deletes · needs a dba",
-        "                approval a_1: approved by dba-1 after waiting 4.500s",
+        "                approval a_1: approved by dba-1 after waiting 4.490s",
         "   +7.600s      → error 42P01: relation \"t\" does not exist in 0.2 ms",
         "   +9.000s  session closed (client): 2 allowed, 1 denied",
     ];
@@ -198,4 +214,42 @@ fn truncated_results_and_missing_records_still_show() {
         "{all}"
     );
     assert!(all.contains("(session not closed in the record)"), "{all}");
+}
+
+#[test]
+fn a_held_statement_that_nobody_decided_shows_its_expiry() {
+    let events = vec![
+        ev(0, "session.opened", json!({})),
+        ev(
+            100,
+            "approval.requested",
+            json!({"approval_id": "a_9", "rule": "r"}),
+        ),
+        ev(
+            5100,
+            "approval.expired",
+            json!({"approval_id": "a_9", "kind": "statement", "reason": "nobody decided in time"}),
+        ),
+        ev(
+            5102,
+            "statement.denied",
+            json!({
+                "seq": 1, "protocol": "simple", "statements": [stmt("DELETE FROM t", "write")],
+                "decision": "approve", "rule": "r", "reason": "needs a dba",
+                "approval": {"id": "a_9", "outcome": "timed out"},
+            }),
+        ),
+    ];
+    let t = timeline("s_1", &events);
+    let text: Vec<String> = render(&t).into_iter().map(|l| l.text).collect();
+    let all = text.join("\n");
+    assert!(
+        all.contains("   +5.100s  approval a_9 expired: nobody decided in time"),
+        "{all}"
+    );
+    assert!(all.contains("[1] DENIED  DELETE FROM t"), "{all}");
+    assert!(
+        all.contains("approval a_9: timed out after waiting 5.000s"),
+        "{all}"
+    );
 }
