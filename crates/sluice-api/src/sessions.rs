@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sluice_audit::replay::{self, Who};
+use sluice_audit::replay::{self, Timeline, Who};
 use sluice_core::config::parse_duration;
 use sluice_core::{Identity, access};
 use sluice_store::{SessionFilter, SessionRow};
@@ -23,15 +23,16 @@ const MAX_LIST: i64 = 1000;
 /// The most events one session's replay reads.
 const MAX_EVENTS: usize = 100_000;
 
-#[derive(Deserialize)]
+/// The list's filters, as the API and the web page take them.
+#[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     /// Subject or display name.
-    identity: Option<String>,
-    connection: Option<String>,
+    pub identity: Option<String>,
+    pub connection: Option<String>,
     /// RFC 3339 time, or a duration meaning "that long ago" (`1h`).
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<i64>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: Option<i64>,
 }
 
 fn sees_all(state: &Shared, who: &Identity) -> bool {
@@ -48,18 +49,28 @@ pub async fn list(
     Caller(who): Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let rows = find(&state, &q, owner(&state, &who)).await?;
+    let sessions: Vec<Value> = rows.iter().map(summary).collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+/// The sessions matching `q`, newest first; only `owner`'s when given.
+pub(crate) async fn find(
+    state: &Shared,
+    q: &ListQuery,
+    owner: Option<(String, String)>,
+) -> Result<Vec<SessionRow>, ApiError> {
+    let given = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
     let filter = SessionFilter {
-        identity: q.identity.filter(|s| !s.is_empty()),
-        connection: q.connection.filter(|s| !s.is_empty()),
-        since: q.since.as_deref().map(|s| when("since", s)).transpose()?,
-        until: q.until.as_deref().map(|s| when("until", s)).transpose()?,
-        owner: owner(&state, &who),
+        identity: given(&q.identity),
+        connection: given(&q.connection),
+        since: given(&q.since).map(|s| when("since", &s)).transpose()?,
+        until: given(&q.until).map(|s| when("until", &s)).transpose()?,
+        owner,
         session_id: None,
         limit: q.limit.unwrap_or(100).clamp(1, MAX_LIST),
     };
-    let rows = state.store.sessions(&filter).await?;
-    let sessions: Vec<Value> = rows.iter().map(summary).collect();
-    Ok(Json(json!({ "sessions": sessions })))
+    Ok(state.store.sessions(&filter).await?)
 }
 
 /// One session: its summary and its timeline.
@@ -68,13 +79,24 @@ pub async fn show(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let row = visible(&state, &who, &id).await?;
-    let events = bodies(&state, &id).await?;
-    let mut timeline = replay::timeline(&id, &events);
-    timeline.identity = who_of(&row);
+    let (row, timeline) = replayed(&state, &id, owner(&state, &who)).await?;
     let mut body = summary(&row);
     body["timeline"] = serde_json::to_value(&timeline).map_err(ApiError::internal)?;
     Ok(Json(body))
+}
+
+/// A session (only `owner`'s, when given) and its replay timeline; 404
+/// when there is none to see.
+pub(crate) async fn replayed(
+    state: &Shared,
+    id: &str,
+    owner: Option<(String, String)>,
+) -> Result<(SessionRow, Timeline), ApiError> {
+    let row = visible(state, id, owner).await?;
+    let events = bodies(state, id).await?;
+    let mut timeline = replay::timeline(id, &events);
+    timeline.identity = who_of(&row);
+    Ok((row, timeline))
 }
 
 /// One session's audit events as stored (with their hashes), in order.
@@ -83,7 +105,7 @@ pub async fn events(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    visible(&state, &who, &id).await?;
+    visible(&state, &id, owner(&state, &who)).await?;
     let rows = state.store.session_events(&id).await?;
     let events: Vec<Value> = rows
         .iter()
@@ -98,10 +120,14 @@ pub async fn events(
     Ok(Json(json!({ "session_id": id, "events": events })))
 }
 
-async fn visible(state: &Shared, who: &Identity, id: &str) -> Result<SessionRow, ApiError> {
+async fn visible(
+    state: &Shared,
+    id: &str,
+    owner: Option<(String, String)>,
+) -> Result<SessionRow, ApiError> {
     state
         .store
-        .session(id, owner(state, who))
+        .session(id, owner)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no session {id} that you may see")))
 }
@@ -124,7 +150,8 @@ fn who_of(r: &SessionRow) -> Option<Who> {
     })
 }
 
-fn summary(r: &SessionRow) -> Value {
+/// A session's summary as the API lists it.
+pub(crate) fn summary(r: &SessionRow) -> Value {
     let opened: Value = serde_json::from_str(&r.opened).unwrap_or(Value::Null);
     let closed: Value = r
         .closed

@@ -421,3 +421,122 @@ async fn without_a_ui_section_the_page_says_so() {
     assert!(resp.headers().contains_key("content-security-policy"));
     assert!(resp.text().await.unwrap().contains("not set up"));
 }
+
+#[tokio::test]
+async fn recorded_sessions_are_listed_and_replayed_for_approvers_only() {
+    let gw = UiGateway::start().await;
+    let (mine, _) = gw
+        .pending_grant("writer-1", &["writers"], "fix order 42")
+        .await;
+    let (theirs, _) = gw.pending_grant("writer-2", &["writers"], "report").await;
+    let hostile = "SELECT '</code></pre><script>alert(1)</script>', email -- \"&";
+    gw.record_session(&mine, "s_one", hostile, "<img src=x onerror=alert(2)>")
+        .await;
+    gw.record_session(&theirs, "s_two", "SELECT 1", "b***@example.com")
+        .await;
+
+    // Signed out: sent to sign in, the target kept; a non-approver: refused.
+    for path in ["/ui/sessions", "/ui/sessions/s_one"] {
+        let resp = gw
+            .http
+            .get(format!("{}{path}", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");
+        assert!(location(&resp).starts_with("/ui/login?next=%2Fui%2Fsessions"));
+    }
+    let writer = gw.sign_in("writer-1", "writers").await;
+    for path in ["/ui/sessions", "/ui/sessions/s_one"] {
+        let (status, page) = writer.get(path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!page.contains("s_one") && !page.contains("alert"), "{page}");
+    }
+
+    // The approvals page links to the sessions; the list filters like the CLI.
+    let dba = gw.sign_in("dba-1", "dba").await;
+    let (_, page) = dba.get("/ui").await;
+    assert!(page.contains("href=\"/ui/sessions\""), "{page}");
+    let listed = |page: &str| -> Vec<String> {
+        page.split("data-session-id=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let (status, page) = dba.get("/ui/sessions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed(&page), ["s_two", "s_one"]);
+    assert!(page.contains("2 allowed, 1 denied"), "{page}");
+    let (_, page) = dba.get("/ui/sessions?identity=writer-1&since=1h").await;
+    assert_eq!(listed(&page), ["s_one"]);
+    assert!(page.contains("value=\"writer-1\""), "the filter is kept");
+    let (_, page) = dba.get("/ui/sessions?connection=nope").await;
+    assert!(listed(&page).is_empty());
+    assert!(page.contains("No recorded session matches"));
+    let (status, page) = dba.get("/ui/sessions?since=%3Cb%3Eyesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("since must be an RFC 3339 time"), "{page}");
+    assert!(page.contains("value=\"&lt;b&gt;yesterday\""), "{page}");
+
+    // One session: the replay's timeline, everything escaped.
+    let resp = dba
+        .http
+        .get(format!("{}/ui/sessions/s_one", gw.url))
+        .header("cookie", &dba.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let page = resp.text().await.unwrap();
+    assert!(
+        !page.contains("<script>alert") && !page.contains("<img src"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>email"), "column names are escaped");
+    assert!(page.contains("&lt;/code&gt;&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(page.contains("&lt;b&gt;email&lt;/b&gt;"));
+    let order = [
+        "session opened on orders (write) from 127.0.0.1:40000",
+        "ALLOWED",
+        "class read · rule profile:write · read is allowed",
+        "ok SELECT 5, 5 rows in 0.8 ms",
+        "c***@example.com",
+        "(first 3 rows recorded)",
+        "DENIED",
+        "DROP TABLE is ddl",
+        "held for approval",
+        "approval a_held_s_one approved by Dana Admin: checked",
+        "UPDATE orders SET status = 'x'",
+        "approval a_held_s_one: approved by Dana Admin after waiting",
+        "error 23514: violates check constraint",
+        "session closed (client)",
+    ];
+    let at: Vec<usize> = order
+        .iter()
+        .map(|n| {
+            page.find(n)
+                .unwrap_or_else(|| panic!("{n:?} missing:\n{page}"))
+        })
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "out of order:\n{page}");
+    assert!(
+        page.contains("<td class=\"null\">NULL</td>"),
+        "NULL is marked"
+    );
+    assert!(page.contains("href=\"/ui/approvals/a_held_s_one\""));
+    assert!(page.contains("+0.000s"));
+    assert!(!page.contains("b***@example.com"), "only this session");
+
+    let (status, page) = dba.get("/ui/sessions/s_nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("No such session"));
+    let (status, _) = dba.get(&format!("/ui/sessions/s_{}", "x".repeat(80))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -26,12 +26,12 @@ const LIST_LIMIT: i64 = 200;
 
 /// The signed-in approver, or the response to send instead: a redirect to
 /// sign in (pages), 401 (fragments), or the "not an approver" page.
-enum Gate {
+pub(super) enum Gate {
     Approver(String, Session),
     Stop(Response),
 }
 
-fn gate(ui: &Ui, headers: &HeaderMap, uri: &Uri, page: bool) -> Gate {
+pub(super) fn gate(ui: &Ui, headers: &HeaderMap, uri: &Uri, page: bool) -> Gate {
     let Some((id, s)) = ui.session(headers) else {
         if !page {
             return Gate::Stop((StatusCode::UNAUTHORIZED, "sign in at /ui").into_response());
@@ -56,6 +56,7 @@ macro_rules! approver {
         }
     };
 }
+pub(super) use approver;
 
 async fn pending(ui: &Ui) -> Result<Vec<(Approval, Vec<Vote>)>, Response> {
     let store = &ui.app.store;

@@ -1,6 +1,7 @@
 //! The approvers' web page at `/ui`: sign-in with the organisation's IdP,
 //! the pending approvals (live, by server-sent events), one approval in
-//! full, and Approve / Approve shape / Deny.
+//! full, and Approve / Approve shape / Deny; and the recorded sessions,
+//! each with its replay timeline.
 //!
 //! Security properties, each pinned by a test in `tests/ui*.rs`:
 //! - the session cookie is `HttpOnly`, `SameSite=Lax`, and `Secure` with the
@@ -20,6 +21,8 @@ mod assets;
 mod handlers;
 mod oidc;
 mod pages;
+mod recording_pages;
+mod recordings;
 mod session;
 
 use std::sync::Arc;
@@ -76,6 +79,8 @@ pub fn router(app: Shared) -> Router {
             "/approvals/{id}",
             get(handlers::detail).post(handlers::decide),
         )
+        .route("/sessions", get(recordings::list))
+        .route("/sessions/{id}", get(recordings::show))
         .route("/login", get(oidc::login))
         .route("/callback", get(oidc::callback))
         .route("/logout", post(handlers::logout))
@@ -140,6 +145,19 @@ async fn security_headers(mut resp: Response) -> Response {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     resp
+}
+
+/// `s` as one URL path segment: unreserved characters as they are, every
+/// other byte `%XX`, so an id can never reach into the rest of the path.
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A 303 to `to`.

@@ -13,7 +13,7 @@ use super::Ui;
 use super::session::Session;
 
 /// A whole page.
-fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -28,6 +28,10 @@ fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup {
                 header {
                     a.brand href="/ui" { "Sluice approvals" }
                     @if let Some(s) = who {
+                        nav {
+                            a href="/ui" { "Approvals" }
+                            a href="/ui/sessions" { "Sessions" }
+                        }
                         span.who { "Signed in as " b { (s.identity.name) } }
                         form.inline method="post" action="/ui/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);
@@ -160,7 +164,7 @@ fn until(t: DateTime<Utc>) -> String {
     format!("in {}", humantime::format_duration(d))
 }
 
-fn at(t: DateTime<Utc>) -> String {
+pub(super) fn at(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
@@ -190,7 +194,9 @@ pub(crate) fn detail(v: &Viewer, a: &Approval, votes: &[Vote]) -> Markup {
             dt { "Grant" } dd { code { (a.grant_id) } }
             dt { "Grant reason" } dd { (a.reason) }
             @if let Some(r) = &a.rule { dt { "Rule" } dd { (r) } }
-            @if let Some(s) = &a.session_id { dt { "Session" } dd { code { (s) } } }
+            @if let Some(s) = &a.session_id {
+                dt { "Session" } dd { a href={ "/ui/sessions/" (super::segment(s)) } { code { (s) } } }
+            }
             dt { "Opened" } dd { (at(a.created_at)) }
             dt { "Expires" } dd { (at(a.expires_at)) " (" (until(a.expires_at)) ")" }
             dt { "Approvals" } dd { (approvals_of(votes)) " of " (a.min_approvals.max(1)) " needed" }

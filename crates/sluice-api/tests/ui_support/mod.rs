@@ -182,6 +182,81 @@ impl UiGateway {
         a.id
     }
 
+    /// Records a finished session under `grant_id` in the audit chain, as
+    /// the Postgres listener would: opened, a read whose result rows are
+    /// recorded (masked, with a NULL), a denied statement, a statement held
+    /// for approval and approved, closed. `text` is the read's statement
+    /// and `value` one of its result values (tests make them hostile).
+    pub async fn record_session(&self, grant_id: &str, session: &str, text: &str, value: &str) {
+        use sluice_core::audit::{AuditEvent, EventKind};
+        let ev = |kind, detail| {
+            AuditEvent::new(kind)
+                .grant(grant_id)
+                .connection("orders")
+                .session(session)
+                .detail(detail)
+        };
+        let held = format!("a_held_{session}");
+        let events = vec![
+            ev(
+                EventKind::SessionOpened,
+                json!({"client_addr": "127.0.0.1:40000", "profile": "write"}),
+            ),
+            ev(
+                EventKind::StatementAllowed,
+                json!({"seq": 1, "protocol": "simple", "decision": "allow", "rule": "profile:write",
+                       "reason": "read is allowed",
+                       "statements": [{"text": text, "classes": ["read"], "tables": ["customers"]}]}),
+            ),
+            ev(
+                EventKind::StatementResults,
+                json!({"seq": 1, "index": 0, "columns": ["id", "<b>email</b>"],
+                       "rows": [["1", value], ["2", null], ["3", "c***@example.com"]], "truncated": true}),
+            ),
+            ev(
+                EventKind::StatementCompleted,
+                json!({"seq": 1, "index": 0, "outcome": "ok", "command": "SELECT 5", "rows": 5,
+                       "duration_ms": 0.8, "error": null}),
+            ),
+            ev(
+                EventKind::StatementDenied,
+                json!({"seq": 2, "protocol": "simple", "decision": "deny", "rule": "no-ddl",
+                       "reason": "DROP TABLE is ddl",
+                       "statements": [{"text": "DROP TABLE orders", "classes": ["ddl"]}]}),
+            ),
+            ev(
+                EventKind::ApprovalRequested,
+                json!({"approval_id": held, "kind": "statement", "rule": "writes-need-approval"}),
+            ),
+            ev(
+                EventKind::ApprovalApproved,
+                json!({"approval_id": held, "kind": "statement", "by": "Dana Admin",
+                       "reason": "checked", "scope": "once"}),
+            ),
+            ev(
+                EventKind::StatementAllowed,
+                json!({"seq": 3, "protocol": "simple", "decision": "approve",
+                       "rule": "writes-need-approval", "reason": "writes need a dba",
+                       "approval": {"id": held, "by": "Dana Admin", "outcome": "approved"},
+                       "statements": [{"text": "UPDATE orders SET status = 'x'", "classes": ["write"]}]}),
+            ),
+            ev(
+                EventKind::StatementCompleted,
+                json!({"seq": 3, "index": 0, "outcome": "error", "command": null, "rows": null,
+                       "duration_ms": 0.3,
+                       "error": {"sqlstate": "23514", "message": "violates check constraint"}}),
+            ),
+            ev(
+                EventKind::SessionClosed,
+                json!({"duration_ms": 42, "statements_allowed": 2, "statements_denied": 1,
+                       "outcomes_lost": 0, "end": "client"}),
+            ),
+        ];
+        for e in events {
+            self.state.audit.append(e).await.expect("record an event");
+        }
+    }
+
     /// Signs in through the dev issuer's page as `sub` in `groups`.
     pub async fn sign_in(&self, sub: &str, groups: &str) -> Browser {
         // 1. The page sends us to the IdP with PKCE, state and nonce.
