@@ -1,6 +1,7 @@
 //! A real browser (headless Debian `chromium`, driven over the DevTools
 //! protocol): an approver signs in through the dev issuer's sign-in page,
-//! sees a new pending approval appear without reloading, and approves it.
+//! sees a new pending approval appear without reloading, approves it, and
+//! then reads a recorded session's timeline.
 //! With SLUICE_UI_SCREENSHOTS=DIR it leaves PNGs of each step there.
 
 mod ui_support;
@@ -114,4 +115,51 @@ async fn an_approver_signs_in_sees_a_request_arrive_and_approves_it() {
     assert_eq!(a.decided_by.as_deref(), Some("Dana Admin"));
     let grant = gw.state.store.grant(&gid).await.unwrap().unwrap();
     assert_eq!(grant.status.as_str(), "active");
+
+    // The writer's recorded session, from the approvals page's nav.
+    gw.record_session(
+        &gid,
+        "s_browser",
+        "SELECT '<script>window.pwned = 1</script>' AS x, email FROM customers",
+        "<img src=x onerror=\"window.pwned = 2\">",
+    )
+    .await;
+    chrome
+        .eval("document.querySelector('header nav a[href=\"/ui/sessions\"]').click()")
+        .await;
+    chrome
+        .wait_for(
+            "!!document.querySelector('tr[data-session-id=\"s_browser\"] a')",
+            15,
+        )
+        .await;
+    chrome
+        .eval("document.querySelector('tr[data-session-id=\"s_browser\"] a').click()")
+        .await;
+    chrome
+        .wait_for("!!document.querySelector('table.results')", 15)
+        .await;
+    shot(&mut chrome, "5-session").await;
+    let text = chrome.eval("document.body.innerText").await;
+    let text = text.as_str().unwrap();
+    for want in [
+        "SELECT '<script>window.pwned = 1</script>' AS x",
+        "<img src=x onerror=\"window.pwned = 2\">",
+        "c***@example.com",
+        "(first 3 rows recorded)",
+        "approval a_held_s_browser approved by Dana Admin",
+    ] {
+        assert!(text.contains(want), "{want:?} missing: {text}");
+    }
+    assert_eq!(
+        chrome.eval("typeof window.pwned").await,
+        "undefined",
+        "recorded text is shown, never run"
+    );
+    assert_eq!(
+        chrome
+            .eval("document.querySelectorAll('table.results img, main script').length")
+            .await,
+        0
+    );
 }
