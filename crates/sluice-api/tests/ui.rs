@@ -506,7 +506,7 @@ async fn recorded_sessions_are_listed_and_replayed_for_approvers_only() {
         "session opened on orders (write) from 127.0.0.1:40000",
         "ALLOWED",
         "class read · rule profile:write · read is allowed",
-        "ok SELECT 5, 5 rows in 0.8 ms",
+        "ok SELECT, 5 rows in 0.8 ms",
         "c***@example.com",
         "(first 3 rows recorded)",
         "DENIED",

@@ -1,5 +1,9 @@
 //! A real psql session through `sluice dev`, listed and replayed with the
-//! CLI; another identity cannot see it.
+//! CLI; another identity cannot see it. And a session through `sluice
+//! serve` whose connection records result rows under masking, replayed with
+//! its rows exactly as psql received them.
+
+mod common;
 
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -207,4 +211,168 @@ fn a_psql_session_is_listed_and_replayed_in_order_and_private() {
         &["sessions", "replay", &id, "--speed", "fast"],
     );
     assert!(!out.status.success());
+}
+
+/// Customers whose values masking must never let through, and where.
+const CUSTOMERS: &str = "
+CREATE TABLE customers (id int PRIMARY KEY, name text, email text, ssn text, notes text);
+INSERT INTO customers VALUES
+  (1, 'Ada', 'ada.lovelace@example.com', '123-45-6789', 'pays by card 4111 1111 1111 1111'),
+  (2, 'Alan', 'alan.turing@example.org', '234-56-7890', 'card 5555 5555 5555 4444 on file'),
+  (3, 'Grace', 'grace.hopper@example.net', '345-67-8901', NULL),
+  (4, 'Edsger', 'edsger.dijkstra@example.com', '456-78-9012', 'no card'),
+  (5, 'Barbara', 'barbara.liskov@example.com', '567-89-0123', 'none');
+";
+
+const CLEAR: &[&str] = &[
+    "ada.lovelace",
+    "alan.turing",
+    "grace.hopper",
+    "edsger.dijkstra",
+    "barbara.liskov",
+    "123-45-6789",
+    "234-56-7890",
+    "345-67-8901",
+    "456-78-9012",
+    "567-89-0123",
+    "4111 1111 1111 1111",
+    "5555 5555 5555 4444",
+];
+
+/// The cells of a psql `-A -F '|'` line, or of a replay table line.
+fn cells(line: &str) -> Vec<String> {
+    line.split('|').map(|c| c.trim().to_string()).collect()
+}
+
+#[tokio::test]
+async fn recorded_rows_replay_masked_exactly_as_psql_received_them() {
+    use common::{AGENT, Options, Serve};
+    let serve = Serve::start(Options {
+        setup: CUSTOMERS.into(),
+        connection: r#"
+record_results = "rows:3"
+
+[[connections.guardrails]]
+name = "no-ddl"
+action = "deny"
+classes = ["ddl"]
+
+[connections.masking]
+columns = [
+  { column = "public.customers.email", style = "partial" },
+  { column = "public.customers.ssn", style = "redact" },
+]
+"#
+        .into(),
+        ..Options::default()
+    })
+    .await;
+    let grant = serve.grant(AGENT).await;
+    let token = serve.token(AGENT).await;
+
+    // One psql session: five rows (three recorded), a refused DROP, one
+    // row, and a NULL.
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-F", "|", "-d", &Serve::dsn(&grant)])
+        .args([
+            "-c",
+            "SELECT id, name, email, ssn, notes FROM customers ORDER BY id",
+        ])
+        .args(["-c", "DROP TABLE customers"])
+        .args(["-c", "SELECT email, notes FROM customers WHERE id = 2"])
+        .args(["-c", "SELECT 'plain' AS word, NULL::text AS nothing"])
+        .output()
+        .unwrap();
+    let seen: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(seen.len(), 7, "{seen:?} {}", stderr(&out));
+    assert!(stderr(&out).contains("no-ddl"), "{}", stderr(&out));
+    let psql_saw = seen.join("\n");
+    for clear in CLEAR {
+        assert!(
+            !psql_saw.contains(clear),
+            "psql saw {clear:?} in clear: {psql_saw}"
+        );
+    }
+    assert!(psql_saw.contains("[REDACTED]") && psql_saw.contains("@example.org"));
+
+    // Once the session's close is recorded, replay it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let list: Value =
+            serde_json::from_str(&serve.ok(Some(&token), &["sessions", "list", "--json"])).unwrap();
+        if let Some(s) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["state"] == "closed")
+        {
+            break s["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "no closed session: {list}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let replay = serve.ok(Some(&token), &["sessions", "replay", &id, "--speed", "max"]);
+    let find = |needle: &str| {
+        replay
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from the replay:\n{replay}"))
+    };
+    let order = [
+        find("session opened on shop (write)"),
+        find("[1] ALLOWED SELECT id, name, email, ssn, notes FROM customers ORDER BY id"),
+        find("ok SELECT, 5 rows"),
+        find("(first 3 rows recorded)"),
+        find("[2] DENIED  DROP TABLE customers"),
+        find("rule no-ddl"),
+        find("[3] ALLOWED SELECT email, notes FROM customers WHERE id = 2"),
+        find("[4] ALLOWED SELECT 'plain' AS word, NULL::text AS nothing"),
+        find("session closed (client closed): 3 allowed, 1 denied"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "out of order:\n{replay}"
+    );
+
+    // The recorded rows are the rows psql printed, cell for cell: the
+    // first three of the five, then the one, then the NULL as psql shows it.
+    let table: Vec<Vec<String>> = replay
+        .lines()
+        .filter(|l| l.contains('|'))
+        .map(cells)
+        .collect();
+    let row_at = |want: &str| table.iter().position(|r| *r == cells(want));
+    let mut last = 0;
+    for (i, line) in seen.iter().enumerate() {
+        let at = row_at(line);
+        if (3..5).contains(&i) {
+            assert!(
+                at.is_none(),
+                "row {i} was recorded past rows:3: {line}\n{replay}"
+            );
+            continue;
+        }
+        let at = at.unwrap_or_else(|| panic!("psql's {line:?} is not in the replay:\n{replay}"));
+        assert!(at >= last, "{line:?} out of order");
+        last = at;
+    }
+    assert!(
+        row_at("id | name | email | ssn | notes").is_some(),
+        "{replay}"
+    );
+    assert_eq!(replay.matches("(1 row)").count(), 2, "{replay}");
+
+    // No clear value anywhere: not in the replay, the API's JSON, or the chain.
+    let json = serve.ok(Some(&token), &["sessions", "show", &id, "--json"]);
+    let config = serve.config.to_str().unwrap();
+    let chain = serve.ok(None, &["audit", "export", "--config", config]);
+    for (what, text) in [
+        ("replay", &replay),
+        ("show --json", &json),
+        ("audit export", &chain),
+    ] {
+        for clear in CLEAR {
+            assert!(!text.contains(clear), "{clear:?} in clear in the {what}");
+        }
+    }
+    assert!(chain.contains("statement.results"));
 }

@@ -215,7 +215,7 @@ impl UiGateway {
             ),
             ev(
                 EventKind::StatementCompleted,
-                json!({"seq": 1, "index": 0, "outcome": "ok", "command": "SELECT 5", "rows": 5,
+                json!({"seq": 1, "index": 0, "outcome": "ok", "command": "SELECT", "rows": 5,
                        "duration_ms": 0.8, "error": null}),
             ),
             ev(
