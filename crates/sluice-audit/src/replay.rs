@@ -11,7 +11,7 @@
 //! {"kind": "statement.results", "session_id": "s_…", "detail": {
 //!   "seq": 3, "index": 0,
 //!   "columns": ["id", "email"],
-//!   "rows": [["1", "a***@example.com"], ["2", null]],
+//!   "rows": [["1", "****@example.com"], ["2", null]],
 //!   "truncated": true }}
 //! ```
 //!
