@@ -121,6 +121,12 @@ impl Checkpointer {
                 _ = tokio::time::sleep(tick) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
+            // Gather commits, as the export runners do: two store reads per
+            // group commit would compete with the writer statements wait on.
+            tokio::select! {
+                _ = tokio::time::sleep(crate::runner::LINGER) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
         }
         if let Err(e) = self.round(true).await {
             tracing::error!(error = %e, "final audit checkpoint failed");

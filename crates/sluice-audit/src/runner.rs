@@ -5,6 +5,13 @@
 //!
 //! Runners read the store, never the writer's queue: a slow or failing
 //! receiver backs up only its own cursor, never the audit writer.
+//!
+//! A runner that has caught up waits for a commit and then lingers
+//! [`LINGER`] before reading, so a busy gateway's many small group commits
+//! reach the receiver as a few large deliveries: the store is read, the
+//! receiver called (a file sink syncs to disk) and the cursor written once
+//! per linger instead of once per commit, which would otherwise compete
+//! with the audit writer that statements wait on.
 
 use sluice_core::config::audit::SinkConfig;
 use sluice_store::Store;
@@ -15,6 +22,9 @@ use tokio::sync::{Notify, watch};
 use crate::error::ExportError;
 use crate::export::ExportEvent;
 use crate::sinks::Sink;
+
+/// How long a caught-up runner gathers commits before delivering them.
+pub const LINGER: Duration = Duration::from_millis(100);
 
 /// How a runner batches, waits and retries.
 #[derive(Debug, Clone, Copy)]
@@ -88,11 +98,15 @@ impl SinkRunner {
                 _ = stop.wait_for(|s| *s) => return,
             };
             let wait = match step {
-                Ok(true) => {
+                // A full batch: more are waiting, deliver at once.
+                Ok(n) if n >= self.opts.batch_size => {
                     backoff = self.opts.retry_initial;
                     continue;
                 }
-                Ok(false) => self.opts.poll_interval,
+                Ok(_) => {
+                    backoff = self.opts.retry_initial;
+                    self.opts.poll_interval
+                }
                 Err(e) => {
                     tracing::warn!(
                         sink = %self.name,
@@ -116,11 +130,15 @@ impl SinkRunner {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
+            tokio::select! {
+                _ = tokio::time::sleep(LINGER) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
         }
     }
 
-    /// Delivers the next batch; `Ok(false)` when there was nothing to send.
-    async fn step(&mut self) -> Result<bool, ExportError> {
+    /// Delivers the next batch; how many events it held (0: nothing to send).
+    async fn step(&mut self) -> Result<usize, ExportError> {
         let after = match self.cursor {
             Some(c) => c,
             None => {
@@ -134,7 +152,7 @@ impl SinkRunner {
             .audit_after(after, self.opts.batch_size as i64)
             .await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            return Ok(false);
+            return Ok(0);
         };
         if after > 0 && first.seq != after + 1 {
             // Retention respects every configured sink's cursor, so this
@@ -156,6 +174,6 @@ impl SinkRunner {
         self.cursor = Some(last_seq);
         self.store.advance_sink_cursor(&self.name, last_seq).await?;
         tracing::debug!(sink = %self.name, through = last_seq, "audit events exported");
-        Ok(true)
+        Ok(events.len())
     }
 }

@@ -9,6 +9,9 @@ use sluice_core::Profile;
 use sluice_core::audit::{AuditEvent, AuditSink, EventKind};
 use sluice_core::guardrail::{Action, GuardrailRule, StatementFacts, Verdict, evaluate_all};
 
+use sluice_sql::cache::ShapeCache;
+use sluice_sql::shape::shape_key;
+
 use crate::errors::ClientError;
 use crate::mask::{ConnMasking, StatementMask};
 
@@ -43,7 +46,14 @@ pub struct Policy {
     prepared: sluice_sql::PreparedTracker,
     /// The connection's masking, when this session is masked.
     masking: Option<Arc<ConnMasking>>,
+    /// Analyses shared by shape across the gateway's sessions.
+    shapes: Arc<Shapes>,
 }
+
+/// Statement analyses by shape key (`sluice_sql::shape`): a statement that
+/// differs from one analysed before only in literal values skips the
+/// parser, when that analysis read no literal.
+pub type Shapes = ShapeCache<sluice_sql::Analysis>;
 
 /// Who the decisions are recorded for.
 pub struct Recorder {
@@ -96,41 +106,63 @@ impl Policy {
         profile: Profile,
         rules: Arc<[GuardrailRule]>,
         masking: Option<Arc<ConnMasking>>,
+        shapes: Arc<Shapes>,
     ) -> Self {
         Policy {
             profile,
             rules,
             prepared: sluice_sql::PreparedTracker::default(),
             masking,
+            shapes,
         }
     }
 
-    fn mask(&self, sql: &str) -> Option<Arc<StatementMask>> {
-        self.masking.as_ref().map(|m| m.check(sql))
+    /// The analysis of `sql` and, in a masked session, its masking
+    /// analysis: from the shape cache when a string of the same shape was
+    /// analysed before and may be shared, else from the parser.
+    fn analyse(&self, sql: &str) -> (sluice_sql::Analysis, Option<Arc<StatementMask>>) {
+        let key = shape_key(sql);
+        let cached = key.as_deref().and_then(|k| self.shapes.get(k));
+        let analysis = match &cached {
+            Some(hit) => sluice_sql::Analysis::clone(hit),
+            None => sluice_sql::analyze(sql),
+        };
+        let shareable = key.filter(|_| analysis.cacheable);
+        if cached.is_none()
+            && let Some(k) = &shareable
+        {
+            self.shapes.insert(k.clone(), Arc::new(analysis.clone()));
+        }
+        let mask = self
+            .masking
+            .as_ref()
+            .map(|m| m.check(sql, shareable.as_deref()));
+        (analysis, mask)
     }
 
     /// Analyses a simple-protocol Query; `EXECUTE` of a prepared statement
     /// is judged by what it runs.
     pub fn check_query(&self, sql: &str) -> Arc<Checked> {
-        let analysis = self.prepared.resolve(sluice_sql::analyze(sql));
+        let (analysis, mask) = self.analyse(sql);
+        let analysis = self.prepared.resolve(analysis);
         Arc::new(Checked {
             sql: sql.to_string(),
             fingerprint: analysis.fingerprint.clone(),
             statements: analysis.statements.clone(),
             analysis: Some(analysis),
-            mask: self.mask(sql),
+            mask,
         })
     }
 
     /// Analyses the SQL of an extended-protocol Parse.
     pub fn check_parse(&self, sql: &str) -> Arc<Checked> {
-        let analysis = sluice_sql::analyze(sql);
+        let (analysis, mask) = self.analyse(sql);
         Arc::new(Checked {
             sql: sql.to_string(),
-            fingerprint: analysis.fingerprint.clone(),
+            fingerprint: analysis.fingerprint,
             statements: analysis.statements,
             analysis: None,
-            mask: self.mask(sql),
+            mask,
         })
     }
 

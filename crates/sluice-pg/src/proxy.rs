@@ -40,6 +40,8 @@ pub struct Shared {
     targets: Mutex<HashMap<(String, Profile), Arc<Target>>>,
     /// Each masked connection's compiled masking and catalog cache.
     maskings: Mutex<HashMap<String, Arc<ConnMasking>>>,
+    /// Statement analyses by shape, shared by every session.
+    pub shapes: Arc<crate::policy::Shapes>,
 }
 
 impl Shared {
@@ -132,6 +134,7 @@ impl PgProxy {
                 cancels: Arc::new(CancelRegistry::default()),
                 targets: Mutex::new(HashMap::new()),
                 maskings: Mutex::new(HashMap::new()),
+                shapes: Arc::default(),
             }),
         })
     }

@@ -229,6 +229,7 @@ async fn pump_session(
             grant.profile,
             rules,
             masking.as_ref().map(|(m, _)| m.clone()),
+            shared.shapes.clone(),
         ),
         recorder,
         denials.clone(),

@@ -182,6 +182,28 @@ fn first(msgs: &[tokio_postgres::SimpleQueryMessage], col: usize) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_positional_order_by_is_judged_every_time_despite_the_shape_cache() {
+    let h = harness(masking("")).await;
+    let g = h.grant(Profile::Read);
+    let client = h.connect(&g).await;
+    // Same shape; only the literal differs, and it decides the oracle.
+    for _ in 0..2 {
+        let ok = "SELECT id, ssn FROM customers ORDER BY 1";
+        let rows = client.simple_query(ok).await.unwrap();
+        assert_eq!(first(&rows, 1), "[REDACTED]");
+        let oracle = "SELECT id, ssn FROM customers ORDER BY 2";
+        let err = client.simple_query(oracle).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "42501", "{err}");
+    }
+    // And the same shape with different values keeps being masked.
+    for id in [1, 2] {
+        let sql = format!("SELECT ssn FROM customers WHERE id = {id}");
+        let rows = client.simple_query(&sql).await.unwrap();
+        assert_eq!(first(&rows, 0), "[REDACTED]");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_results_via_tokio_postgres() {
     let h = harness(masking("")).await;
     let g = h.grant(Profile::Read);

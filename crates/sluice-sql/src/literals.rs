@@ -18,8 +18,9 @@ thread_local! {
     static READ: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Notes that the analysis now running read a literal's value.
-pub(crate) fn mark() {
+/// Notes that the analysis now running read a literal's value; for
+/// analyses outside this crate that read the parse tree's constants too.
+pub fn mark() {
     READ.with(|r| r.set(true));
 }
 

@@ -21,6 +21,10 @@ pub struct AuditRow {
     pub hash: String,
 }
 
+/// Rows per INSERT statement: 8 parameters each stays far below SQLite's
+/// and PostgreSQL's limits on bound parameters.
+const APPEND_CHUNK: usize = 256;
+
 impl Store {
     /// The last event's sequence number and hash, if any.
     pub async fn audit_tail(&self) -> Result<Option<(i64, String)>, StoreError> {
@@ -33,36 +37,21 @@ impl Store {
         })
     }
 
-    /// Appends `rows` in one transaction: all or none. A sequence number
-    /// already taken (another gateway appended first) gives `SeqTaken`.
+    /// Appends `rows` atomically: all or none. A sequence number already
+    /// taken (another gateway appended first) gives `SeqTaken`.
+    ///
+    /// A group commit is one multi-row INSERT, a single statement and so
+    /// atomic on its own: one round trip to the database (SQLite's runs on
+    /// sqlx's worker thread, where every call is a thread hand-off) instead
+    /// of a BEGIN, an INSERT per event and a COMMIT. Only batches larger
+    /// than [`APPEND_CHUNK`] take a transaction over several statements.
     pub async fn audit_append(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        if rows.len() <= APPEND_CHUNK {
+            return insert_rows(&self.pool, rows).await;
+        }
         let mut tx = self.pool.begin().await?;
-        for r in rows {
-            let res = sqlx::query(
-                "INSERT INTO audit_events (seq, ts, kind, grant_id, session_id, body, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(r.seq)
-            .bind(r.ts)
-            .bind(&r.kind)
-            .bind(r.grant_id.as_deref())
-            .bind(r.session_id.as_deref())
-            .bind(&r.body)
-            .bind(&r.prev_hash)
-            .bind(&r.hash)
-            .execute(&mut *tx)
-            .await;
-            if let Err(e) = res {
-                let taken = e
-                    .as_database_error()
-                    .map(|d| d.is_unique_violation())
-                    .unwrap_or(false);
-                return Err(if taken {
-                    StoreError::SeqTaken(r.seq)
-                } else {
-                    e.into()
-                });
-            }
+        for chunk in rows.chunks(APPEND_CHUNK) {
+            insert_rows(&mut *tx, chunk).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -102,4 +91,56 @@ pub(crate) fn row(r: &AnyRow) -> Result<AuditRow, StoreError> {
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
     })
+}
+
+/// One multi-row INSERT of `rows`.
+async fn insert_rows<'e, E>(db: E, rows: &[AuditRow]) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO audit_events (seq, ts, kind, grant_id, session_id, body, prev_hash, hash) VALUES ",
+    );
+    for i in 0..rows.len() {
+        let p = i * 8;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7,
+            p + 8
+        ));
+    }
+    let mut query = sqlx::query(&sql);
+    for r in rows {
+        query = query
+            .bind(r.seq)
+            .bind(r.ts)
+            .bind(&r.kind)
+            .bind(r.grant_id.as_deref())
+            .bind(r.session_id.as_deref())
+            .bind(&r.body)
+            .bind(&r.prev_hash)
+            .bind(&r.hash);
+    }
+    match query.execute(db).await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation()) =>
+        {
+            Err(StoreError::SeqTaken(rows[0].seq))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

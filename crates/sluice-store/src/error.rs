@@ -11,7 +11,8 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    /// Another writer took the same audit sequence number first.
-    #[error("audit sequence {0} was taken by another writer")]
+    /// Another writer took an audit sequence number first: the number, or
+    /// for a batch the first of its numbers (the batch is refused whole).
+    #[error("audit sequence {0} (or one after it in the same batch) was taken by another writer")]
     SeqTaken(i64),
 }

@@ -115,9 +115,10 @@ async fn audit_appends_are_atomic_and_unique(store: &Store) {
     assert_eq!(store.audit_tail().await.unwrap(), None);
     store.audit_append(&[row(1), row(2)]).await.unwrap();
     assert_eq!(store.audit_tail().await.unwrap(), Some((2, "h2".into())));
-    // A batch colliding on seq 2 leaves nothing behind, not even seq 3.
+    // A batch colliding on seq 2 leaves nothing behind, not even seq 3;
+    // the error names the batch by its first number.
     let err = store.audit_append(&[row(3), row(2)]).await.unwrap_err();
-    assert!(matches!(err, StoreError::SeqTaken(2)), "{err}");
+    assert!(matches!(err, StoreError::SeqTaken(3)), "{err}");
     assert_eq!(store.audit_tail().await.unwrap(), Some((2, "h2".into())));
     let rows = store.audit_after(0, 10).await.unwrap();
     assert_eq!(rows, vec![row(1), row(2)]);
@@ -129,6 +130,18 @@ async fn audit_appends_are_atomic_and_unique(store: &Store) {
         Some(2)
     );
     assert_eq!(store.audit_first_seq_since(i64::MAX).await.unwrap(), None);
+    // A group commit larger than one INSERT statement holds: all or none.
+    let big: Vec<AuditRow> = (3..=602).map(row).collect();
+    let mut clash = big.clone();
+    clash[599] = row(2);
+    assert!(store.audit_append(&clash).await.is_err());
+    assert_eq!(store.audit_tail().await.unwrap(), Some((2, "h2".into())));
+    store.audit_append(&big).await.unwrap();
+    assert_eq!(
+        store.audit_tail().await.unwrap(),
+        Some((602, "h602".into()))
+    );
+    assert_eq!(store.audit_after(300, 1).await.unwrap(), vec![row(301)]);
 }
 
 async fn approvals_votes_and_shapes(store: &Store) {
@@ -239,7 +252,10 @@ async fn sqlite_store() {
     let again = Store::open(&format!("sqlite:{}", path.display()))
         .await
         .unwrap();
-    assert_eq!(again.audit_tail().await.unwrap(), Some((2, "h2".into())));
+    assert_eq!(
+        again.audit_tail().await.unwrap(),
+        Some((602, "h602".into()))
+    );
 }
 
 #[tokio::test]

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use sluice_core::config::{MaskStyle, MaskingConfig};
 use sluice_mask::Masker;
 use sluice_sql::MaskedColumns;
+use sluice_sql::cache::ShapeCache;
+use sluice_sql::literals;
 
 pub use catalog::{Catalog, Opener};
 pub use queue::{Expect, MaskQueue};
@@ -37,6 +39,9 @@ pub struct ConnMasking {
     /// The style of each column rule, by index (bindings point at rules).
     pub styles: Vec<MaskStyle>,
     pub catalog: Catalog,
+    /// Statement analyses by shape, for strings whose analysis read no
+    /// literal (see `sluice_sql::shape`).
+    shapes: ShapeCache<StatementMask>,
 }
 
 impl ConnMasking {
@@ -48,11 +53,23 @@ impl ConnMasking {
             masked,
             styles: config.columns.iter().map(|r| r.style).collect(),
             catalog: Catalog::default(),
+            shapes: ShapeCache::default(),
         })
     }
 
-    /// The statement path's analysis of one SQL string.
-    pub fn check(&self, sql: &str) -> Arc<StatementMask> {
-        Arc::new(StatementMask::check(sql, &self.masked))
+    /// The statement path's analysis of one SQL string. `shape` is its
+    /// shape key when its statement analysis may be shared by shape; the
+    /// masking analysis is shared too unless it read a literal's value
+    /// (`ORDER BY 2`).
+    pub fn check(&self, sql: &str, shape: Option<&str>) -> Arc<StatementMask> {
+        if let Some(hit) = shape.and_then(|k| self.shapes.get(k)) {
+            return hit;
+        }
+        let (mask, read) = literals::track(|| StatementMask::check(sql, &self.masked));
+        let mask = Arc::new(mask);
+        if let Some(key) = shape.filter(|_| !read) {
+            self.shapes.insert(key.to_string(), mask.clone());
+        }
+        mask
     }
 }

@@ -167,6 +167,7 @@ fn copy_spec(c: &pb::CopyStmt) -> Result<Option<CopySpec>, MaskViolation> {
 
 /// A constant option value as text.
 fn setting(n: &pb::Node) -> Option<String> {
+    sluice_sql::literals::mark();
     match n.node.as_ref()? {
         N::String(s) => Some(s.sval.clone()),
         N::Boolean(b) => Some(b.boolval.to_string()),
