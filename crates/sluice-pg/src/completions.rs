@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use sluice_core::audit::{AuditEvent, AuditSink, EventKind};
+use sluice_core::config::RecordResults;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -32,6 +33,8 @@ pub struct Completions {
     /// `statement.results`, for statements whose rows were kept.
     results: AuditEvent,
     lost: Arc<AtomicU64>,
+    /// `record_results = "none"`: outcomes are not recorded at all.
+    off: bool,
 }
 
 /// The writer task; resolves once the handle is dropped and the queue is
@@ -41,8 +44,9 @@ pub struct Writer {
     lost: Arc<AtomicU64>,
 }
 
-/// Starts a session's writer over the recorder's audit sink.
-pub fn start(recorder: &Recorder) -> (Completions, Writer) {
+/// Starts a session's writer over the recorder's audit sink; with
+/// `record` set to `none` nothing is ever queued.
+pub fn start(recorder: &Recorder, record: RecordResults) -> (Completions, Writer) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let lost = Arc::new(AtomicU64::new(0));
     let task = tokio::spawn(write(recorder.audit.clone(), rx, lost.clone()));
@@ -53,6 +57,7 @@ pub fn start(recorder: &Recorder) -> (Completions, Writer) {
         template,
         results,
         lost: lost.clone(),
+        off: record == RecordResults::None,
     };
     (handle, Writer { task, lost })
 }
@@ -61,6 +66,9 @@ impl Completions {
     /// Queues `c` for the audit log, and its kept rows after it; never
     /// waits.
     pub fn send(&self, c: Completion) {
+        if self.off {
+            return;
+        }
         self.queue(self.template.clone().detail(detail(&c)));
         if let Some(rows) = c.results.as_ref().map(|r| results(&c, r)) {
             self.queue(self.results.clone().detail(rows));

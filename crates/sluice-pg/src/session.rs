@@ -215,7 +215,12 @@ async fn pump_session(
             timeout: shared.config.approvals.statement_timeout.0,
         }),
     };
-    let (completions, writer) = completions::start(&recorder);
+    let record = shared
+        .config
+        .connection(&grant.connection)
+        .map(|c| c.record_results)
+        .unwrap_or_default();
+    let (completions, writer) = completions::start(&recorder, record);
     let inflight = Arc::new(Inflight::default());
     let reader = FrameReader::with_buffer(
         client_read,
@@ -240,11 +245,7 @@ async fn pump_session(
     let result_masker = masking
         .zip(queue)
         .map(|((m, opener), q)| ResultMasker::new(m, opener, q));
-    let recorded_rows = shared
-        .config
-        .connection(&grant.connection)
-        .map_or(0, |c| c.record_results.rows());
-    let tracker = Tracker::new(inflight).recording(recorded_rows);
+    let tracker = Tracker::new(inflight).recording(record.rows());
     let pump = Pump::new(
         backend_read,
         backend_buf,

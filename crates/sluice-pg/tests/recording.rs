@@ -118,3 +118,15 @@ async fn summary_records_no_rows() {
     assert!(details(&h, EventKind::StatementResults).is_empty());
     assert!(!h.audit.all_json().contains("ada@example.com"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn none_records_decisions_only() {
+    let h = harness(RecordResults::None, false).await;
+    let g = h.grant(Profile::Read);
+    let o = h.psql(&h.url(&g), &["-c", "SELECT email FROM customers"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    h.audit.wait_for(EventKind::SessionClosed, 1).await;
+    assert_eq!(details(&h, EventKind::StatementAllowed).len(), 1);
+    assert!(details(&h, EventKind::StatementCompleted).is_empty());
+    assert!(details(&h, EventKind::StatementResults).is_empty());
+}
