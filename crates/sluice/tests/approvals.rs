@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 use sluice_testkit::oidc::{OidcClient, OidcOptions, OidcProvider};
 use sluice_testkit::pg::PgServer;
+use sluice_testkit::ports::free_port;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
@@ -15,14 +16,6 @@ const WRITER_DBA: &str = "writer-dba";
 const DBA1: &str = "dba-1";
 const DBA2: &str = "dba-2";
 const CONTRACTOR: &str = "contractor-1";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Gateway {
     pg: PgServer,

@@ -4,6 +4,7 @@
 use sluice_audit::{AuditLog, CheckpointPolicy, Checkpointer, chain_hash, load_signing_key};
 use sluice_core::audit::{AuditEvent, EventKind};
 use sluice_store::Store;
+use sluice_testkit::ports::free_port;
 use sqlx::Connection;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -131,14 +132,6 @@ async fn keygen_then_verify_with_the_public_key_and_a_rewrite_is_named() {
         stderr.contains("sequence 12") && stderr.contains("signed checkpoint"),
         "{stderr}"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

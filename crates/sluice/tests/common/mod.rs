@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 use sluice_testkit::oidc::{OidcClient, OidcOptions, OidcProvider};
 use sluice_testkit::pg::PgServer;
+use sluice_testkit::ports::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -44,14 +45,6 @@ pub struct Serve {
     child: Option<Child>,
     starts: u32,
     http: reqwest::Client,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config_text(
