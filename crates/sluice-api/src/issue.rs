@@ -54,6 +54,8 @@ pub async fn issue(
         issuer: who.issuer.clone(),
         identity_name: who.name.clone(),
         identity_kind: who.kind.as_str().into(),
+        // As of issuance, for the grant's life (see `Grant::identity_groups`).
+        identity_groups: who.groups.clone(),
         connection: ask.connection.to_string(),
         profile: decision.profile,
         rule: decision.rule.name.clone(),

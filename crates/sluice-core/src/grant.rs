@@ -58,6 +58,18 @@ pub struct Grant {
     pub issuer: String,
     pub identity_name: String,
     pub identity_kind: String,
+    /// The holder's groups as the verified token stated them when the
+    /// grant was issued. Masking exemptions (`exempt_groups`) read these for
+    /// the grant's whole life instead of asking the identity provider again:
+    /// this is the just-in-time model, where membership is judged once at
+    /// issuance and the grant's short, rule-capped TTL bounds how long that
+    /// judgement lasts. A session cannot bring a fresher token (its password
+    /// is the grant secret), and an identity cannot add groups to a grant
+    /// after the fact. A membership the provider withdraws therefore stops
+    /// counting at the next grant; to end it sooner, revoke the grant (its
+    /// sessions close at once). Grants stored before groups were recorded
+    /// have none: nobody is exempt through them.
+    pub identity_groups: Vec<String>,
     pub connection: String,
     pub profile: Profile,
     /// The access rule that made the grant possible.

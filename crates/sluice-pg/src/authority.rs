@@ -99,13 +99,6 @@ pub trait Authority: Send + Sync + 'static {
         })
     }
 
-    /// The identity groups of the grant's holder, for masking exemptions
-    /// (`exempt_groups`). Without a source of groups, none: nobody is
-    /// exempt (fails closed).
-    fn groups(&self, _grant: &Grant) -> BoxFuture<'_, Vec<String>> {
-        Box::pin(async { Vec::new() })
-    }
-
     /// Waits for the approval's decision, at most `timeout`.
     fn await_approval(
         &self,

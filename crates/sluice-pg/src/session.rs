@@ -60,7 +60,7 @@ async fn run_session(
         }
     };
     let (target, backend) = opened;
-    let masking = match session_masking(&shared, &grant).await {
+    let masking = match session_masking(&shared, &grant) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "masking unavailable; session refused");
@@ -133,18 +133,14 @@ async fn run_session(
 }
 
 /// The connection's masking for this session: `None` when the connection
-/// has none or the grant's holder is in an exempt group. Groups come from
-/// the [`Authority`](crate::Authority) (none without a source: nobody is
-/// exempt).
-async fn session_masking(
-    shared: &Shared,
-    grant: &Grant,
-) -> Result<Option<Arc<ConnMasking>>, PgError> {
+/// has none or the grant's holder is in an exempt group. The groups are the
+/// grant's own, recorded when it was issued (see `Grant::identity_groups`
+/// for why issuance, not now); a grant without groups exempts nobody.
+fn session_masking(shared: &Shared, grant: &Grant) -> Result<Option<Arc<ConnMasking>>, PgError> {
     let Some(m) = shared.masking(&grant.connection)? else {
         return Ok(None);
     };
-    let groups = shared.authority.groups(grant).await;
-    if m.masker.is_exempt(&groups) {
+    if m.masker.is_exempt(&grant.identity_groups) {
         tracing::info!("masking exempt by group");
         return Ok(None);
     }

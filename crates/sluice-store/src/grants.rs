@@ -8,13 +8,14 @@ use sqlx::any::AnyRow;
 use crate::{Store, StoreError, from_ms, ms};
 
 const COLUMNS: &str = "id, subject, issuer, identity_name, identity_kind, connection, profile, \
-    rule, status, reason, ttl_secs, created_at, activated_at, expires_at, decided_by, scram_verifier";
+    rule, status, reason, ttl_secs, created_at, activated_at, expires_at, decided_by, scram_verifier, \
+    identity_groups";
 
 impl Store {
     pub async fn insert_grant(&self, g: &Grant) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO grants ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(&g.id)
         .bind(&g.subject)
@@ -32,6 +33,7 @@ impl Store {
         .bind(ms(g.expires_at))
         .bind(g.decided_by.as_deref())
         .bind(&g.scram_verifier)
+        .bind(groups_json(&g.identity_groups))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -126,8 +128,18 @@ fn status_list(from: &[GrantStatus]) -> String {
         .join(", ")
 }
 
+/// Groups as stored: a JSON array of strings.
+fn groups_json(groups: &[String]) -> String {
+    serde_json::Value::from(groups).to_string()
+}
+
+fn groups_from_json(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("grant groups: {e}")))
+}
+
 fn grant_from_row(r: &AnyRow) -> Result<Grant, StoreError> {
     let profile: String = r.try_get("profile")?;
+    let groups: String = r.try_get("identity_groups")?;
     let status: String = r.try_get("status")?;
     let activated: Option<i64> = r.try_get("activated_at")?;
     Ok(Grant {
@@ -136,6 +148,7 @@ fn grant_from_row(r: &AnyRow) -> Result<Grant, StoreError> {
         issuer: r.try_get("issuer")?,
         identity_name: r.try_get("identity_name")?,
         identity_kind: r.try_get("identity_kind")?,
+        identity_groups: groups_from_json(&groups)?,
         connection: r.try_get("connection")?,
         profile: profile
             .parse::<Profile>()

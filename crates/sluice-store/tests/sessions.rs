@@ -15,6 +15,7 @@ fn grant(subject: &str, name: &str, connection: &str) -> Grant {
         issuer: "https://idp.example".into(),
         identity_name: name.into(),
         identity_kind: "agent".into(),
+        identity_groups: vec!["analytics".into(), "dba".into()],
         connection: connection.into(),
         profile: Profile::Read,
         rule: "readers".into(),

@@ -14,6 +14,7 @@ fn grant(subject: &str, status: GrantStatus, expires_in: i64) -> Grant {
         issuer: "https://idp.example".into(),
         identity_name: subject.into(),
         identity_kind: "agent".into(),
+        identity_groups: vec!["analytics".into(), "dba".into()],
         connection: "orders".into(),
         profile: Profile::Read,
         rule: "readers".into(),
@@ -35,6 +36,7 @@ async fn grants_round_trip_and_transition(store: &Store) {
     assert_eq!(back.id, g.id);
     assert_eq!(back.profile, Profile::Read);
     assert_eq!(back.scram_verifier, g.scram_verifier);
+    assert_eq!(back.identity_groups, ["analytics", "dba"]);
     assert_eq!(
         back.expires_at.timestamp_millis(),
         g.expires_at.timestamp_millis()

@@ -48,7 +48,8 @@ pub struct MaskingConfig {
     #[serde(default = "default_detector_style")]
     pub detector_style: MaskStyle,
     /// Identity groups whose members see values in clear (no column rules,
-    /// no detectors).
+    /// no detectors). Judged from the groups a grant recorded at issuance
+    /// (`Grant::identity_groups`).
     #[serde(default)]
     pub exempt_groups: Vec<String>,
     /// Name of the environment variable holding the key for the `hash`

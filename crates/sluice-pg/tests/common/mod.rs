@@ -31,8 +31,6 @@ pub struct TestAuthority {
     grants: Mutex<HashMap<String, Grant>>,
     tokens: Mutex<HashMap<String, Grant>>,
     ended: Mutex<HashMap<String, watch::Sender<bool>>>,
-    /// Identity groups by grant id (masking exemptions).
-    pub groups: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl TestAuthority {
@@ -74,17 +72,6 @@ impl Authority for TestAuthority {
     ) -> BoxFuture<'_, Result<Grant, LoginRefused>> {
         let g = self.tokens.lock().unwrap().get(token).cloned();
         Box::pin(async move { g.ok_or_else(|| LoginRefused::new("the token is not valid")) })
-    }
-
-    fn groups(&self, grant: &Grant) -> BoxFuture<'_, Vec<String>> {
-        let g = self
-            .groups
-            .lock()
-            .unwrap()
-            .get(&grant.id)
-            .cloned()
-            .unwrap_or_default();
-        Box::pin(async move { g })
     }
 
     fn ended(&self, grant_id: &str) -> BoxFuture<'static, ()> {
@@ -274,6 +261,23 @@ impl Harness {
         self.grant_for(CONN, profile, GrantStatus::Active, Duration::minutes(10))
     }
 
+    /// An active grant whose holder was in `groups` when it was issued.
+    pub fn grant_in_groups(&self, profile: Profile, groups: &[&str]) -> TestGrant {
+        let secret = new_secret();
+        let id = sluice_core::grant::new_grant_id();
+        let mut g = make_grant(
+            &id,
+            &secret,
+            CONN,
+            profile,
+            GrantStatus::Active,
+            Duration::minutes(10),
+        );
+        g.identity_groups = groups.iter().map(|s| s.to_string()).collect();
+        self.authority.insert(g);
+        TestGrant { id, secret }
+    }
+
     /// A libpq URL through the proxy.
     pub fn url(&self, g: &TestGrant) -> String {
         format!(
@@ -367,6 +371,7 @@ pub fn make_grant(
         issuer: "https://issuer.test".into(),
         identity_name: "Agent One".into(),
         identity_kind: "agent".into(),
+        identity_groups: Vec::new(),
         connection: connection.to_string(),
         profile,
         rule: "test-rule".into(),
