@@ -150,6 +150,12 @@ impl Masker {
             .map(|i| (Kind::ALL.len() + self.columns.len() + i, self.names[i].1))
     }
 
+    /// Whether a column rule or a name rule covers this table column (its
+    /// values would be masked whole, not only scanned by the detectors).
+    pub fn has_rule_for(&self, src: &SourceColumn) -> bool {
+        self.column_rule(src).is_some() || self.name_rule(&src.column).is_some()
+    }
+
     /// Whether any column rule exists (unresolvable sources then fail closed).
     pub(crate) fn has_column_rules(&self) -> bool {
         !self.columns.is_empty()

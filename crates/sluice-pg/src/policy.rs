@@ -13,7 +13,7 @@ use sluice_sql::cache::ShapeCache;
 use sluice_sql::shape::shape_key;
 
 use crate::errors::ClientError;
-use crate::mask::{ConnMasking, StatementMask};
+use crate::mask::{ConnMasking, Opener, StatementMask, copy_table};
 
 /// Statement text kept in an audit event; longer text is cut (a 100 MB
 /// literal does not belong in the log).
@@ -44,8 +44,9 @@ pub struct Policy {
     profile: Profile,
     rules: Arc<[GuardrailRule]>,
     prepared: sluice_sql::PreparedTracker,
-    /// The connection's masking, when this session is masked.
-    masking: Option<Arc<ConnMasking>>,
+    /// The connection's masking and the session's catalog opener, when
+    /// this session is masked.
+    masking: Option<(Arc<ConnMasking>, Opener)>,
     /// Analyses shared by shape across the gateway's sessions.
     shapes: Arc<Shapes>,
 }
@@ -105,7 +106,7 @@ impl Policy {
     pub fn new(
         profile: Profile,
         rules: Arc<[GuardrailRule]>,
-        masking: Option<Arc<ConnMasking>>,
+        masking: Option<(Arc<ConnMasking>, Opener)>,
         shapes: Arc<Shapes>,
     ) -> Self {
         Policy {
@@ -136,8 +137,22 @@ impl Policy {
         let mask = self
             .masking
             .as_ref()
-            .map(|m| m.check(sql, shareable.as_deref()));
+            .map(|(m, _)| m.check(sql, shareable.as_deref()));
         (analysis, mask)
+    }
+
+    /// A `COPY name TO STDOUT` whose unqualified name several schemas hold,
+    /// some with masked columns: which table the backend copies depends on
+    /// the client's `search_path`, so its masks cannot be planned (see
+    /// [`copy_table`]).
+    async fn copy_ambiguity(&self, items: &[Arc<Checked>]) -> Option<sluice_sql::MaskViolation> {
+        let (conn, opener) = self.masking.as_ref()?;
+        for mask in items.iter().filter_map(|c| c.mask.as_ref()) {
+            if let Some(v) = copy_table::ambiguity(opener, &conn.masker, mask).await {
+                return Some(v);
+            }
+        }
+        None
     }
 
     /// Analyses a simple-protocol Query; `EXECUTE` of a prepared statement
@@ -238,6 +253,9 @@ impl Recorder {
     ) -> Decision {
         if let Some(v) = items.iter().find_map(|c| c.mask_violation()) {
             return self.deny_masked(items, v, protocol).await;
+        }
+        if let Some(v) = policy.copy_ambiguity(items).await {
+            return self.deny_masked(items, &v, protocol).await;
         }
         let verdict = policy.verdict(items);
         if verdict.action == Action::Approve {

@@ -226,12 +226,7 @@ async fn pump_session(
     let half = ClientHalf::new(
         reader,
         backend_write,
-        Policy::new(
-            grant.profile,
-            rules,
-            masking.as_ref().map(|(m, _)| m.clone()),
-            shared.shapes.clone(),
-        ),
+        Policy::new(grant.profile, rules, masking.clone(), shared.shapes.clone()),
         recorder,
         denials.clone(),
         inflight.clone(),

@@ -41,16 +41,6 @@ struct Table {
     columns: HashMap<i16, SourceColumn>,
 }
 
-/// A column of a COPY'd table, in table order.
-#[derive(Debug, Clone)]
-pub struct TableColumn {
-    pub table_oid: u32,
-    pub attnum: i16,
-    pub name: String,
-    pub type_oid: u32,
-    pub source: SourceColumn,
-}
-
 /// How to open the side session: the session's own backend and grant.
 #[derive(Clone)]
 pub struct Opener {
@@ -134,68 +124,24 @@ impl Catalog {
         }
     }
 
-    /// The columns of a table named as a COPY statement names it, in table
-    /// order. The name is resolved with the side session's search path;
-    /// `None` when it cannot be resolved (the caller fails closed).
-    pub async fn table_columns(
-        &self,
-        opener: &Opener,
-        schema: Option<&str>,
-        table: &str,
-    ) -> Option<Vec<TableColumn>> {
-        let ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        let name = match schema {
-            Some(s) => format!("{}.{}", ident(s), ident(table)),
-            None => ident(table),
-        };
-        let literal = name.replace('\'', "''");
-        let sql = format!(
-            "SELECT a.attrelid::int8, a.attnum, a.attname, a.atttypid::int8, n.nspname, c.relname \
-             FROM pg_catalog.pg_attribute a \
-             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE a.attrelid = pg_catalog.to_regclass('{literal}') \
-             AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
-        );
-        let rows = match query(opener, &sql).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "masking catalog lookup failed; COPY fails closed");
-                return None;
-            }
-        };
-        let cols: Vec<TableColumn> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(TableColumn {
-                    table_oid: num(r, 0)?,
-                    attnum: num(r, 1)?,
-                    name: text(r, 2)?,
-                    type_oid: num(r, 3)?,
-                    source: SourceColumn::new(text(r, 4)?, text(r, 5)?, text(r, 2)?),
-                })
-            })
-            .collect();
-        (!cols.is_empty()).then_some(cols)
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Table>> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-type Row = Vec<Option<String>>;
+/// A text row of a catalog answer.
+pub(super) type Row = Vec<Option<String>>;
 
-fn text(r: &Row, i: usize) -> Option<String> {
+pub(super) fn text(r: &Row, i: usize) -> Option<String> {
     r.get(i).cloned().flatten()
 }
 
-fn num<T: std::str::FromStr>(r: &Row, i: usize) -> Option<T> {
+pub(super) fn num<T: std::str::FromStr>(r: &Row, i: usize) -> Option<T> {
     r.get(i)?.as_deref()?.parse().ok()
 }
 
 /// One simple query on a fresh backend session, text rows.
-async fn query(opener: &Opener, sql: &str) -> Result<Vec<Row>, PgError> {
+pub(super) async fn query(opener: &Opener, sql: &str) -> Result<Vec<Row>, PgError> {
     tokio::time::timeout(LOOKUP_TIMEOUT, query_inner(opener, sql))
         .await
         .map_err(|_| PgError::Backend("catalog lookup timed out".into()))?

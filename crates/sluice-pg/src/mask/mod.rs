@@ -1,7 +1,9 @@
 //! Masking in the data path (DESIGN.md §1, issue 5).
 //!
 //! - Statement path: every SQL string of a masked session goes through the
-//!   bypass analysis ([`StatementMask`]); a violation is a `42501` denial.
+//!   bypass analysis ([`StatementMask`]); a violation is a `42501` denial,
+//!   and so is a `COPY name TO STDOUT` whose unqualified name could be one
+//!   of several tables, some masked ([`copy_table`]).
 //! - Result path ([`ResultMasker`], run by the pump): each result set's
 //!   RowDescription becomes a [`sluice_mask::MaskPlan`] (sources resolved by
 //!   the per-connection [`Catalog`]); DataRows are rewritten one at a time,
@@ -15,6 +17,7 @@
 //! analysis, no plans, the plain pump.
 
 mod catalog;
+pub mod copy_table;
 mod queue;
 mod result;
 mod statement;

@@ -16,7 +16,8 @@ use bytes::{BufMut, BytesMut};
 use sluice_core::config::MaskStyle;
 use sluice_mask::{ColumnDesc, CopyFormat, Format, MaskPlan, MaskStats, mask_copy_row};
 
-use super::catalog::{Opener, TableColumn};
+use super::catalog::Opener;
+use super::copy_table::{self, CopyTable, TableColumn};
 use super::queue::{Expect, MaskQueue};
 use super::{ConnMasking, StatementMask};
 use crate::codec::{take_cstr, take_i16, take_i32};
@@ -70,7 +71,8 @@ pub struct ResultMasker {
     stats: MaskStats,
     /// The catalog was just consulted for the frame on offer.
     resolved: bool,
-    copy_columns: Option<Option<Vec<TableColumn>>>,
+    /// The table of the COPY on offer, once looked up.
+    copy_table: Option<CopyTable>,
 }
 
 impl ResultMasker {
@@ -85,7 +87,7 @@ impl ResultMasker {
             stmt: 0,
             stats,
             resolved: false,
-            copy_columns: None,
+            copy_table: None,
         }
     }
 
@@ -118,10 +120,9 @@ impl ResultMasker {
         match need {
             Need::Tables(oids) => catalog.load(&self.opener, &oids).await,
             Need::Copy { schema, table } => {
-                let cols = catalog
-                    .table_columns(&self.opener, schema.as_deref(), &table)
-                    .await;
-                self.copy_columns = Some(cols);
+                let masker = &self.conn.masker;
+                let found = copy_table::resolve(&self.opener, masker, schema.as_deref(), &table);
+                self.copy_table = Some(found.await);
             }
         }
         self.resolved = true;
@@ -292,9 +293,9 @@ impl ResultMasker {
         }
         let ncols = ncols.max(0) as usize;
         let spec = ctx.as_deref().and_then(|c| c.copy(stmt)).cloned();
-        let table_cols = match spec.as_ref().and_then(|s| s.table.as_ref()) {
-            Some((schema, table)) => match self.copy_columns.take() {
-                Some(cols) => cols,
+        let table = match spec.as_ref().and_then(|s| s.table.as_ref()) {
+            Some((schema, table)) => match self.copy_table.take() {
+                Some(found) => Some(found),
                 None => {
                     return Step::Need(Need::Copy {
                         schema: schema.clone(),
@@ -305,41 +306,24 @@ impl ResultMasker {
             None => None,
         };
         self.resolved = false;
-        let chosen = match (&spec, table_cols) {
-            (Some(s), Some(cols)) => pick_columns(cols, &s.columns).filter(|c| c.len() == ncols),
-            _ => None,
-        };
-        let unknown_table = spec.as_ref().is_none_or(|s| s.table.is_some());
-        let masker = &self.conn.masker;
-        let plan = match &chosen {
-            Some(cols) => {
-                let descs: Vec<ColumnDesc<'_>> = cols
-                    .iter()
-                    .map(|c| ColumnDesc::from_table(&c.name, c.table_oid, c.attnum, c.type_oid))
-                    .collect();
-                let lookup = |oid: u32, attnum: i16| {
-                    cols.iter()
-                        .find(|c| c.table_oid == oid && c.attnum == attnum)
-                        .map(|c| c.source.clone())
-                };
-                MaskPlan::build(masker, &[] as &[&str], &descs, &lookup)
+        let plan = match table {
+            // The statement path refuses these before they run: a table of
+            // the same name appeared since. Which one is copied is unknown.
+            Some(CopyTable::Ambiguous { schemas }) => {
+                let (_, name) = spec.and_then(|s| s.table).unwrap_or_default();
+                let refusal = copy_table::ambiguous(&name, &schemas).message();
+                return Step::Fatal(ClientError::permission_denied(refusal));
             }
-            None => {
-                // Columns unknown: a table's are redacted whole when column
-                // rules exist (fail closed); a query's are scanned.
-                let redact = unknown_table && !self.conn.masked.is_empty();
-                let descs: Vec<ColumnDesc<'_>> = (0..ncols)
-                    .map(|_| {
-                        let d = ColumnDesc::computed("?column?", TEXT_OID);
-                        if redact {
-                            d.with_forced(MaskStyle::Redact)
-                        } else {
-                            d
-                        }
-                    })
-                    .collect();
-                MaskPlan::build(masker, &[] as &[&str], &descs, &|_, _| None)
+            Some(CopyTable::One(cols)) => {
+                let listed = spec.as_ref().map_or(&[][..], |s| &s.columns[..]);
+                match pick_columns(cols, listed).filter(|c| c.len() == ncols) {
+                    Some(cols) => self.table_plan(&cols),
+                    None => self.blind_plan(ncols, true),
+                }
             }
+            Some(CopyTable::Unruled) | None if spec.is_some() => self.blind_plan(ncols, false),
+            // Unknown table, or a COPY the statement path did not see.
+            _ => self.blind_plan(ncols, true),
         };
         let (format, header) = match spec {
             Some(s) => (s.format, s.header),
@@ -351,6 +335,38 @@ impl ResultMasker {
             header,
         });
         Step::Pass
+    }
+
+    /// A COPY plan from the table's columns, by their sources.
+    fn table_plan(&self, cols: &[TableColumn]) -> MaskPlan {
+        let descs: Vec<ColumnDesc<'_>> = cols
+            .iter()
+            .map(|c| ColumnDesc::from_table(&c.name, c.table_oid, c.attnum, c.type_oid))
+            .collect();
+        let lookup = |oid: u32, attnum: i16| {
+            cols.iter()
+                .find(|c| c.table_oid == oid && c.attnum == attnum)
+                .map(|c| c.source.clone())
+        };
+        MaskPlan::build(&self.conn.masker, &[] as &[&str], &descs, &lookup)
+    }
+
+    /// A COPY plan without the columns' sources: every field is text for
+    /// the detectors, and with `redact` (a table that could not be
+    /// resolved, when column rules exist) redacted whole: fail closed.
+    fn blind_plan(&self, ncols: usize, redact: bool) -> MaskPlan {
+        let redact = redact && !self.conn.masked.is_empty();
+        let descs: Vec<ColumnDesc<'_>> = (0..ncols)
+            .map(|_| {
+                let d = ColumnDesc::computed("?column?", TEXT_OID);
+                if redact {
+                    d.with_forced(MaskStyle::Redact)
+                } else {
+                    d
+                }
+            })
+            .collect();
+        MaskPlan::build(&self.conn.masker, &[] as &[&str], &descs, &|_, _| None)
     }
 
     fn copy_data(&mut self, body: &[u8], out: &mut BytesMut) -> Step {
