@@ -27,7 +27,7 @@ pub use copy::{CopyFormat, mask_copy_row};
 pub use detect::{Detectors, Finding, Kind};
 pub use hash::HashKey;
 pub use masker::{MaskError, Masker};
-pub use plan::{ColumnAction, ColumnDesc, ColumnLookup, MaskPlan, SourceColumn};
+pub use plan::{Applied, ColumnAction, ColumnDesc, ColumnLookup, MaskPlan, SourceColumn};
 pub use sluice_core::config::{MaskStyle, MaskingConfig};
 pub use stats::MaskStats;
 pub use style::REDACTED;

@@ -132,11 +132,24 @@ struct Planned {
     reason: usize,
 }
 
+/// What [`MaskPlan::apply_into`] did with a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The value passes as it is; nothing was written.
+    Unchanged,
+    /// Its masked form was appended to the buffer.
+    Written,
+    /// It becomes SQL NULL; nothing was written.
+    Null,
+}
+
 /// How to mask each column of one result set.
 #[derive(Debug, Clone)]
 pub struct MaskPlan {
     masker: Arc<Masker>,
     columns: Vec<Planned>,
+    /// Every column passes (asked once per row, so kept).
+    pass_through: bool,
 }
 
 impl MaskPlan {
@@ -168,9 +181,10 @@ impl MaskPlan {
                     reason,
                 }
             })
-            .collect();
+            .collect::<Vec<Planned>>();
         Self {
             masker: masker.clone(),
+            pass_through: columns.iter().all(|p| p.action == ColumnAction::Pass),
             columns,
         }
     }
@@ -194,7 +208,7 @@ impl MaskPlan {
 
     /// Whether every column passes: rows can be forwarded untouched.
     pub fn is_pass_through(&self) -> bool {
-        self.columns.iter().all(|p| p.action == ColumnAction::Pass)
+        self.pass_through
     }
 
     /// Masks one non-NULL value of column `col`: the bytes to send (borrowed,
@@ -207,42 +221,73 @@ impl MaskPlan {
         value: &'v [u8],
         stats: &mut MaskStats,
     ) -> Option<Cow<'v, [u8]>> {
-        let Some(p) = self.columns.get(col) else {
-            stats.bump(self.masker.unresolved_reason());
-            return None;
-        };
-        match p.action {
-            ColumnAction::Pass => Some(Cow::Borrowed(value)),
-            ColumnAction::Null => {
-                stats.bump(p.reason);
-                None
-            }
-            ColumnAction::Mask(style) => {
-                stats.bump(p.reason);
-                self.mask_whole(p, value, style).map(Cow::Owned)
-            }
-            ColumnAction::Detect => self.detect(p, value, stats),
+        let mut out = Vec::new();
+        match self.apply_into(col, value, stats, &mut out) {
+            Applied::Unchanged => Some(Cow::Borrowed(value)),
+            Applied::Written => Some(Cow::Owned(out)),
+            Applied::Null => None,
         }
     }
 
-    fn mask_whole(&self, p: &Planned, value: &[u8], style: MaskStyle) -> Option<Vec<u8>> {
+    /// As [`MaskPlan::apply`], appending a changed value to `out` (a buffer
+    /// the caller reuses: no allocation per value once it has grown).
+    pub fn apply_into(
+        &self,
+        col: usize,
+        value: &[u8],
+        stats: &mut MaskStats,
+        out: &mut Vec<u8>,
+    ) -> Applied {
+        let Some(p) = self.columns.get(col) else {
+            stats.bump(self.masker.unresolved_reason());
+            return Applied::Null;
+        };
+        match p.action {
+            ColumnAction::Pass => Applied::Unchanged,
+            ColumnAction::Null => {
+                stats.bump(p.reason);
+                Applied::Null
+            }
+            ColumnAction::Mask(style) => {
+                stats.bump(p.reason);
+                if self.mask_whole(p, value, style, out) {
+                    Applied::Written
+                } else {
+                    Applied::Null
+                }
+            }
+            ColumnAction::Detect => match self.detect(p, value, stats) {
+                Some(Cow::Borrowed(_)) => Applied::Unchanged,
+                Some(Cow::Owned(v)) => {
+                    out.extend_from_slice(&v);
+                    Applied::Written
+                }
+                None => Applied::Null,
+            },
+        }
+    }
+
+    /// Appends the whole-column mask of `value` to `out`; false for NULL.
+    fn mask_whole(&self, p: &Planned, value: &[u8], style: MaskStyle, out: &mut Vec<u8>) -> bool {
         let key = self.masker.key();
         match p.class {
-            TypeClass::Text => style::mask_whole(value, style, key),
+            TypeClass::Text => style::mask_whole_into(value, style, key, out),
             TypeClass::Json | TypeClass::Jsonb => {
                 // A JSON document has no meaningful "partial": it becomes a
                 // JSON string holding the redaction or the hash.
                 let inner = match style {
-                    MaskStyle::Hash => style::mask_whole(value, style, key)?,
-                    MaskStyle::Null => return None,
+                    MaskStyle::Hash => match style::mask_whole(value, style, key) {
+                        Some(h) => h,
+                        None => return false,
+                    },
+                    MaskStyle::Null => return false,
                     _ => REDACTED.to_vec(),
                 };
-                Some(json_string(
-                    &inner,
-                    p.class == TypeClass::Jsonb && p.format == Format::Binary,
-                ))
+                let binary = p.class == TypeClass::Jsonb && p.format == Format::Binary;
+                out.extend_from_slice(&json_string(&inner, binary));
+                true
             }
-            TypeClass::TextArray | TypeClass::Other => None,
+            TypeClass::TextArray | TypeClass::Other => false,
         }
     }
 

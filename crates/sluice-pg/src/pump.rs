@@ -28,7 +28,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -273,21 +273,29 @@ where
             Step::Fatal(reason) => return Some(Scan::Fatal(reason)),
             _ => {}
         }
-        let frame = self.buf.split_to(total);
         match step {
-            Step::Pass if matches!(tag, b'E' | b'C') => self.held(tag, &frame),
+            Step::Pass if matches!(tag, b'E' | b'C') => {
+                let frame = self.buf.split_to(total);
+                self.held(tag, &frame);
+            }
             Step::Pass => {
-                note(&mut self.tracker, tag, &frame);
-                self.out.extend_from_slice(&frame);
+                let frame = &self.buf[..total];
+                note(&mut self.tracker, tag, frame);
+                self.out.extend_from_slice(frame);
+                self.buf.advance(total);
             }
             // The recording keeps the masked row, as the client gets it.
-            Step::Written => note(&mut self.tracker, tag, &self.out[before..]),
+            Step::Written => {
+                note(&mut self.tracker, tag, &self.out[before..]);
+                self.buf.advance(total);
+            }
             // Sluice's own Describe of a portal: the columns an Execute
             // without a client Describe returns.
             Step::Swallow if tag == b'T' && self.tracker.wants(tag, total) => {
-                self.tracker.captured(tag, &frame[5..]);
+                self.tracker.captured(tag, &self.buf[5..total]);
+                self.buf.advance(total);
             }
-            _ => {}
+            _ => self.buf.advance(total),
         }
         None
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use sluice_core::config::MaskStyle;
-use sluice_mask::{ColumnDesc, CopyFormat, Format, MaskPlan, MaskStats, mask_copy_row};
+use sluice_mask::{Applied, ColumnDesc, CopyFormat, Format, MaskPlan, MaskStats, mask_copy_row};
 
 use super::catalog::Opener;
 use super::copy_table::{self, CopyTable, TableColumn};
@@ -73,6 +73,9 @@ pub struct ResultMasker {
     resolved: bool,
     /// The table of the COPY on offer, once looked up.
     copy_table: Option<CopyTable>,
+    /// Where a masked value is written before it joins its row (reused:
+    /// no allocation per value).
+    scratch: Vec<u8>,
 }
 
 impl ResultMasker {
@@ -88,6 +91,7 @@ impl ResultMasker {
             stats,
             resolved: false,
             copy_table: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -148,7 +152,7 @@ impl ResultMasker {
             b'D' => match &self.plan {
                 Some(plan) if plan.is_pass_through() => Step::Pass,
                 Some(plan) => {
-                    if mask_row(plan, body, &mut self.stats, out) {
+                    if mask_row(plan, body, &mut self.stats, &mut self.scratch, out) {
                         Step::Written
                     } else {
                         Step::Fatal(ClientError::protocol_violation())
@@ -478,7 +482,13 @@ fn row_fields(mut body: &[u8]) -> Option<Vec<Field<'_>>> {
 
 /// Writes `body`'s DataRow to `out` with every value through the plan:
 /// NULL stays NULL, lengths are recomputed. False when malformed.
-fn mask_row(plan: &MaskPlan, mut body: &[u8], stats: &mut MaskStats, out: &mut BytesMut) -> bool {
+fn mask_row(
+    plan: &MaskPlan,
+    mut body: &[u8],
+    stats: &mut MaskStats,
+    scratch: &mut Vec<u8>,
+    out: &mut BytesMut,
+) -> bool {
     let start = out.len();
     let ok = (|| {
         let b = &mut body;
@@ -499,12 +509,17 @@ fn mask_row(plan: &MaskPlan, mut body: &[u8], stats: &mut MaskStats, out: &mut B
             }
             let (value, rest) = b.split_at(len);
             *b = rest;
-            match plan.apply(i, value, stats) {
-                Some(v) => {
-                    out.put_i32(v.len() as i32);
-                    out.extend_from_slice(&v);
+            scratch.clear();
+            match plan.apply_into(i, value, stats, scratch) {
+                Applied::Unchanged => {
+                    out.put_i32(len as i32);
+                    out.extend_from_slice(value);
                 }
-                None => out.put_i32(-1),
+                Applied::Written => {
+                    out.put_i32(scratch.len() as i32);
+                    out.extend_from_slice(scratch);
+                }
+                Applied::Null => out.put_i32(-1),
             }
         }
         Some(())
