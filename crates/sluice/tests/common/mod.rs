@@ -32,6 +32,11 @@ pub struct Options {
     /// Signed checkpoints every this many events, with a key made by
     /// `sluice audit keygen` (its public half at [`Serve::public_key`]).
     pub checkpoint_every: Option<u64>,
+    /// More clients of the OpenID provider, beside [`AGENT`] and [`AUDITOR`].
+    pub clients: Vec<OidcClient>,
+    /// A self-signed certificate on the Postgres listener (token logins
+    /// need TLS).
+    pub listener_tls: bool,
 }
 
 pub struct Serve {
@@ -63,6 +68,11 @@ fn config_text(
         ),
         None => String::new(),
     };
+    let tls = if o.listener_tls {
+        listener_tls(dir)
+    } else {
+        String::new()
+    };
     format!(
         r#"
 [server]
@@ -72,6 +82,7 @@ admin_groups = ["auditors"]
 
 [postgres]
 listen = "127.0.0.1:{listen}"
+{tls}
 
 [[issuers]]
 name = "idp"
@@ -110,6 +121,19 @@ max_ttl = "15m"
     )
 }
 
+/// Writes a self-signed certificate and key for the listener; their keys.
+fn listener_tls(dir: &Path) -> String {
+    let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let (cert, key) = (dir.join("listener.pem"), dir.join("listener.key"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"",
+        cert.display(),
+        key.display()
+    )
+}
+
 impl Serve {
     /// Starts the database, the provider and the gateway.
     pub async fn start(o: Options) -> Serve {
@@ -120,11 +144,13 @@ impl Serve {
         if !o.setup.is_empty() {
             pg.psql("postgres", &o.setup).expect("set up the backend");
         }
+        let mut clients = vec![
+            OidcClient::new(AGENT, &["agents"]).ttl(3600),
+            OidcClient::new(AUDITOR, &["auditors"]).ttl(3600),
+        ];
+        clients.extend(o.clients.iter().cloned());
         let idp = OidcProvider::start(OidcOptions {
-            clients: vec![
-                OidcClient::new(AGENT, &["agents"]).ttl(3600),
-                OidcClient::new(AUDITOR, &["auditors"]).ttl(3600),
-            ],
+            clients,
             ..OidcOptions::default()
         })
         .await
