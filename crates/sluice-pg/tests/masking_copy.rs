@@ -21,6 +21,10 @@ CREATE TABLE vault.orders (ref text, id int);
 INSERT INTO vault.orders VALUES ('vault order', 2);
 CREATE TABLE public.invoices (id int, total int);
 INSERT INTO public.invoices VALUES (1, 100);
+CREATE DOMAIN mail AS text;
+CREATE DOMAIN work_mail AS mail;
+CREATE TABLE public.contacts (id int, home mail, work work_mail);
+INSERT INTO public.contacts VALUES (1, 'ada@example.com', 'ada@corp.example');
 ";
 
 const VAULT_SSN: &str = "vault-ssn-1";
@@ -114,4 +118,16 @@ async fn unqualified_names_without_rules_still_copy() {
         assert!(out.contains("order"), "{out}");
         assert!(!out.contains("ada@example.com"), "{out}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_scans_domains_over_text_as_select_does() {
+    let h = harness().await;
+    let g = h.grant(Profile::Read);
+    // A RowDescription names a domain's base type, so SELECT scans these;
+    // COPY must class them the same (domains of domains too).
+    let (out, err) = session(&h, &g, &["SELECT home, work FROM contacts"]);
+    assert_eq!(out, "****@example.com|****@corp.example", "{err}");
+    let (out, err) = session(&h, &g, &["COPY contacts TO STDOUT"]);
+    assert_eq!(out, "1\t****@example.com\t****@corp.example", "{err}");
 }

@@ -119,8 +119,10 @@ fn lookup_sql(schema: Option<&str>, table: &str) -> String {
             literal(table)
         ),
     };
+    // A domain's values are its base type's: a RowDescription names the
+    // base type too, so COPY fields are classed as SELECT columns are.
     format!(
-        "SELECT c.oid::int8, a.attnum, a.attname, a.atttypid::int8, n.nspname, c.relname \
+        "SELECT c.oid::int8, a.attnum, a.attname, ({BASE_TYPE})::int8, n.nspname, c.relname \
          FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
@@ -128,6 +130,12 @@ fn lookup_sql(schema: Option<&str>, table: &str) -> String {
          ORDER BY c.oid, a.attnum"
     )
 }
+
+/// The base type of column `a`'s type, through any number of domains.
+const BASE_TYPE: &str = "WITH RECURSIVE d(oid, base) AS ( \
+     SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid \
+     UNION ALL SELECT t.oid, t.typbasetype FROM d JOIN pg_catalog.pg_type t ON t.oid = d.base) \
+     SELECT oid FROM d WHERE base = 0";
 
 /// The answer's columns, grouped by table OID.
 fn by_table(rows: &[Row]) -> BTreeMap<u32, Vec<TableColumn>> {
