@@ -14,6 +14,7 @@ mod chain;
 mod checkpoint;
 mod error;
 mod export;
+mod journal;
 mod keys;
 mod log;
 pub mod replay;

@@ -1,30 +1,53 @@
 //! The writer: events arrive over a channel, are chained, and are written
-//! in group commits. A caller's `record` returns only once its event is
+//! in group commits. A caller's `append` returns only once its event is
 //! durable, so an action is never taken before its record exists; batching
 //! makes that cost one transaction per burst instead of one per event.
+//!
+//! Statement decisions that gate forwarding take a shorter path when the log
+//! has a journal ([`crate::journal`]): `append_journaled` returns once the
+//! event is a line in the local journal, and the writer stores it with the
+//! next group commit. A journaled event is never dropped: a failed commit
+//! is retried, with backoff, before anything newer.
 
 use chrono::Utc;
 use sluice_core::audit::{AuditError, AuditEvent, AuditSink};
 use sluice_store::{AuditRow, Store, StoreError};
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::chain::{GENESIS, canonical_body, chain_hash};
+use crate::journal::{self, Journal};
 
 /// Largest group commit.
 const MAX_BATCH: usize = 512;
 /// Queue depth before callers wait (backpressure, not loss).
 const QUEUE: usize = 4096;
+/// How long a journaled append may wait for room in the writer's queue (a
+/// store that stopped answering) before the statement is refused.
+const JOURNAL_WAIT: Duration = Duration::from_secs(5);
 
 type Ack = oneshot::Sender<Result<i64, AuditError>>;
+
+/// Who waits for an event's commit.
+enum Reply {
+    /// A caller of `append`, told the sequence number or the failure.
+    Ack(Ack),
+    /// Nobody: the event is in the journal and must reach the store.
+    Journaled,
+}
+
+type Item = (AuditEvent, Reply);
 
 /// A handle on the audit log; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<(AuditEvent, Ack)>,
+    tx: mpsc::Sender<Item>,
     committed: Arc<Notify>,
+    journal: Option<Arc<tokio::sync::Mutex<Journal>>>,
 }
 
 impl AuditLog {
@@ -32,8 +55,43 @@ impl AuditLog {
     pub fn start(store: Store) -> AuditLog {
         let (tx, rx) = mpsc::channel(QUEUE);
         let committed = Arc::new(Notify::new());
-        tokio::spawn(writer(store, rx, committed.clone()));
-        AuditLog { tx, committed }
+        tokio::spawn(writer(store, rx, committed.clone(), None, None));
+        AuditLog {
+            tx,
+            committed,
+            journal: None,
+        }
+    }
+
+    /// Starts the writer with a journal in `dir`. Events a previous run
+    /// journaled but did not store (it crashed) are stored first; the
+    /// gateway must not start when that fails.
+    pub async fn start_with_journal(store: Store, dir: &Path) -> Result<AuditLog, String> {
+        let (journal, left) =
+            Journal::open(dir).map_err(|e| format!("audit journal {}: {e}", dir.display()))?;
+        let missing = journal::unstored(&store, &left).await?;
+        let mut tail = None;
+        if !missing.is_empty() {
+            let items: Vec<Item> = missing.into_iter().map(|e| (e, Reply::Journaled)).collect();
+            for chunk in items.chunks(MAX_BATCH) {
+                commit(&store, &mut tail, chunk).await?;
+            }
+            tracing::warn!(
+                events = items.len(),
+                "stored statement decisions journaled before the last run stopped"
+            );
+        }
+        journal::remove(&left);
+        let closed = journal.closed();
+        let journal = Arc::new(tokio::sync::Mutex::new(journal));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let committed = Arc::new(Notify::new());
+        tokio::spawn(writer(store, rx, committed.clone(), Some(closed), tail));
+        Ok(AuditLog {
+            tx,
+            committed,
+            journal: Some(journal),
+        })
     }
 
     /// Pinged after every group commit, so export sinks and the
@@ -47,12 +105,38 @@ impl AuditLog {
     pub async fn append(&self, event: AuditEvent) -> Result<i64, AuditError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send((event, ack))
+            .send((event, Reply::Ack(ack)))
             .await
-            .map_err(|_| AuditError("the audit writer has stopped".into()))?;
-        done.await
-            .map_err(|_| AuditError("the audit writer has stopped".into()))?
+            .map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?
     }
+
+    /// Appends one event and returns once it is durable: in the journal
+    /// when the log has one (stored with the next group commit), otherwise
+    /// as [`AuditLog::append`].
+    pub async fn append_journaled(&self, event: AuditEvent) -> Result<(), AuditError> {
+        let Some(journal) = &self.journal else {
+            return self.append(event).await.map(|_| ());
+        };
+        let journaled = async {
+            // One lock over the journal write and the queue slot: the
+            // journal's order is the order the writer stores.
+            let mut journal = journal.lock().await;
+            let slot = self.tx.reserve().await.map_err(|_| stopped())?;
+            journal
+                .write(&event)
+                .map_err(|e| AuditError(format!("audit journal: {e}")))?;
+            slot.send((event, Reply::Journaled));
+            Ok(())
+        };
+        tokio::time::timeout(JOURNAL_WAIT, journaled)
+            .await
+            .map_err(|_| AuditError("the audit writer is not keeping up".into()))?
+    }
+}
+
+fn stopped() -> AuditError {
+    AuditError("the audit writer has stopped".into())
 }
 
 impl AuditSink for AuditLog {
@@ -62,12 +146,34 @@ impl AuditSink for AuditLog {
     ) -> Pin<Box<dyn Future<Output = Result<i64, AuditError>> + Send + '_>> {
         Box::pin(self.append(event))
     }
+
+    fn record_durable(
+        &self,
+        event: AuditEvent,
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + '_>> {
+        Box::pin(self.append_journaled(event))
+    }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<(AuditEvent, Ack)>, committed: Arc<Notify>) {
-    let mut tail: Option<(i64, String)> = None;
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Item>,
+    committed: Arc<Notify>,
+    journal: Option<journal::Closed>,
+    mut tail: Option<(i64, String)>,
+) {
+    // Journaled events of a failed commit, first in the next batch.
+    let mut retry: Vec<Item> = Vec::new();
+    let mut backoff = Duration::from_millis(50);
+    let mut stored_journaled: u64 = 0;
+    loop {
+        let mut batch = std::mem::take(&mut retry);
+        if batch.is_empty() {
+            match rx.recv().await {
+                Some(item) => batch.push(item),
+                None => return,
+            }
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(item) => batch.push(item),
@@ -77,12 +183,26 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<(AuditEvent, Ack)>, committ
         let result = commit(&store, &mut tail, &batch).await;
         if result.is_ok() {
             committed.notify_waiters();
+            backoff = Duration::from_millis(50);
         }
-        for (i, (_, ack)) in batch.into_iter().enumerate() {
-            let _ = ack.send(match &result {
-                Ok(first_seq) => Ok(first_seq + i as i64),
-                Err(e) => Err(AuditError(e.clone())),
-            });
+        for (i, (event, reply)) in batch.into_iter().enumerate() {
+            match (reply, &result) {
+                (Reply::Ack(ack), Ok(first_seq)) => {
+                    let _ = ack.send(Ok(first_seq + i as i64));
+                }
+                (Reply::Ack(ack), Err(e)) => {
+                    let _ = ack.send(Err(AuditError(e.clone())));
+                }
+                (Reply::Journaled, Ok(_)) => stored_journaled += 1,
+                (Reply::Journaled, Err(_)) => retry.push((event, Reply::Journaled)),
+            }
+        }
+        if let (Some(closed), Ok(_)) = (&journal, &result) {
+            closed.stored(stored_journaled);
+        }
+        if !retry.is_empty() {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 }
@@ -92,7 +212,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<(AuditEvent, Ack)>, committ
 async fn commit(
     store: &Store,
     tail: &mut Option<(i64, String)>,
-    batch: &[(AuditEvent, Ack)],
+    batch: &[Item],
 ) -> Result<i64, String> {
     for _ in 0..20 {
         let (mut seq, mut prev) = match tail.take() {

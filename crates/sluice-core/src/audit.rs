@@ -187,4 +187,14 @@ pub trait AuditSink: Send + Sync {
         &self,
         event: AuditEvent,
     ) -> Pin<Box<dyn Future<Output = Result<i64, AuditError>> + Send + '_>>;
+
+    /// Records an event that gates an action (a statement about to be
+    /// forwarded): returns once the event is durable, which may be before
+    /// it is in the store (the audit log's journal). By default, `record`.
+    fn record_durable(
+        &self,
+        event: AuditEvent,
+    ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + '_>> {
+        Box::pin(async move { self.record(event).await.map(|_| ()) })
+    }
 }

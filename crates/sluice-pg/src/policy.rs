@@ -410,8 +410,15 @@ impl Recorder {
             detail["approval"] = approval;
         }
         let event = self.event(kind).detail(detail);
-        match self.audit.record(event).await {
-            Ok(_) => true,
+        // An allowed statement is forwarded as soon as its record is
+        // durable (the audit journal); a denial waits for the store.
+        let recorded = if kind == EventKind::StatementAllowed {
+            self.audit.record_durable(event).await
+        } else {
+            self.audit.record(event).await.map(|_| ())
+        };
+        match recorded {
+            Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, session.id = %self.session_id, "audit write failed; statement refused");
                 false

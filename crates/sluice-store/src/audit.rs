@@ -46,12 +46,13 @@ impl Store {
     /// of a BEGIN, an INSERT per event and a COMMIT. Only batches larger
     /// than [`APPEND_CHUNK`] take a transaction over several statements.
     pub async fn audit_append(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        let sqlite = self.backend == crate::Backend::Sqlite;
         if rows.len() <= APPEND_CHUNK {
-            return insert_rows(&self.pool, rows).await;
+            return insert_rows(&self.pool, rows, sqlite).await;
         }
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(APPEND_CHUNK) {
-            insert_rows(&mut *tx, chunk).await?;
+            insert_rows(&mut *tx, chunk, sqlite).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -93,8 +94,10 @@ pub(crate) fn row(r: &AnyRow) -> Result<AuditRow, StoreError> {
     })
 }
 
-/// One multi-row INSERT of `rows`.
-async fn insert_rows<'e, E>(db: E, rows: &[AuditRow]) -> Result<(), StoreError>
+/// One multi-row INSERT of `rows`. SQLite gets anonymous `?` parameters:
+/// sqlx looks every numbered one up by name, and SQLite finds a name by
+/// scanning its list, which made binding a large batch quadratic.
+async fn insert_rows<'e, E>(db: E, rows: &[AuditRow], sqlite: bool) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
@@ -105,21 +108,25 @@ where
         "INSERT INTO audit_events (seq, ts, kind, grant_id, session_id, body, prev_hash, hash) VALUES ",
     );
     for i in 0..rows.len() {
-        let p = i * 8;
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            p + 1,
-            p + 2,
-            p + 3,
-            p + 4,
-            p + 5,
-            p + 6,
-            p + 7,
-            p + 8
-        ));
+        if sqlite {
+            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
+        } else {
+            let p = i * 8;
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6,
+                p + 7,
+                p + 8
+            ));
+        }
     }
     let mut query = sqlx::query(&sql);
     for r in rows {

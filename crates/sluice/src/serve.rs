@@ -45,7 +45,12 @@ pub async fn run(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<()> {
 /// Starts every part of the gateway and returns once it is listening.
 pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Running> {
     let store = Store::open(&config.server.store_url()).await?;
-    let audit = AuditLog::start(store.clone());
+    // Statement decisions are journaled locally before they are stored
+    // (sluice-audit's journal); a crashed run's journal is stored first.
+    let journal = config.server.data_dir.join("audit-journal");
+    let audit = AuditLog::start_with_journal(store.clone(), &journal)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     let verifier = Verifier::new(config.issuers.clone())
         .map_err(|e| anyhow::anyhow!("invalid issuer configuration: {e}"))?;
     audit

@@ -1,0 +1,125 @@
+//! The audit journal: journaled decisions reach the store, and a crashed
+//! run's journal is stored at the next start, each event exactly once.
+
+use std::time::Duration;
+
+use sluice_audit::{AuditLog, verify};
+use sluice_core::audit::{AuditEvent, EventKind};
+use sluice_store::Store;
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    let path = dir.path().join("sluice.db");
+    Store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap()
+}
+
+fn allowed(session: &str, seq: i64) -> AuditEvent {
+    AuditEvent::new(EventKind::StatementAllowed)
+        .session(session)
+        .grant("g_1")
+        .detail(serde_json::json!({ "seq": seq, "decision": "allow" }))
+}
+
+/// (session, seq) of the stored `statement.allowed` events, in chain order.
+async fn stored_allowed(store: &Store, session: &str) -> Vec<i64> {
+    store
+        .session_events(session)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.kind == "statement.allowed")
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            v["detail"]["seq"].as_i64().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn journaled_events_reach_the_store_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let journal = dir.path().join("journal");
+    let log = AuditLog::start_with_journal(store.clone(), &journal)
+        .await
+        .unwrap();
+    for seq in 1..=50 {
+        log.append_journaled(allowed("s_1", seq)).await.unwrap();
+    }
+    // A plain append after them commits after them: they are stored.
+    log.append(AuditEvent::new(EventKind::ConfigLoaded))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored_allowed(&store, "s_1").await,
+        (1..=50).collect::<Vec<_>>()
+    );
+    // The journal holds each as one line of this run's segment.
+    let lines: usize = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(lines, 50);
+    assert!(verify(&store).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_crashed_runs_journal_is_stored_once_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let journal = dir.path().join("journal");
+    // What a crashed run leaves: seq 1 and 2 stored, 1 to 4 journaled,
+    // and a fifth line torn mid-write.
+    let log = AuditLog::start(store.clone());
+    for seq in [1, 2] {
+        log.append(allowed("s_9", seq)).await.unwrap();
+    }
+    std::fs::create_dir_all(&journal).unwrap();
+    let mut text = String::new();
+    for seq in 1..=4 {
+        text.push_str(&serde_json::to_string(&allowed("s_9", seq)).unwrap());
+        text.push('\n');
+    }
+    text.push_str(r#"{"kind":"statement.allowed","session_id":"s_9","det"#);
+    std::fs::write(journal.join("000000000007.jsonl"), text).unwrap();
+
+    let log = AuditLog::start_with_journal(store.clone(), &journal)
+        .await
+        .unwrap();
+    assert_eq!(stored_allowed(&store, "s_9").await, vec![1, 2, 3, 4]);
+    // The recovered segment is gone; this run writes a later one.
+    log.append_journaled(allowed("s_9", 5)).await.unwrap();
+    let names: Vec<String> = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["000000000008.jsonl".to_string()]);
+    for _ in 0..100 {
+        if stored_allowed(&store, "s_9").await.len() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored_allowed(&store, "s_9").await, vec![1, 2, 3, 4, 5]);
+    assert!(verify(&store).await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_damaged_journal_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let journal = dir.path().join("journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    std::fs::write(journal.join("000000000001.jsonl"), "not json\n{}\n").unwrap();
+    let err = AuditLog::start_with_journal(store, &journal)
+        .await
+        .err()
+        .expect("a damaged journal is refused");
+    assert!(err.contains("damaged journal entry"), "{err}");
+}
