@@ -53,6 +53,10 @@ pub struct ConnectionConfig {
     /// received them, after masking, for replay). N is 1 to 1000.
     #[serde(default)]
     pub record_results: RecordResults,
+    /// Reuse of backend sessions across client sessions
+    /// (`[connections.pool]`); on with its defaults when absent.
+    #[serde(default)]
+    pub pool: super::pool::PoolConfig,
 }
 
 /// The `record_results` setting of a connection.

@@ -84,7 +84,9 @@ fn descend_table(
     rest: &[Seg],
     mut best: Option<usize>,
 ) -> Option<usize> {
-    if let Some(Seg::Key(k)) = rest.first()
+    let mut table: &dyn toml_edit::TableLike = table;
+    let mut rest = rest;
+    while let Some(Seg::Key(k)) = rest.first()
         && let Some((key, value)) = table.get_key_value(k)
     {
         if let Some(span) = key.span() {
@@ -95,6 +97,12 @@ fn descend_table(
         {
             best = Some(span.start);
         }
+        // A sub-table (`[connections.pool]`): its keys have lines of their own.
+        match value.as_table_like() {
+            Some(inner) => table = inner,
+            None => break,
+        }
+        rest = &rest[1..];
     }
     best.map(|o| line_of(text, o))
 }

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod issuer;
 mod locate;
 pub mod masking;
+pub mod pool;
 pub mod rule;
 pub mod server;
 pub mod ui;
@@ -22,6 +23,7 @@ pub use issuer::{ALLOWED_ALGORITHMS, IssuerConfig, KindMapping};
 pub use masking::{
     ColumnPattern, ColumnRule, DetectorSwitches, MaskStyle, MaskingConfig, NameRule,
 };
+pub use pool::PoolConfig;
 pub use rule::{AccessRule, ApprovalMode, ApprovalsConfig};
 pub use server::{PostgresListenerConfig, ServerConfig};
 pub use ui::UiConfig;

@@ -26,6 +26,7 @@ pub fn validate(c: &Config) -> Problems {
     approvals(c, &mut p);
     p.extend(super::webhook::problems(c));
     p.extend(super::ui::problems(c));
+    p.extend(super::pool::problems(c));
     audit(c, &mut p);
     p
 }
