@@ -1,48 +1,35 @@
 //! Opening a backend session with the credential Sluice holds.
 //!
-//! TLS per the connection's mode, a startup packet built by Sluice (the
-//! client's harmless parameters, the grant id in `application_name`, and
-//! `default_transaction_read_only` for `read` grants), then SCRAM-SHA-256,
-//! md5, cleartext or trust. Backend error text goes to the log only: it may
-//! name the backend user, and the client must learn nothing about it.
+//! TLS per the connection's mode, a neutral startup packet built by Sluice
+//! (UTF-8, `application_name` "sluice", and `default_transaction_read_only`
+//! for `read` grants), then SCRAM-SHA-256, md5, cleartext or trust. The
+//! client's own settings come after, with `set_config` (see
+//! [`crate::settings`]), so that a reset returns the session to this
+//! neutral state and never to an earlier client's. Backend error text goes
+//! to the log only: it may name the backend user, and the client must
+//! learn nothing about it.
 //!
 //! A cleartext password request is answered only over TLS that verified the
 //! backend's certificate (`tls = "verify-full"`): anyone able to answer for
 //! the backend's address could otherwise ask for the password and receive it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 use sluice_core::Profile;
 use sluice_core::config::{ConnectionConfig, Password, TlsMode};
-use sluice_core::guardrail::StatementClass;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::codec::{Frame, FrameReader};
 use crate::errors::PgError;
 use crate::messages::error_fields;
+use crate::params::Parameters;
+use crate::settings;
 use crate::tls::{self, Stream};
-
-/// Startup parameters a client may set on the backend session. Others are
-/// dropped: a startup parameter is a GUC that no statement analysis sees
-/// (`options`, `default_transaction_read_only`, `role`, `replication`, …).
-/// `search_path` passes only when the `SET` doing the same would be
-/// harmless; `client_encoding` never does (see [`startup_params`]).
-const PASSED_PARAMS: &[&str] = &[
-    "application_name",
-    "DateStyle",
-    "TimeZone",
-    "IntervalStyle",
-    "extra_float_digits",
-    "search_path",
-];
-
-/// PostgreSQL truncates names to 63 bytes; the grant id must survive that.
-const MAX_NAME: usize = 63;
 
 /// Largest message accepted from a backend during its startup.
 const STARTUP_CAP: usize = 1 << 20;
@@ -110,13 +97,55 @@ impl Target {
     }
 }
 
+/// What an idle backend session is called while no client uses it.
+const IDLE_NAME: &str = "sluice";
+
 /// A backend session after its ReadyForQuery.
 pub struct Backend {
     pub reader: FrameReader<Stream>,
-    /// ParameterStatus messages, relayed to the client unchanged.
-    pub parameters: Vec<Frame>,
+    /// What the server reported, relayed to each client at its startup.
+    pub parameters: Parameters,
     /// The backend's own cancel key: never shown to the client.
     pub key: (i32, i32),
+    /// When the session was opened (its lifetime is bounded).
+    pub opened: Instant,
+}
+
+impl Backend {
+    /// A session's parts put back together after a client's session.
+    pub fn rejoin(
+        stream: Stream,
+        parameters: Parameters,
+        key: (i32, i32),
+        opened: Instant,
+    ) -> Self {
+        Backend {
+            reader: FrameReader::new(stream, STARTUP_CAP),
+            parameters,
+            key,
+            opened,
+        }
+    }
+
+    /// Writes `bytes` and flushes.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), PgError> {
+        send(&mut self.reader, bytes).await
+    }
+
+    /// The next message; the backend closing is an error.
+    pub async fn next(&mut self) -> Result<Frame, PgError> {
+        next(&mut self.reader).await
+    }
+
+    /// Ends the session politely (Terminate), best effort.
+    pub async fn close(mut self) {
+        let stream = self.reader.get_mut();
+        let bye = async {
+            stream.write_all(&[b'X', 0, 0, 0, 4]).await?;
+            stream.shutdown().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+    }
 }
 
 /// Opens a session on `target` for a client with startup `params`.
@@ -126,36 +155,37 @@ pub async fn open(
     grant_id: &str,
     profile: Profile,
 ) -> Result<Backend, PgError> {
-    tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        open_inner(&target, params, grant_id, profile),
-    )
-    .await
-    .map_err(|_| PgError::Backend("backend startup timed out".into()))?
+    let mut backend = connect(&target, profile).await?;
+    settings::apply(&mut backend, &settings::wanted(params, grant_id, profile)).await?;
+    Ok(backend)
 }
 
-async fn open_inner(
-    target: &Target,
-    params: &[(String, String)],
-    grant_id: &str,
-    profile: Profile,
-) -> Result<Backend, PgError> {
+/// Opens a neutral session on `target`: no client's settings yet.
+pub async fn connect(target: &Target, profile: Profile) -> Result<Backend, PgError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(target, profile))
+        .await
+        .map_err(|_| PgError::Backend("backend startup timed out".into()))?
+}
+
+async fn connect_inner(target: &Target, profile: Profile) -> Result<Backend, PgError> {
+    let opened = Instant::now();
     let stream = target.transport().await?;
     let mut reader = FrameReader::new(stream, STARTUP_CAP);
-    let startup = startup_params(target, params, grant_id, profile);
+    let startup = startup_params(target, profile);
     let mut buf = BytesMut::new();
-    frontend::startup_message(
-        startup.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &mut buf,
-    )?;
+    frontend::startup_message(startup.iter().map(|(k, v)| (*k, v.as_str())), &mut buf)?;
     send(&mut reader, &buf).await?;
     authenticate(&mut reader, target).await?;
-    let mut parameters = Vec::new();
+    let mut parameters = Parameters::default();
     let mut key = (0, 0);
     loop {
         let frame = next(&mut reader).await?;
         match frame.tag {
-            b'S' => parameters.push(frame),
+            b'S' => {
+                if !parameters.report(frame.body()) {
+                    return Err(PgError::Backend("malformed ParameterStatus".into()));
+                }
+            }
             b'K' => {
                 let b = frame.body();
                 if b.len() < 8 {
@@ -181,69 +211,28 @@ async fn open_inner(
         reader,
         parameters,
         key,
+        opened,
     })
 }
 
-/// The backend's startup packet.
-fn startup_params(
-    target: &Target,
-    params: &[(String, String)],
-    grant_id: &str,
-    profile: Profile,
-) -> Vec<(String, String)> {
+/// The backend's startup packet: nothing from any client.
+fn startup_params(target: &Target, profile: Profile) -> Vec<(&'static str, String)> {
     let mut out = vec![
-        ("user".to_string(), target.user.clone()),
-        ("database".to_string(), target.database.clone()),
+        ("user", target.user.clone()),
+        ("database", target.database.clone()),
+        ("application_name", IDLE_NAME.to_string()),
+        // Sluice analyses SQL as UTF-8, so the backend must read it as UTF-8:
+        // under a client encoding like SJIS a multibyte character can swallow
+        // the backslash before a quote, ending a string literal where the
+        // analysis saw it go on, and run what it took for string content.
+        ("client_encoding", "UTF8".to_string()),
     ];
-    let mut app = None;
-    for (k, v) in params {
-        if k == "application_name" {
-            app = Some(v.as_str());
-        } else if PASSED_PARAMS.contains(&k.as_str()) && harmless_setting(k, v) {
-            out.push((k.clone(), v.clone()));
-        }
-    }
-    out.push(("application_name".into(), application_name(app, grant_id)));
-    // Sluice analyses SQL as UTF-8, so the backend must read it as UTF-8:
-    // under a client encoding like SJIS a multibyte character can swallow
-    // the backslash before a quote, ending a string literal where the
-    // analysis saw it go on, and run what it took for string content.
-    out.push(("client_encoding".into(), "UTF8".into()));
     if profile == Profile::Read {
         // Defense in depth: even a statement analysis missed cannot write.
-        out.push((
-            "options".into(),
-            "-c default_transaction_read_only=on".into(),
-        ));
+        // A startup value is also what RESET and DISCARD ALL return to.
+        out.push(("options", "-c default_transaction_read_only=on".into()));
     }
     out
-}
-
-/// True when `SET name TO value` is a harmless session statement to the
-/// analysis: e.g. no `search_path` that puts a schema before pg_catalog,
-/// where it could shadow built-ins. Anything it cannot judge is dropped.
-fn harmless_setting(name: &str, value: &str) -> bool {
-    if name != "search_path" {
-        return true;
-    }
-    let analysis = sluice_sql::analyze(&format!("SET {name} TO {value}"));
-    matches!(&analysis.statements[..], [only] if only.class == StatementClass::Session)
-}
-
-/// The client's application name with the grant id appended, shortened so
-/// the grant id survives PostgreSQL's 63-byte limit.
-pub fn application_name(client: Option<&str>, grant_id: &str) -> String {
-    match client.filter(|c| !c.is_empty()) {
-        None => grant_id.to_string(),
-        Some(c) => {
-            let room = MAX_NAME.saturating_sub(grant_id.len() + 1);
-            let mut end = c.len().min(room);
-            while !c.is_char_boundary(end) {
-                end -= 1;
-            }
-            format!("{} {grant_id}", &c[..end])
-        }
-    }
 }
 
 async fn authenticate(reader: &mut FrameReader<Stream>, target: &Target) -> Result<(), PgError> {
@@ -356,7 +345,7 @@ async fn next(reader: &mut FrameReader<Stream>) -> Result<Frame, PgError> {
 }
 
 /// A backend ErrorResponse as a log-only error.
-fn backend_error(frame: &Frame) -> PgError {
+pub fn backend_error(frame: &Frame) -> PgError {
     let fields = error_fields(frame.body());
     let get = |c: u8| {
         fields
@@ -366,29 +355,4 @@ fn backend_error(frame: &Frame) -> PgError {
             .unwrap_or("")
     };
     PgError::Backend(format!("{} {}: {}", get(b'S'), get(b'C'), get(b'M')))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_harmless_search_path_passes() {
-        assert!(harmless_setting("search_path", "public"));
-        assert!(harmless_setting("search_path", "\"$user\", public"));
-        assert!(harmless_setting("search_path", "pg_catalog, public"));
-        assert!(!harmless_setting("search_path", "evil, pg_catalog"));
-        assert!(!harmless_setting("search_path", "public; DROP TABLE t"));
-        assert!(!harmless_setting("search_path", "'"));
-    }
-
-    #[test]
-    fn application_name_keeps_the_grant_id() {
-        let g = "g_abcdefghijklmnopqrstuvwxyz";
-        assert_eq!(application_name(None, g), g);
-        assert_eq!(application_name(Some("psql"), g), format!("psql {g}"));
-        let long = "x".repeat(100);
-        let name = application_name(Some(&long), g);
-        assert!(name.len() <= MAX_NAME && name.ends_with(g));
-    }
 }

@@ -8,6 +8,10 @@
 //! answer belongs to ([`MaskQueue`]), and sends its own Describe of the
 //! portal before each Execute, so that the result is planned with the
 //! formats the Bind asked for (see [`crate::mask`]).
+//!
+//! A client's Terminate is not forwarded: the session decides whether the
+//! backend is closed or reset for reuse ([`crate::pool`]), from what this
+//! half notes in [`Sent`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use crate::mask::{Expect, MaskQueue, StatementMask};
 use crate::messages::{self, Frontend};
 use crate::outcome::Inflight;
 use crate::policy::{Checked, Decision, Permit, Policy, Recorder, Run};
+use crate::pool::Sent;
 
 /// A pipeline longer than this (bytes) before Sync is decided in parts, as
 /// if the client had sent Flush: memory stays bounded.
@@ -39,7 +44,9 @@ pub struct Stats {
 
 /// How the client half ended.
 pub enum ClientEnd {
-    /// Terminate, or the connection closed.
+    /// The client said Terminate (not forwarded).
+    Terminated,
+    /// The connection closed.
     Gone,
     /// A protocol error: tell the client and close.
     Fatal(ClientError),
@@ -83,6 +90,8 @@ pub struct ClientHalf<R, W> {
     skipping: bool,
     /// The result path's queue, in a masked session.
     mask: Option<Arc<MaskQueue>>,
+    /// What was sent to the backend, for the decision to reuse it.
+    sent: Sent,
 }
 
 impl<R, W> ClientHalf<R, W>
@@ -113,6 +122,7 @@ where
             portals: HashMap::new(),
             skipping: false,
             mask: None,
+            sent: Sent::default(),
         }
     }
 
@@ -129,7 +139,17 @@ where
         }
     }
 
-    pub async fn run(mut self) -> ClientEnd {
+    /// What was sent to the backend so far.
+    pub fn sent(&self) -> &Sent {
+        &self.sent
+    }
+
+    /// The backend's write half.
+    pub fn into_backend(self) -> W {
+        self.backend
+    }
+
+    pub async fn run(&mut self) -> ClientEnd {
         loop {
             let frame = match self.reader.next().await {
                 Ok(Some(frame)) => frame,
@@ -138,7 +158,7 @@ where
             };
             match self.handle(frame).await {
                 Ok(true) => {}
-                Ok(false) => return ClientEnd::Gone,
+                Ok(false) => return ClientEnd::Terminated,
                 Err(e) => return self.fail(e),
             }
             // Write when the client has nothing more queued: pipelined
@@ -232,7 +252,6 @@ where
             }
             Frontend::Terminate => {
                 self.batch = Batch::default();
-                self.push(frame).await?;
                 self.flush().await?;
                 return Ok(false);
             }
@@ -257,6 +276,7 @@ where
         {
             Decision::Forward(permit) => {
                 self.stats.allowed.fetch_add(1, Ordering::Relaxed);
+                self.sent.statements(&checked.statements);
                 self.policy.sent_query(&checked);
                 self.note(Expect::Query(statement_mask(&checked)));
                 self.forward(permit, frame).await
@@ -273,6 +293,7 @@ where
         let sentinel = self.denials.sentinel(error.to_bytes());
         self.inflight.quiet();
         self.note(Expect::Query(Arc::default()));
+        self.sent.frame(b'Q');
         self.out.extend_from_slice(&messages::query(&sentinel));
     }
 
@@ -309,6 +330,7 @@ where
             Some(Decision::Deny(error)) => {
                 self.stats.denied.fetch_add(1, Ordering::Relaxed);
                 let sentinel = self.denials.sentinel(error.to_bytes());
+                self.sent.frame(b'P');
                 self.out
                     .extend_from_slice(&messages::parse_unnamed(&sentinel));
                 match end {
@@ -318,6 +340,7 @@ where
                             self.note(Expect::Sync);
                         }
                         let last = batch.frames.last().expect("non-empty batch");
+                        self.sent.frame(last.tag);
                         self.out.extend_from_slice(&last.bytes);
                     }
                     End::Early => {}
@@ -327,6 +350,9 @@ where
             }
             Some(Decision::Forward(permit)) => {
                 self.stats.allowed.fetch_add(1, Ordering::Relaxed);
+                for c in &batch.checks {
+                    self.sent.statements(&c.statements);
+                }
                 self.commit(permit, batch).await
             }
             None => self.commit(Permit::nothing_runs(), batch).await,
@@ -368,6 +394,7 @@ where
                     .get(portal)
                     .map(|c| statement_mask(c))
                     .unwrap_or_default();
+                self.sent.frame(b'D');
                 self.out
                     .extend_from_slice(&messages::describe_portal(portal));
                 self.note(Expect::Describe { ours: true });
@@ -423,6 +450,7 @@ where
     /// Queues bytes for the backend; large frames are written directly
     /// rather than copied.
     async fn push(&mut self, frame: Frame) -> Result<(), PgError> {
+        self.sent.frame(frame.tag);
         if frame.bytes.len() >= WRITE_BUFFER {
             self.flush().await?;
             self.write(&frame.bytes).await?;

@@ -17,11 +17,14 @@ mod frontend;
 mod mask;
 pub mod messages;
 mod outcome;
+mod params;
 mod policy;
+mod pool;
 mod proxy;
 mod pump;
 pub mod scram;
 mod session;
+mod settings;
 mod startup;
 mod tls;
 

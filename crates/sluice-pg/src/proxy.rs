@@ -1,6 +1,6 @@
 //! The listener: accept under a connection limit, run each client's startup
 //! under the auth timeout, hand logged-in clients to a session, and drain on
-//! shutdown.
+//! shutdown (closing the parked backend sessions last).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sluice_core::Profile;
 use sluice_core::audit::{AuditEvent, AuditSink};
-use sluice_core::config::Config;
+use sluice_core::config::{Config, PoolConfig};
 use sluice_core::guardrail::GuardrailRule;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -21,6 +21,7 @@ use crate::backend::Target;
 use crate::cancel::CancelRegistry;
 use crate::errors::PgError;
 use crate::mask::ConnMasking;
+use crate::pool::{self, Pool};
 use crate::startup::{self, Opening};
 use crate::{session, tls};
 
@@ -36,6 +37,8 @@ pub struct Shared {
     pub audit: Arc<dyn AuditSink>,
     pub acceptor: Option<tokio_rustls::TlsAcceptor>,
     pub cancels: Arc<CancelRegistry>,
+    /// Idle backend sessions waiting for their next client.
+    pub pool: Pool,
     /// Backend targets (with their TLS connectors), built once each.
     targets: Mutex<HashMap<(String, Profile), Arc<Target>>>,
     /// Each masked connection's compiled masking and catalog cache.
@@ -78,6 +81,18 @@ impl Shared {
         let m = Arc::new(ConnMasking::new(config).map_err(PgError::Masking)?);
         maskings.insert(connection.to_string(), m.clone());
         Ok(Some(m))
+    }
+
+    /// The connection's pool bounds; reuse off for a connection not
+    /// configured.
+    pub fn pool_limits(&self, connection: &str) -> PoolConfig {
+        self.config.connection(connection).map_or(
+            PoolConfig {
+                max_idle: 0,
+                ..PoolConfig::default()
+            },
+            |c| c.pool,
+        )
     }
 
     /// The connection's guardrail rules, in order.
@@ -132,6 +147,7 @@ impl PgProxy {
                 audit,
                 acceptor,
                 cancels: Arc::new(CancelRegistry::default()),
+                pool: Pool::default(),
                 targets: Mutex::new(HashMap::new()),
                 maskings: Mutex::new(HashMap::new()),
                 shapes: Arc::default(),
@@ -148,6 +164,7 @@ impl PgProxy {
     ) -> std::io::Result<()> {
         let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
         let (stop_tx, stop_rx) = watch::channel(false);
+        let reaper = tokio::spawn(reap(self.shared.clone(), stop_rx.clone()));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -181,7 +198,26 @@ impl PgProxy {
         })
         .await;
         sessions.abort_all();
+        let _ = reaper.await;
+        self.shared.pool.close_all().await;
         Ok(())
+    }
+}
+
+/// Closes parked backend sessions past their timeouts until shutdown.
+async fn reap(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(pool::REAP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let config = &shared.config;
+        shared
+            .pool
+            .reap(|name| config.connection(name).map(|c| c.pool))
+            .await;
     }
 }
 

@@ -23,6 +23,10 @@
 //!
 //! The pump also owns the end of the session: when the grant ends or the
 //! client half fails, it writes the FATAL message and returns.
+//!
+//! ReadyForQuery and ParameterStatus are held whole too (a few bytes each)
+//! and noted in [`Replies`]: whether the backend is idle when the client
+//! leaves, and what it last reported, decide whether it can be reused.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +41,7 @@ use crate::deny::Denials;
 use crate::errors::ClientError;
 use crate::mask::{ResultMasker, Step};
 use crate::outcome::Tracker;
+use crate::pool::Replies;
 
 /// Bytes read from the backend at once.
 const CHUNK: usize = 64 * 1024;
@@ -89,6 +94,8 @@ pub struct Pump<R, W> {
     pending: Vec<Bytes>,
     /// The session's result masking; `None` when unmasked or exempt.
     mask: Option<ResultMasker>,
+    /// What the backend's answers say about its state.
+    replies: Replies,
 }
 
 /// The session's end: resolves with what to tell the client.
@@ -121,6 +128,7 @@ where
             notices_open: true,
             pending: Vec::new(),
             mask: None,
+            replies: Replies::default(),
         }
     }
 
@@ -130,10 +138,27 @@ where
         self
     }
 
+    /// True when the pump stopped between two backend messages, with
+    /// nothing read that is not passed on.
+    pub fn between_messages(&self) -> bool {
+        self.remaining == 0 && self.buf.is_empty() && self.out.is_empty()
+    }
+
+    /// What the backend's answers said so far.
+    pub fn replies(&self) -> &Replies {
+        &self.replies
+    }
+
+    /// The backend's read half, and what its answers said.
+    pub fn into_parts(self) -> (R, Replies) {
+        (self.backend, self.replies)
+    }
+
     /// Pumps until the backend closes, the client goes, or `end`/`fatal`
-    /// fires.
+    /// fires (a dropped `fatal` sender means the client left: the pump
+    /// stops at its next read, between messages).
     pub async fn run(
-        mut self,
+        &mut self,
         mut end: EndSignal,
         mut fatal: oneshot::Receiver<ClientError>,
     ) -> PumpEnd {
@@ -243,7 +268,7 @@ where
                 self.out.extend_from_slice(&frame);
                 continue;
             }
-            if matches!(tag, b'E' | b'C') && total <= MAX_HELD {
+            if matches!(tag, b'E' | b'C' | b'Z' | b'S') && total <= MAX_HELD {
                 if self.buf.len() < total {
                     self.buf.reserve(total - self.buf.len());
                     return Scan::Idle;
@@ -273,6 +298,11 @@ where
             Step::Fatal(reason) => return Some(Scan::Fatal(reason)),
             _ => {}
         }
+        if matches!(tag, b'Z' | b'S') {
+            // What the backend said, whatever the client is shown (every
+            // step below consumes the frame).
+            self.replies.saw(tag, &self.buf[5..total]);
+        }
         match step {
             Step::Pass if matches!(tag, b'E' | b'C') => {
                 let frame = self.buf.split_to(total);
@@ -300,10 +330,17 @@ where
         None
     }
 
-    /// A whole ErrorResponse or CommandComplete: noted, and passed on (a
-    /// sentinel's error as its denial).
+    /// A whole ErrorResponse, CommandComplete, ReadyForQuery or
+    /// ParameterStatus: noted, and passed on (a sentinel's error as its
+    /// denial).
     fn held(&mut self, tag: u8, frame: &[u8]) {
         let body = &frame[5..];
+        if matches!(tag, b'Z' | b'S') {
+            self.replies.saw(tag, body);
+            observe(&mut self.tracker, tag);
+            self.out.extend_from_slice(frame);
+            return;
+        }
         if tag == b'C' {
             let text = body
                 .strip_suffix(&[0])
@@ -331,7 +368,7 @@ where
 
     /// Tells the client why the session ends. Only at a frame boundary, so
     /// the FATAL is not spliced into a half-sent message.
-    async fn finish(mut self, reason: ClientError) -> PumpEnd {
+    async fn finish(&mut self, reason: ClientError) -> PumpEnd {
         if self.remaining == 0 {
             let _ = write_flush(&mut self.client, &reason.to_bytes()).await;
         }

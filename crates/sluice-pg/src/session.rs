@@ -1,6 +1,7 @@
-//! One client session under one grant: open the backend with the held
-//! credential, finish the client's startup, run the two halves, end it when
-//! the grant ends, and record open and close.
+//! One client session under one grant: take a backend session (parked or
+//! fresh, see [`crate::pool`]), finish the client's startup, run the two
+//! halves, end it when the grant ends, hand the backend back when the
+//! client left it idle, and record open and close.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,11 +12,11 @@ use chrono::Utc;
 use rand::RngCore;
 use sluice_core::audit::{AuditEvent, EventKind};
 use sluice_core::{Grant, GrantStatus};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{oneshot, watch};
 use tracing::Instrument;
 
-use crate::backend::{self, Target};
+use crate::backend::{self, Backend, Target};
 use crate::codec::FrameReader;
 use crate::completions::{self, Writer};
 use crate::deny::Denials;
@@ -24,10 +25,24 @@ use crate::frontend::{ClientEnd, ClientHalf, Stats};
 use crate::mask::{ConnMasking, MaskQueue, Opener, ResultMasker};
 use crate::messages;
 use crate::outcome::{Inflight, Tracker};
+use crate::params::Parameters;
 use crate::policy::{Policy, Recorder};
+use crate::pool::track;
 use crate::proxy::Shared;
 use crate::pump::{EndSignal, Pump, PumpEnd};
+use crate::settings;
 use crate::startup::Login;
+use crate::tls::Stream;
+
+type Half = ClientHalf<ReadHalf<Stream>, WriteHalf<Stream>>;
+type BackendPump = Pump<ReadHalf<Stream>, WriteHalf<Stream>>;
+
+/// A backend session whose client said Terminate, and whether it was idle
+/// then (or why not).
+struct Returned {
+    backend: Backend,
+    idle: Result<(), String>,
+}
 
 /// How long a closing session may take to tell the client why.
 const FAREWELL: Duration = Duration::from_secs(2);
@@ -66,6 +81,7 @@ async fn run_session(
             tracing::error!(error = %e, "masking unavailable; session refused");
             record_rejection(&shared, &grant, &session_id, "masking unavailable").await;
             let _ = client.get_mut().write_all(&e.to_client().to_bytes()).await;
+            backend.close().await;
             return;
         }
     };
@@ -81,6 +97,7 @@ async fn run_session(
     let key = shared.cancels.register(target.clone(), backend_key);
     if let Err(e) = greet(&mut client, &backend.parameters, key.pid, key.secret).await {
         tracing::debug!(error = %e, "client left during startup");
+        backend.close().await;
         return;
     }
     let started = Instant::now();
@@ -97,7 +114,7 @@ async fn run_session(
     tracing::info!("session opened");
     let stats = Arc::new(Stats::default());
     let end = end_signal(shared.clone(), &grant, shutdown);
-    let (why, outcomes) = pump_session(
+    let (why, outcomes, returned) = pump_session(
         &shared,
         &grant,
         &session_id,
@@ -117,8 +134,12 @@ async fn run_session(
             tracing::warn!(error = %e, "cancelling the ended session's statement failed");
         }
     }
-    // The close record comes after the session's outcomes.
-    let outcomes_lost = outcomes.finish(FAREWELL).await;
+    // The close record comes after the session's outcomes, and after its
+    // backend is parked or closed.
+    let (outcomes_lost, ()) = tokio::join!(
+        outcomes.finish(FAREWELL),
+        release(&shared, &grant, &target, returned)
+    );
     let detail = serde_json::json!({
         "duration_ms": started.elapsed().as_millis() as u64,
         "statements_allowed": stats.allowed.load(Ordering::Relaxed),
@@ -147,29 +168,60 @@ fn session_masking(shared: &Shared, grant: &Grant) -> Result<Option<Arc<ConnMask
     Ok(Some(m))
 }
 
+/// A backend session with this client's settings: parked or fresh.
 async fn open_backend(
     shared: &Shared,
     grant: &Grant,
     params: &[(String, String)],
-) -> Result<(Arc<Target>, backend::Backend), PgError> {
+) -> Result<(Arc<Target>, Backend), PgError> {
     let target = shared.target(&grant.connection, grant.profile)?;
-    let backend = backend::open(target.clone(), params, &grant.id, grant.profile).await?;
-    Ok((target, backend))
+    let wanted = settings::wanted(params, &grant.id, grant.profile);
+    let limits = shared.pool_limits(&grant.connection);
+    let checkout = shared
+        .pool
+        .checkout(&grant.connection, grant.profile, &target, &limits, &wanted)
+        .await?;
+    tracing::debug!(reused = checkout.reused, "backend session ready");
+    Ok((target, checkout.backend))
+}
+
+/// Parks a backend session its client left idle, or closes it.
+async fn release(shared: &Shared, grant: &Grant, target: &Target, returned: Option<Returned>) {
+    let Some(Returned { backend, idle }) = returned else {
+        return;
+    };
+    match idle {
+        Ok(()) => {
+            let limits = shared.pool_limits(&grant.connection);
+            shared
+                .pool
+                .checkin(
+                    &grant.connection,
+                    grant.profile,
+                    backend,
+                    &target.user,
+                    &limits,
+                )
+                .await;
+        }
+        Err(why) => {
+            tracing::info!(reason = %why, "backend session closed, not reused");
+            backend.close().await;
+        }
+    }
 }
 
 /// AuthenticationOk, the backend's parameters, the client's own cancel key,
 /// and ReadyForQuery: the client's startup is done.
 async fn greet(
-    client: &mut FrameReader<crate::tls::Stream>,
-    parameters: &[crate::codec::Frame],
+    client: &mut FrameReader<Stream>,
+    parameters: &Parameters,
     pid: i32,
     secret: i32,
 ) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     out.extend_from_slice(&messages::authentication(messages::AUTH_OK, &[]));
-    for p in parameters {
-        out.extend_from_slice(&p.bytes);
-    }
+    parameters.write_to(&mut out);
     out.extend_from_slice(&messages::backend_key_data(pid, secret));
     out.extend_from_slice(&messages::ready_for_query(b'I'));
     let stream = client.get_mut();
@@ -177,23 +229,30 @@ async fn greet(
     stream.flush().await
 }
 
-/// Runs both halves until one ends; returns why, for the close record, and
-/// the writer still recording the session's statement outcomes.
+/// Runs both halves until one ends; returns why, for the close record, the
+/// writer still recording the session's statement outcomes, and the
+/// backend session when the client said Terminate.
 #[allow(clippy::too_many_arguments)] // the session's parts, handed over once
 async fn pump_session(
     shared: &Arc<Shared>,
     grant: &Grant,
     session_id: &str,
-    client: FrameReader<crate::tls::Stream>,
-    backend: backend::Backend,
+    client: FrameReader<Stream>,
+    backend: Backend,
     stats: Arc<Stats>,
     end: EndSignal,
     masking: Option<(Arc<ConnMasking>, Opener)>,
-) -> (&'static str, Writer) {
+) -> (&'static str, Writer, Option<Returned>) {
     let queue = masking.as_ref().map(|_| Arc::new(MaskQueue::default()));
     let (client_stream, client_buf) = client.into_parts();
     let (client_read, client_write) = tokio::io::split(client_stream);
-    let (backend_stream, backend_buf) = backend.reader.into_parts();
+    let Backend {
+        reader,
+        parameters,
+        key,
+        opened,
+    } = backend;
+    let (backend_stream, backend_buf) = reader.into_parts();
     let (backend_read, backend_write) = tokio::io::split(backend_stream);
     let denials = Arc::new(Denials::new());
     let rules = shared.rules(&grant.connection);
@@ -223,7 +282,7 @@ async fn pump_session(
         client_buf,
         shared.config.postgres.max_message_bytes,
     );
-    let half = ClientHalf::new(
+    let mut half = ClientHalf::new(
         reader,
         backend_write,
         Policy::new(grant.profile, rules, masking.clone(), shared.shapes.clone()),
@@ -237,7 +296,7 @@ async fn pump_session(
         .zip(queue)
         .map(|((m, opener), q)| ResultMasker::new(m, opener, q));
     let tracker = Tracker::new(inflight).recording(record.rows());
-    let pump = Pump::new(
+    let mut pump = Pump::new(
         backend_read,
         backend_buf,
         client_write,
@@ -247,30 +306,57 @@ async fn pump_session(
         notices_rx,
     )
     .with_masking(result_masker);
+    let (why, stopped) = race(&mut half, &mut pump, end).await;
+    let returned = stopped.then(|| {
+        let idle = match pump.between_messages() {
+            true => track::idle(half.sent(), pump.replies()),
+            false => Err("left inside a backend message".to_string()),
+        };
+        let (read, replies) = pump.into_parts();
+        let mut parameters = parameters;
+        parameters.merge(&replies.parameters);
+        let stream = read.unsplit(half.into_backend());
+        Returned {
+            backend: Backend::rejoin(stream, parameters, key, opened),
+            idle,
+        }
+    });
+    (why, writer, returned)
+}
+
+/// Runs both halves until one ends: why, and whether the client said
+/// Terminate and the pump then stopped at its next read (so the backend
+/// can be taken back).
+async fn race(half: &mut Half, pump: &mut BackendPump, end: EndSignal) -> (&'static str, bool) {
     let (fatal_tx, fatal_rx) = oneshot::channel();
     let client_side = half.run();
     let backend_side = pump.run(end, fatal_rx);
     tokio::pin!(client_side, backend_side);
-    let why = tokio::select! {
+    tokio::select! {
         end = &mut client_side => match end {
-            ClientEnd::Gone => "client closed",
+            ClientEnd::Terminated => {
+                // A dropped sender stops the pump at its next read.
+                drop(fatal_tx);
+                let stopped = tokio::time::timeout(FAREWELL, &mut backend_side).await;
+                ("client closed", matches!(stopped, Ok(PumpEnd::ClientGone)))
+            }
+            ClientEnd::Gone => ("client closed", false),
             ClientEnd::Fatal(error) => {
                 let _ = fatal_tx.send(error);
                 let _ = tokio::time::timeout(FAREWELL, &mut backend_side).await;
-                "client protocol error"
+                ("client protocol error", false)
             }
         },
         end = &mut backend_side => match end {
-            PumpEnd::BackendClosed => "backend closed",
-            PumpEnd::ClientGone => "client closed",
-            PumpEnd::BackendProtocol => "backend protocol error",
+            PumpEnd::BackendClosed => ("backend closed", false),
+            PumpEnd::ClientGone => ("client closed", false),
+            PumpEnd::BackendProtocol => ("backend protocol error", false),
             PumpEnd::Ended(reason) => {
                 tracing::info!(reason = %reason.message, "session ended by sluice");
-                "ended"
+                ("ended", false)
             }
         },
-    };
-    (why, writer)
+    }
 }
 
 /// Resolves when the session must end: the grant expires or ends, or the

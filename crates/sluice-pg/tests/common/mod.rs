@@ -500,6 +500,29 @@ pub async fn raw_startup(
     params: &[(&str, &str)],
     password: &str,
 ) -> tokio::net::TcpStream {
+    raw_greeting(addr, params, password).await.stream
+}
+
+/// A logged-in raw socket and what the startup told the client.
+pub struct Greeting {
+    pub stream: tokio::net::TcpStream,
+    /// ParameterStatus messages, in order.
+    pub parameters: Vec<(String, String)>,
+    /// BackendKeyData: the client's cancel key.
+    pub key: (i32, i32),
+}
+
+impl Greeting {
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// [`raw_startup`], keeping the parameters and cancel key it was sent.
+pub async fn raw_greeting(addr: SocketAddr, params: &[(&str, &str)], password: &str) -> Greeting {
     use bytes::BytesMut;
     use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
     use postgres_protocol::message::frontend;
@@ -519,8 +542,34 @@ pub async fn raw_startup(
     buf.clear();
     frontend::sasl_response(scram.message(), &mut buf).unwrap();
     s.write_all(&buf).await.unwrap();
-    while read_message(&mut s).await.0 != b'Z' {}
-    s
+    let mut parameters = Vec::new();
+    let mut key = (0, 0);
+    loop {
+        let (tag, body) = read_message(&mut s).await;
+        match tag {
+            b'S' => {
+                let mut parts = body
+                    .split(|b| *b == 0)
+                    .map(|p| String::from_utf8_lossy(p).to_string());
+                let name = parts.next().unwrap();
+                parameters.push((name, parts.next().unwrap()));
+            }
+            b'K' => {
+                key = (
+                    i32::from_be_bytes(body[..4].try_into().unwrap()),
+                    i32::from_be_bytes(body[4..8].try_into().unwrap()),
+                )
+            }
+            b'Z' => break,
+            b'E' => panic!("login failed: {}", String::from_utf8_lossy(&body)),
+            _ => {}
+        }
+    }
+    Greeting {
+        stream: s,
+        parameters,
+        key,
+    }
 }
 
 /// One backend message: its tag and body (5 s at most).
