@@ -97,14 +97,37 @@ pub fn application_name(client: Option<&str>, grant_id: &str) -> String {
     }
 }
 
+/// Why settings were not applied.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// The server refused a value (a client's bad `TimeZone`, say). The
+    /// settings were one transaction, rolled back: the session is as it
+    /// was, idle, and can be reset and parked again.
+    Refused(PgError),
+    /// Anything else: the session may be broken, close it.
+    Broken(PgError),
+}
+
+impl From<ApplyError> for PgError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Refused(e) | ApplyError::Broken(e) => e,
+        }
+    }
+}
+
 /// Applies `settings` to `backend` in one round trip and records the
 /// server's ParameterStatus answers. Anything but the exact expected answer
-/// is an error: the caller closes that backend session.
-pub async fn apply(backend: &mut Backend, settings: &[(String, String)]) -> Result<(), PgError> {
-    let request = request(settings)?;
+/// is an error.
+pub async fn apply(backend: &mut Backend, settings: &[(String, String)]) -> Result<(), ApplyError> {
+    let request = request(settings).map_err(ApplyError::Broken)?;
     tokio::time::timeout(APPLY_TIMEOUT, exchange(backend, &request, settings.len()))
         .await
-        .map_err(|_| PgError::Backend("applying session settings timed out".into()))?
+        .map_err(|_| {
+            ApplyError::Broken(PgError::Backend(
+                "applying session settings timed out".into(),
+            ))
+        })?
 }
 
 /// Parse once, Bind and Execute per setting, one Sync: one implicit
@@ -132,31 +155,37 @@ fn request(settings: &[(String, String)]) -> Result<BytesMut, PgError> {
     Ok(buf)
 }
 
-async fn exchange(backend: &mut Backend, request: &[u8], n: usize) -> Result<(), PgError> {
-    backend.send(request).await?;
+async fn exchange(backend: &mut Backend, request: &[u8], n: usize) -> Result<(), ApplyError> {
+    let broken = ApplyError::Broken;
+    backend.send(request).await.map_err(broken)?;
     let mut expected = Vec::with_capacity(2 + 3 * n);
     expected.push(b'1');
     for _ in 0..n {
         expected.extend_from_slice(b"2DC");
     }
     let mut seen = 0;
+    let mut refused = None;
     loop {
-        let frame = backend.next().await?;
+        let frame = backend.next().await.map_err(broken)?;
         match frame.tag {
             b'S' => {
                 if !backend.parameters.report(frame.body()) {
-                    return Err(PgError::Backend("malformed ParameterStatus".into()));
+                    return Err(broken(PgError::Backend("malformed ParameterStatus".into())));
                 }
             }
             b'N' => {}
-            b'E' => return Err(backend_error(&frame)),
+            // The rest of the batch is skipped up to the Sync's answer.
+            b'E' if refused.is_none() => refused = Some(backend_error(&frame)),
+            b'Z' if frame.body() == b"I" && refused.is_some() => {
+                return Err(ApplyError::Refused(refused.expect("checked")));
+            }
             b'Z' if seen == expected.len() && frame.body() == b"I" => return Ok(()),
-            tag if expected.get(seen) == Some(&tag) => seen += 1,
+            tag if refused.is_none() && expected.get(seen) == Some(&tag) => seen += 1,
             tag => {
-                return Err(PgError::Backend(format!(
+                return Err(broken(PgError::Backend(format!(
                     "unexpected {:?} while applying session settings",
                     tag as char
-                )));
+                ))));
             }
         }
     }

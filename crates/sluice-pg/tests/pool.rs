@@ -217,40 +217,43 @@ async fn nothing_of_one_client_is_left_for_the_next() {
         .await
         .unwrap();
     let pid = first_value(&rows);
-    assert_eq!(
-        h.backend("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
-        "1"
-    );
-    drop(client); // tokio-postgres says Terminate
-    closed(&h, 1).await;
-    assert_eq!(
-        h.backend("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
-        "0",
-        "the advisory lock outlived its client"
-    );
-
-    let b = h.connect(&h.grant(Profile::Write)).await;
+    // What the first client sees, and the next must not.
     let checks = [
-        ("SELECT pg_backend_pid()::text", pid.as_str()),
-        ("SHOW statement_timeout", "0"),
+        ("SHOW statement_timeout", "123s", "0"),
         (
             "SELECT coalesce(current_setting('sluice_test.leak', true), '')",
+            "from a",
             "",
         ),
         (
             "SELECT count(*) FROM pg_class WHERE relname = 'leak_tmp'",
+            "1",
             "0",
         ),
-        ("SELECT count(*) FROM pg_prepared_statements", "0"),
-        ("SELECT count(*) FROM pg_listening_channels()", "0"),
+        ("SELECT count(*) FROM pg_prepared_statements", "2", "0"),
+        ("SELECT count(*) FROM pg_listening_channels()", "1", "0"),
         (
             "SELECT current_user || ' ' || session_user",
+            "leak_inner leak_outer",
             "postgres postgres",
         ),
     ];
-    for (sql, want) in checks {
+    for (sql, before, _) in checks {
+        let rows = client.simple_query(sql).await.unwrap();
+        assert_eq!(first_value(&rows), before, "first client: {sql}");
+    }
+    let advisory = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'";
+    assert_eq!(h.backend(advisory), "1");
+    drop(client); // tokio-postgres says Terminate
+    closed(&h, 1).await;
+    assert_eq!(h.backend(advisory), "0", "the lock outlived its client");
+
+    let b = h.connect(&h.grant(Profile::Write)).await;
+    let rows = b.simple_query("SELECT pg_backend_pid()").await.unwrap();
+    assert_eq!(first_value(&rows), pid, "not the same backend session");
+    for (sql, _, after) in checks {
         let rows = b.simple_query(sql).await.unwrap();
-        assert_eq!(first_value(&rows), want, "{sql}");
+        assert_eq!(first_value(&rows), after, "next client: {sql}");
     }
 }
 
@@ -392,6 +395,23 @@ async fn each_client_gets_its_own_startup_parameters_on_a_reused_backend() {
     let s = &mut third.stream;
     assert_eq!(query(s, "SELECT pg_backend_pid()").await, [pid]);
     assert_eq!(query(s, "SHOW TimeZone").await, [default_tz]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_setting_the_server_refuses_fails_that_login_only() {
+    let h = Harness::start(Options::default()).await;
+    let pid = pid_of_session(&h, &h.grant(Profile::Write));
+    closed(&h, 1).await;
+    let g = h.grant(Profile::Write);
+    let params = [
+        ("user", g.id.as_str()),
+        ("database", CONN),
+        ("TimeZone", "Nowhere/Atlantis"),
+    ];
+    let refused = try_raw_greeting(h.addr, &params, &g.secret).await;
+    assert!(refused.is_err(), "a bad TimeZone was accepted");
+    // The parked session was not the client's fault: kept, not replaced.
+    assert_eq!(pid_of_session(&h, &h.grant(Profile::Write)), pid);
 }
 
 #[tokio::test(flavor = "multi_thread")]

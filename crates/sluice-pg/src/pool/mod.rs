@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::backend::{self, Backend, Target};
 use crate::errors::PgError;
-use crate::settings;
+use crate::settings::{self, ApplyError};
 
 pub use track::{Replies, Sent};
 
@@ -85,6 +85,13 @@ impl Pool {
     ) -> Result<Checkout, PgError> {
         if let Some(mut backend) = self.take(connection, profile, limits).await {
             match prepare(&mut backend, profile, wanted).await {
+                // The client's own settings are at fault: a fresh session
+                // would refuse them too, and this one is still good.
+                Err(ApplyError::Refused(e)) => {
+                    self.checkin(connection, profile, backend, &target.user, limits)
+                        .await;
+                    return Err(e);
+                }
                 Ok(()) => {
                     tracing::debug!(
                         backend.age_ms = backend.opened.elapsed().as_millis() as u64,
@@ -97,14 +104,17 @@ impl Pool {
                 }
                 // It may have died just now: nothing of the client's has
                 // been sent, so a fresh session can take its place.
-                Err(e) => {
+                Err(ApplyError::Broken(e)) => {
                     tracing::info!(error = %e, "parked backend session failed; opening a fresh one");
                     backend.close().await;
                 }
             }
         }
         let mut backend = backend::connect(target, profile).await?;
-        prepare(&mut backend, profile, wanted).await?;
+        if let Err(e) = prepare(&mut backend, profile, wanted).await {
+            backend.close().await;
+            return Err(e.into());
+        }
         Ok(Checkout {
             backend,
             reused: false,
@@ -215,11 +225,12 @@ async fn prepare(
     backend: &mut Backend,
     profile: Profile,
     wanted: &[(String, String)],
-) -> Result<(), PgError> {
+) -> Result<(), ApplyError> {
     settings::apply(backend, wanted).await?;
     let read_only = backend.parameters.get("default_transaction_read_only");
     if profile == Profile::Read && read_only.is_some_and(|v| v != "on") {
-        return Err(PgError::Backend("read session is not read-only".into()));
+        let e = PgError::Backend("read session is not read-only".into());
+        return Err(ApplyError::Broken(e));
     }
     Ok(())
 }

@@ -523,6 +523,19 @@ impl Greeting {
 
 /// [`raw_startup`], keeping the parameters and cancel key it was sent.
 pub async fn raw_greeting(addr: SocketAddr, params: &[(&str, &str)], password: &str) -> Greeting {
+    match try_raw_greeting(addr, params, password).await {
+        Ok(g) => g,
+        Err(e) => panic!("login failed: {e}"),
+    }
+}
+
+/// [`raw_greeting`], or the ErrorResponse (its SQLSTATE) that ended the
+/// login after authentication.
+pub async fn try_raw_greeting(
+    addr: SocketAddr,
+    params: &[(&str, &str)],
+    password: &str,
+) -> Result<Greeting, String> {
     use bytes::BytesMut;
     use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
     use postgres_protocol::message::frontend;
@@ -561,15 +574,19 @@ pub async fn raw_greeting(addr: SocketAddr, params: &[(&str, &str)], password: &
                 )
             }
             b'Z' => break,
-            b'E' => panic!("login failed: {}", String::from_utf8_lossy(&body)),
+            b'E' => {
+                let text = String::from_utf8_lossy(&body).to_string();
+                let code = text.split('\0').find_map(|f| f.strip_prefix('C'));
+                return Err(code.unwrap_or("?").to_string());
+            }
             _ => {}
         }
     }
-    Greeting {
+    Ok(Greeting {
         stream: s,
         parameters,
         key,
-    }
+    })
 }
 
 /// One backend message: its tag and body (5 s at most).
