@@ -535,3 +535,28 @@ async fn a_backend_past_max_lifetime_is_not_reused() {
     assert_ne!(pid_of_session(&h, &h.grant(Profile::Write)), pid);
     gone(&h, &pid).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn masked_sessions_hand_their_backend_on_and_stay_masked() {
+    let pg = start_pg(&Options::default()).await;
+    let rules = r#"columns = [{ column = "people.ssn", style = "redact" }]"#;
+    let masking: sluice_core::config::MaskingConfig = toml::from_str(rules).unwrap();
+    let h = Harness::on(pg, Options::default(), |c| c.masking = Some(masking)).await;
+    h.backend("CREATE TABLE people(ssn text); INSERT INTO people VALUES ('123-45-6789')");
+    // The extended protocol, with Sluice's own Describe before each Execute.
+    let client = h.connect(&h.grant(Profile::Read)).await;
+    let row = client
+        .query_one("SELECT pg_backend_pid(), ssn FROM people", &[])
+        .await
+        .unwrap();
+    let (pid, ssn): (i32, String) = (row.get(0), row.get(1));
+    assert_eq!(ssn, "[REDACTED]");
+    drop(client);
+    closed(&h, 1).await;
+    let out = session(
+        &h,
+        &h.grant(Profile::Read),
+        "SELECT pg_backend_pid(); SELECT ssn FROM people;",
+    );
+    assert_eq!(out, [pid.to_string(), "[REDACTED]".to_string()]);
+}
