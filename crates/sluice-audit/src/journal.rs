@@ -189,6 +189,12 @@ pub(crate) fn remove(paths: &[PathBuf]) {
     }
 }
 
+/// Whether recovery can tell if the store already holds `e`: only such
+/// events are journaled.
+pub(crate) fn recognisable(e: &AuditEvent) -> bool {
+    event_key(e).is_some()
+}
+
 /// (session, kind, request seq) of an event, which identifies a decision.
 fn event_key(e: &AuditEvent) -> Option<(String, String, i64)> {
     Some((

@@ -115,7 +115,13 @@ impl AuditLog {
     /// when the log has one (stored with the next group commit), otherwise
     /// as [`AuditLog::append`].
     pub async fn append_journaled(&self, event: AuditEvent) -> Result<(), AuditError> {
-        let Some(journal) = &self.journal else {
+        // Recovery recognises a journaled event by its session and request
+        // number; an event without them could be stored twice.
+        let Some(journal) = self
+            .journal
+            .as_ref()
+            .filter(|_| journal::recognisable(&event))
+        else {
             return self.append(event).await.map(|_| ());
         };
         let journaled = async {

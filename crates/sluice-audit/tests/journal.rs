@@ -123,3 +123,24 @@ async fn a_damaged_journal_stops_the_start() {
         .expect("a damaged journal is refused");
     assert!(err.contains("damaged journal entry"), "{err}");
 }
+
+#[tokio::test]
+async fn events_recovery_could_not_recognise_are_stored_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let journal = dir.path().join("journal");
+    let log = AuditLog::start_with_journal(store.clone(), &journal)
+        .await
+        .unwrap();
+    // No session or request number: stored before the call returns, and
+    // never journaled (a restart would not know it is already stored).
+    log.append_journaled(AuditEvent::new(EventKind::ConfigLoaded))
+        .await
+        .unwrap();
+    assert_eq!(store.audit_tail().await.unwrap().map(|t| t.0), Some(1));
+    let journaled: usize = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap().len())
+        .sum();
+    assert_eq!(journaled, 0);
+}
