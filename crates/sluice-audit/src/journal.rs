@@ -26,6 +26,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -62,6 +63,8 @@ impl Journal {
     /// paths of segments a previous run left (to recover, then remove).
     pub(crate) fn open(dir: &Path) -> std::io::Result<(Journal, Vec<PathBuf>)> {
         fs::create_dir_all(dir)?;
+        // Statement texts are as sensitive as the store: owner only.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         let mut left: Vec<(u64, PathBuf)> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| segment_index(&e.path()).map(|i| (i, e.path())))
@@ -121,7 +124,11 @@ impl Closed {
 impl Segment {
     fn create(dir: &Path, index: u64, written: u64) -> std::io::Result<Segment> {
         let path = dir.join(format!("{index:012}.jsonl"));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
         Ok(Segment {
             file,
             path,

@@ -67,6 +67,13 @@ async fn journaled_events_reach_the_store_in_order() {
         .sum();
     assert_eq!(lines, 50);
     assert!(verify(&store).await.unwrap().is_ok());
+    // Statement texts: readable by the gateway's user only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&journal), 0o700);
+    for e in std::fs::read_dir(&journal).unwrap() {
+        assert_eq!(mode(&e.unwrap().path()), 0o600);
+    }
 }
 
 #[tokio::test]
