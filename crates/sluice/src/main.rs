@@ -8,13 +8,6 @@ mod serve;
 
 use clap::Parser;
 
-// The data path allocates per message and the audit writer per batch, from
-// many threads; glibc's allocator spent a fifth of the gateway's CPU under
-// pgbench (malloc_consolidate, arena locks). mimalloc's thread-local heaps
-// do not.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let args = cli::Args::parse();
     let runtime = match tokio::runtime::Runtime::new() {
