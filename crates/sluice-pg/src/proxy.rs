@@ -26,7 +26,9 @@ use crate::startup::{self, Opening};
 use crate::{session, tls};
 
 /// Client connections served at once; more wait in the accept backlog.
-const MAX_CLIENTS: usize = 4096;
+/// An idle one costs about 48 KiB and two file descriptors (client and
+/// backend), so the process's descriptor limit is usually met first.
+const MAX_CLIENTS: usize = 16_384;
 /// How long live sessions get to close after shutdown is asked for.
 const DRAIN: Duration = Duration::from_secs(5);
 
