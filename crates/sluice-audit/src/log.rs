@@ -10,7 +10,7 @@
 //! is retried, with backoff, before anything newer.
 
 use chrono::Utc;
-use sluice_core::audit::{AuditError, AuditEvent, AuditSink};
+use sluice_core::audit::{AuditError, AuditEvent, AuditSink, LaterError};
 use sluice_store::{AuditRow, Store, StoreError};
 use std::future::Future;
 use std::path::Path;
@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::chain::{GENESIS, canonical_body, chain_hash};
 use crate::journal::{self, Journal};
+use crate::recent::{Commits, Recent};
 
 /// Largest group commit.
 const MAX_BATCH: usize = 512;
@@ -38,6 +39,9 @@ enum Reply {
     Ack(Ack),
     /// Nobody: the event is in the journal and must reach the store.
     Journaled,
+    /// Nobody: an after-the-fact record (`record_later`), kept and retried
+    /// like a journaled one but not in the journal.
+    Later,
 }
 
 type Item = (AuditEvent, Reply);
@@ -47,6 +51,7 @@ type Item = (AuditEvent, Reply);
 pub struct AuditLog {
     tx: mpsc::Sender<Item>,
     committed: Arc<Notify>,
+    recent: Arc<Recent>,
     journal: Option<Arc<tokio::sync::Mutex<Journal>>>,
 }
 
@@ -55,10 +60,18 @@ impl AuditLog {
     pub fn start(store: Store) -> AuditLog {
         let (tx, rx) = mpsc::channel(QUEUE);
         let committed = Arc::new(Notify::new());
-        tokio::spawn(writer(store, rx, committed.clone(), None, None));
+        let recent = Arc::new(Recent::default());
+        tokio::spawn(writer(
+            store,
+            rx,
+            (committed.clone(), recent.clone()),
+            None,
+            None,
+        ));
         AuditLog {
             tx,
             committed,
+            recent,
             journal: None,
         }
     }
@@ -86,10 +99,18 @@ impl AuditLog {
         let journal = Arc::new(tokio::sync::Mutex::new(journal));
         let (tx, rx) = mpsc::channel(QUEUE);
         let committed = Arc::new(Notify::new());
-        tokio::spawn(writer(store, rx, committed.clone(), Some(closed), tail));
+        let recent = Arc::new(Recent::default());
+        tokio::spawn(writer(
+            store,
+            rx,
+            (committed.clone(), recent.clone()),
+            Some(closed),
+            tail,
+        ));
         Ok(AuditLog {
             tx,
             committed,
+            recent,
             journal: Some(journal),
         })
     }
@@ -99,6 +120,15 @@ impl AuditLog {
     /// Pinging never waits, so readers can never slow the writer down.
     pub fn committed(&self) -> Arc<Notify> {
         self.committed.clone()
+    }
+
+    /// For export runners: the commit ping and the rows just stored, so a
+    /// runner that keeps up does not read them back from the store.
+    pub fn commits(&self) -> Commits {
+        Commits {
+            notify: self.committed.clone(),
+            recent: self.recent.clone(),
+        }
     }
 
     /// Appends one event; returns its sequence number once it is durable.
@@ -159,16 +189,26 @@ impl AuditSink for AuditLog {
     ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + '_>> {
         Box::pin(self.append_journaled(event))
     }
+
+    fn record_later(&self, event: AuditEvent) -> Result<(), LaterError> {
+        self.tx
+            .try_send((event, Reply::Later))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full((event, _)) => LaterError::Full(Box::new(event)),
+                mpsc::error::TrySendError::Closed(_) => LaterError::Stopped,
+            })
+    }
 }
 
 async fn writer(
     store: Store,
     mut rx: mpsc::Receiver<Item>,
-    committed: Arc<Notify>,
+    (committed, recent): (Arc<Notify>, Arc<Recent>),
     journal: Option<journal::Closed>,
     mut tail: Option<(i64, String)>,
 ) {
-    // Journaled events of a failed commit, first in the next batch.
+    // Events of a failed commit nobody waits for (journaled, later), first
+    // in the next batch.
     let mut retry: Vec<Item> = Vec::new();
     let mut backoff = Duration::from_millis(50);
     let mut stored_journaled: u64 = 0;
@@ -186,11 +226,15 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        let result = commit(&store, &mut tail, &batch).await;
-        if result.is_ok() {
-            committed.notify_waiters();
-            backoff = Duration::from_millis(50);
-        }
+        let result = match commit(&store, &mut tail, &batch).await {
+            Ok((first, rows)) => {
+                recent.committed(rows);
+                committed.notify_waiters();
+                backoff = Duration::from_millis(50);
+                Ok(first)
+            }
+            Err(e) => Err(e),
+        };
         for (i, (event, reply)) in batch.into_iter().enumerate() {
             match (reply, &result) {
                 (Reply::Ack(ack), Ok(first_seq)) => {
@@ -200,7 +244,8 @@ async fn writer(
                     let _ = ack.send(Err(AuditError(e.clone())));
                 }
                 (Reply::Journaled, Ok(_)) => stored_journaled += 1,
-                (Reply::Journaled, Err(_)) => retry.push((event, Reply::Journaled)),
+                (Reply::Later, Ok(_)) => {}
+                (reply @ (Reply::Journaled | Reply::Later), Err(_)) => retry.push((event, reply)),
             }
         }
         if let (Some(closed), Ok(_)) = (&journal, &result) {
@@ -214,12 +259,13 @@ async fn writer(
 }
 
 /// Chains and writes a batch; retries when another gateway sharing the
-/// store appended first. Returns the first event's sequence number.
+/// store appended first. Returns the first event's sequence number and
+/// the rows stored.
 async fn commit(
     store: &Store,
     tail: &mut Option<(i64, String)>,
     batch: &[Item],
-) -> Result<i64, String> {
+) -> Result<(i64, Vec<AuditRow>), String> {
     for _ in 0..20 {
         let (mut seq, mut prev) = match tail.take() {
             Some(t) => t,
@@ -250,7 +296,7 @@ async fn commit(
         match store.audit_append(&rows).await {
             Ok(()) => {
                 *tail = Some((seq, prev));
-                return Ok(first);
+                return Ok((first, rows));
             }
             // Another writer took our place: reload the tail and rechain.
             Err(StoreError::SeqTaken(_)) => continue,

@@ -3,8 +3,11 @@
 //! the last delivered sequence number, so nothing is skipped; a batch
 //! delivered but not yet recorded is sent again (at-least-once).
 //!
-//! Runners read the store, never the writer's queue: a slow or failing
-//! receiver backs up only its own cursor, never the audit writer.
+//! Runners read what was committed, never the writer's queue: a slow or
+//! failing receiver backs up only its own cursor, never the audit writer.
+//! Rows right after the cursor come from memory when the writer of this
+//! gateway has just stored them ([`crate::recent`]), from the store
+//! otherwise.
 //!
 //! A runner that has caught up waits for a commit and then lingers
 //! [`LINGER`] before reading, so a busy gateway's many small group commits
@@ -21,6 +24,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::error::ExportError;
 use crate::export::ExportEvent;
+use crate::recent::Commits;
 use crate::sinks::Sink;
 
 /// How long a caught-up runner gathers commits before delivering them.
@@ -55,26 +59,26 @@ pub struct SinkRunner {
     store: Store,
     sink: Sink,
     opts: RunnerOptions,
-    wake: Arc<Notify>,
+    commits: Commits,
     /// The last delivered sequence number, once read from the store.
     cursor: Option<i64>,
 }
 
 impl SinkRunner {
-    /// `wake` is the audit log's commit notification.
+    /// `commits` comes from the audit log ([`crate::AuditLog::commits`]).
     pub fn new(
         name: &str,
         store: Store,
         sink: Sink,
         opts: RunnerOptions,
-        wake: Arc<Notify>,
+        commits: Commits,
     ) -> Self {
         SinkRunner {
             name: name.to_string(),
             store,
             sink,
             opts,
-            wake,
+            commits,
             cursor: None,
         }
     }
@@ -83,7 +87,7 @@ impl SinkRunner {
     /// and is sent again by the next run.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut backoff = self.opts.retry_initial;
-        let wake = self.wake.clone();
+        let wake: Arc<Notify> = self.commits.notify.clone();
         loop {
             if *stop.borrow() {
                 return;
@@ -147,10 +151,14 @@ impl SinkRunner {
                 c
             }
         };
-        let rows = self
-            .store
-            .audit_after(after, self.opts.batch_size as i64)
-            .await?;
+        let rows = match self.commits.recent.after(after, self.opts.batch_size) {
+            Some(rows) => rows,
+            None => {
+                self.store
+                    .audit_after(after, self.opts.batch_size as i64)
+                    .await?
+            }
+        };
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
             return Ok(0);
         };

@@ -197,4 +197,19 @@ pub trait AuditSink: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + '_>> {
         Box::pin(async move { self.record(event).await.map(|_| ()) })
     }
+
+    /// Queues an event nobody waits for (a statement's outcome, written
+    /// after the fact): it is stored with a later group commit, after every
+    /// event queued before it, and kept and retried if that commit fails.
+    /// Never waits; a full queue hands the event back.
+    fn record_later(&self, event: AuditEvent) -> Result<(), LaterError>;
+}
+
+/// Why [`AuditSink::record_later`] did not queue an event.
+#[derive(Debug)]
+pub enum LaterError {
+    /// The queue is full; the caller may keep the event and try again.
+    Full(Box<AuditEvent>),
+    /// The audit log has stopped; the event is lost.
+    Stopped,
 }

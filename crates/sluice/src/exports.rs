@@ -33,7 +33,7 @@ pub fn start_audit_exports(
             store.clone(),
             sink,
             RunnerOptions::from_config(c),
-            audit.committed(),
+            audit.commits(),
         ));
     }
     let key = match &a.checkpoints {

@@ -5,7 +5,7 @@
 
 use sluice_core::config::audit::SinkConfig;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::config_error;
@@ -36,7 +36,7 @@ impl FileSink {
     }
 
     pub async fn deliver(&mut self, events: &[ExportEvent]) -> Result<(), ExportError> {
-        let lines: Vec<String> = events.iter().map(|e| e.line() + "\n").collect();
+        let lines: Vec<String> = events.iter().map(|e| format!("{}\n", e.line())).collect();
         let (path, max, keep) = (self.path.clone(), self.max_bytes, self.keep);
         // File I/O blocks; keep it off the runtime's worker threads.
         tokio::task::spawn_blocking(move || write_lines(&path, max, keep, &lines))
@@ -53,22 +53,29 @@ fn write_lines(path: &Path, max_bytes: u64, keep: u32, lines: &[String]) -> std:
         fs::create_dir_all(dir)?;
     }
     let mut size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut file = open(path)?;
+    // Buffered: one write(2) per 64 KiB instead of one per event.
+    let mut file = BufWriter::with_capacity(WRITE_BUFFER, open(path)?);
     for line in lines {
         let len = line.len() as u64;
         // A line is never split: one longer than max_bytes gets a file of
         // its own.
         if size > 0 && size + len > max_bytes {
-            file.sync_data()?;
-            drop(file);
+            synced(file)?;
             rotate(path, keep)?;
-            file = open(path)?;
+            file = BufWriter::with_capacity(WRITE_BUFFER, open(path)?);
             size = 0;
         }
         file.write_all(line.as_bytes())?;
         size += len;
     }
-    file.sync_data()
+    synced(file)
+}
+
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Writes out what is buffered and waits for it to reach the disk.
+fn synced(file: BufWriter<fs::File>) -> std::io::Result<()> {
+    file.into_inner().map_err(|e| e.into_error())?.sync_data()
 }
 
 fn open(path: &Path) -> std::io::Result<fs::File> {

@@ -132,7 +132,7 @@ pub fn json_array(events: &[ExportEvent]) -> String {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&e.line());
+        out.push_str(e.line());
     }
     out.push(']');
     out

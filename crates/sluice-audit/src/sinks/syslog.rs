@@ -231,13 +231,18 @@ mod tests {
 
     #[test]
     fn a_long_udp_message_is_cut_at_a_character_and_marked() {
-        let e = ExportEvent {
+        let body = serde_json::json!({ "seq": 3, "detail": { "sql": "é".repeat(2000) } });
+        let e = ExportEvent::from_row(&sluice_store::AuditRow {
             seq: 3,
-            ts_ms: 1_700_000_000_123,
+            ts: 1_700_000_000_123,
             kind: "statement.denied".into(),
+            grant_id: None,
+            session_id: None,
+            body: body.to_string(),
+            prev_hash: "cd".repeat(32),
             hash: "ab".repeat(32),
-            json: serde_json::json!({ "seq": 3, "detail": { "sql": "é".repeat(2000) } }),
-        };
+        })
+        .unwrap();
         let h = Header {
             facility: 4,
             hostname: "gw",

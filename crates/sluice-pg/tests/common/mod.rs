@@ -13,7 +13,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use futures::future::BoxFuture;
-use sluice_core::audit::{AuditError, AuditEvent, AuditSink, EventKind};
+use sluice_core::audit::{AuditError, AuditEvent, AuditSink, EventKind, LaterError};
 use sluice_core::config::{Config, ConnectionConfig, Dur, TlsMode};
 use sluice_core::guardrail::GuardrailRule;
 use sluice_core::secret::{ScramVerifier, new_secret};
@@ -97,7 +97,7 @@ impl Authority for TestAuthority {
 /// events or for one kind.
 #[derive(Default)]
 pub struct MemAudit {
-    pub events: Mutex<Vec<AuditEvent>>,
+    pub events: Arc<Mutex<Vec<AuditEvent>>>,
     pub fail: AtomicBool,
     /// Events of this kind fail.
     pub fail_kind: Mutex<Option<EventKind>>,
@@ -155,6 +155,29 @@ impl AuditSink for MemAudit {
             events.push(event);
             Ok(events.len() as i64)
         })
+    }
+
+    /// Never waits, as the real log's queue: a slow kind lands later, a
+    /// failing kind is reported as a stopped log (the outcome is lost).
+    fn record_later(&self, event: AuditEvent) -> Result<(), LaterError> {
+        if *self.fail_kind.lock().unwrap() == Some(event.kind) || self.fail.load(Ordering::SeqCst) {
+            return Err(LaterError::Stopped);
+        }
+        let slow = match *self.slow_kind.lock().unwrap() {
+            Some((kind, delay)) if kind == event.kind => Some(delay),
+            _ => None,
+        };
+        let events = self.events.clone();
+        match slow {
+            Some(delay) => {
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    events.lock().unwrap().push(event);
+                });
+            }
+            None => events.lock().unwrap().push(event),
+        }
+        Ok(())
     }
 }
 
