@@ -25,6 +25,8 @@ use crate::recent::{Commits, Recent};
 
 /// Largest group commit.
 const MAX_BATCH: usize = 512;
+/// How long the writer gathers events nobody waits for into one commit.
+const GATHER: Duration = Duration::from_millis(5);
 /// Queue depth before callers wait (backpressure, not loss).
 const QUEUE: usize = 4096;
 /// How long a journaled append may wait for room in the writer's queue (a
@@ -220,12 +222,7 @@ async fn writer(
                 None => return,
             }
         }
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
+        gather(&mut rx, &mut batch).await;
         let result = match commit(&store, &mut tail, &batch).await {
             Ok((first, rows)) => {
                 recent.committed(rows);
@@ -254,6 +251,38 @@ async fn writer(
         if !retry.is_empty() {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Fills `batch` from the queue. While nobody waits for any event in it
+/// (journaled decisions, statement outcomes) it keeps gathering for up to
+/// [`GATHER`]: a busy gateway then writes a few large commits instead of
+/// many small ones, each of which rewrites the same table and index pages.
+/// An event someone waits for (`append`) ends the gathering at once.
+async fn gather(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) {
+    let deadline = tokio::time::Instant::now() + GATHER;
+    let mut awaited = batch.iter().any(|(_, r)| matches!(r, Reply::Ack(_)));
+    loop {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => {
+                    awaited |= matches!(item.1, Reply::Ack(_));
+                    batch.push(item);
+                }
+                Err(_) => break,
+            }
+        }
+        if awaited || batch.len() >= MAX_BATCH {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(item)) => {
+                awaited |= matches!(item.1, Reply::Ack(_));
+                batch.push(item);
+            }
+            // Closed (the next receive says so) or time is up.
+            Ok(None) | Err(_) => return,
         }
     }
 }
