@@ -1,7 +1,8 @@
-//! The write-ahead journal of statement decisions.
+//! The write-ahead journal of statement decisions (and session openings).
 //!
 //! A statement may reach the database only once its `statement.allowed`
-//! record is durable (DESIGN.md §3). Waiting for the store's group commit
+//! record is durable (DESIGN.md §3); a session reads its first statement
+//! only once its `session.opened` is (that event carries request number 0). Waiting for the store's group commit
 //! puts a database round trip (for SQLite, two thread hand-offs and an
 //! insert) on every statement's path. Instead the session appends the event
 //! to a local journal, one `write(2)` of one JSON line, and forwards; the

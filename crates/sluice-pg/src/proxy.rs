@@ -113,6 +113,16 @@ impl Shared {
             tracing::error!(error = %e, event = kind, "audit write failed");
         }
     }
+
+    /// Records an event that may be durable in the audit journal before it
+    /// is in the store (see [`AuditSink::record_durable`]); failures are
+    /// logged.
+    pub async fn record_durable(&self, event: AuditEvent) {
+        let kind = event.kind.as_str();
+        if let Err(e) = self.audit.record_durable(event).await {
+            tracing::error!(error = %e, event = kind, "audit write failed");
+        }
+    }
 }
 
 /// The PostgreSQL wire proxy.

@@ -89,10 +89,15 @@ async fn run_session(
         return;
     }
     let started = Instant::now();
+    // Request number 0, before the client's first: with the session id it
+    // names the event, so it can go through the audit journal (whose
+    // recovery recognises events by session, kind and number) and the
+    // client's first statement does not wait for a store commit.
     shared
-        .record(
+        .record_durable(
             session_event(EventKind::SessionOpened, &grant, &session_id).detail(
                 serde_json::json!({
+                    "seq": 0,
                     "client_addr": login.addr.to_string(),
                     "profile": grant.profile.as_str(),
                 }),
