@@ -21,6 +21,20 @@ fn allowed(session: &str, seq: i64) -> AuditEvent {
         .detail(serde_json::json!({ "seq": seq, "decision": "allow" }))
 }
 
+/// A session's opening: request number 0, journaled like a decision.
+fn opened(session: &str) -> AuditEvent {
+    AuditEvent::new(EventKind::SessionOpened)
+        .session(session)
+        .grant("g_1")
+        .detail(serde_json::json!({ "seq": 0, "profile": "read" }))
+}
+
+/// How many events of `kind` the store holds for `session`.
+async fn stored_of_kind(store: &Store, session: &str, kind: &str) -> usize {
+    let events = store.session_events(session).await.unwrap();
+    events.iter().filter(|r| r.kind == kind).count()
+}
+
 /// (session, seq) of the stored `statement.allowed` events, in chain order.
 async fn stored_allowed(store: &Store, session: &str) -> Vec<i64> {
     store
@@ -81,16 +95,21 @@ async fn a_crashed_runs_journal_is_stored_once_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let journal = dir.path().join("journal");
-    // What a crashed run leaves: seq 1 and 2 stored, 1 to 4 journaled,
-    // and a fifth line torn mid-write.
+    // What a crashed run leaves: s_9 opened and seq 1 and 2 stored, all
+    // that and 3 and 4 journaled, s_8 opened in the journal only, and a
+    // last line torn mid-write.
     let log = AuditLog::start(store.clone());
+    log.append(opened("s_9")).await.unwrap();
     for seq in [1, 2] {
         log.append(allowed("s_9", seq)).await.unwrap();
     }
     std::fs::create_dir_all(&journal).unwrap();
     let mut text = String::new();
-    for seq in 1..=4 {
-        text.push_str(&serde_json::to_string(&allowed("s_9", seq)).unwrap());
+    let mut journaled = vec![opened("s_9")];
+    journaled.extend((1..=4).map(|seq| allowed("s_9", seq)));
+    journaled.push(opened("s_8"));
+    for e in &journaled {
+        text.push_str(&serde_json::to_string(e).unwrap());
         text.push('\n');
     }
     text.push_str(r#"{"kind":"statement.allowed","session_id":"s_9","det"#);
@@ -100,6 +119,8 @@ async fn a_crashed_runs_journal_is_stored_once_at_the_next_start() {
         .await
         .unwrap();
     assert_eq!(stored_allowed(&store, "s_9").await, vec![1, 2, 3, 4]);
+    assert_eq!(stored_of_kind(&store, "s_9", "session.opened").await, 1);
+    assert_eq!(stored_of_kind(&store, "s_8", "session.opened").await, 1);
     // The recovered segment is gone; this run writes a later one.
     log.append_journaled(allowed("s_9", 5)).await.unwrap();
     let names: Vec<String> = std::fs::read_dir(&journal)
