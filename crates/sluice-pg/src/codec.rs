@@ -12,6 +12,40 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// How much more to read at once; large frames grow the buffer as data comes.
 const READ_CHUNK: usize = 64 * 1024;
+/// The room made for a quiet connection's next read.
+const FIRST_READ: usize = 4 * 1024;
+
+/// How much room to make in a buffer before the next read: little for a
+/// quiet connection, so an idle session holds little memory (thousands of
+/// them may wait between statements), doubling up to a maximum while reads
+/// keep filling all of it.
+#[derive(Debug)]
+pub struct ReadSize {
+    next: usize,
+    max: usize,
+}
+
+impl ReadSize {
+    pub fn up_to(max: usize) -> Self {
+        ReadSize {
+            next: FIRST_READ.min(max),
+            max,
+        }
+    }
+
+    /// Makes room in `buf`; returns how much there is.
+    pub fn reserve(&self, buf: &mut BytesMut) -> usize {
+        buf.reserve(self.next);
+        buf.capacity() - buf.len()
+    }
+
+    /// A read of `n` bytes into `room`: a full one asks for more next time.
+    pub fn read(&mut self, room: usize, n: usize) {
+        if n >= room {
+            self.next = (self.next * 2).min(self.max);
+        }
+    }
+}
 
 /// One complete message: its tag (0 for startup packets) and every byte of it,
 /// header included, so it can be forwarded unchanged.
@@ -105,20 +139,22 @@ pub struct FrameReader<R> {
     inner: R,
     buf: BytesMut,
     cap: usize,
+    size: ReadSize,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, cap: usize) -> Self {
-        FrameReader {
-            inner,
-            buf: BytesMut::with_capacity(8 * 1024),
-            cap,
-        }
+        Self::with_buffer(inner, BytesMut::new(), cap)
     }
 
     /// A reader that starts with bytes already read from `inner`.
     pub fn with_buffer(inner: R, buf: BytesMut, cap: usize) -> Self {
-        FrameReader { inner, buf, cap }
+        FrameReader {
+            inner,
+            buf,
+            cap,
+            size: ReadSize::up_to(READ_CHUNK),
+        }
     }
 
     /// The stream, to inspect it.
@@ -177,14 +213,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             // The header passed the cap, so growing towards it is safe; grow
             // in chunks so a lying length costs nothing until bytes arrive.
-            self.buf.reserve(READ_CHUNK);
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
+            let room = self.size.reserve(&mut self.buf);
+            let n = self.inner.read_buf(&mut self.buf).await?;
+            if n == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
                     Err(ReadError::Truncated)
                 };
             }
+            self.size.read(room, n);
         }
     }
 }
@@ -217,6 +255,24 @@ pub fn take_i16(body: &mut &[u8]) -> Option<i16> {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn read_room_starts_small_and_doubles_while_reads_fill_it() {
+        let mut size = ReadSize::up_to(READ_CHUNK);
+        let mut buf = BytesMut::new();
+        let room = size.reserve(&mut buf);
+        assert!((FIRST_READ..2 * FIRST_READ).contains(&room), "{room}");
+        // A partial read: a quiet connection stays small.
+        size.read(room, 100);
+        assert_eq!(size.next, FIRST_READ);
+        // Full reads double the room, up to the cap.
+        for _ in 0..10 {
+            size.read(size.next, size.next);
+        }
+        assert_eq!(size.next, READ_CHUNK);
+        let mut fresh = BytesMut::new();
+        assert!(size.reserve(&mut fresh) >= READ_CHUNK);
+    }
 
     fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![tag];

@@ -111,7 +111,7 @@ where
         ClientHalf {
             reader,
             backend,
-            out: BytesMut::with_capacity(WRITE_BUFFER),
+            out: BytesMut::new(),
             policy,
             recorder,
             denials,

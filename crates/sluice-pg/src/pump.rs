@@ -36,6 +36,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::codec::ReadSize;
 use crate::completions::Completions;
 use crate::deny::Denials;
 use crate::errors::ClientError;
@@ -96,6 +97,8 @@ pub struct Pump<R, W> {
     mask: Option<ResultMasker>,
     /// What the backend's answers say about its state.
     replies: Replies,
+    /// Room for the next read from the backend.
+    size: ReadSize,
 }
 
 /// The session's end: resolves with what to tell the client.
@@ -119,7 +122,8 @@ where
             backend,
             buf: leftover,
             client,
-            out: BytesMut::with_capacity(CHUNK),
+            out: BytesMut::new(),
+            size: ReadSize::up_to(CHUNK),
             remaining: 0,
             denials,
             tracker,
@@ -201,11 +205,11 @@ where
                     reason = &mut end => return PumpEnd::Ended(reason),
                 }
             }
-            self.buf.reserve(CHUNK);
+            let room = self.size.reserve(&mut self.buf);
             tokio::select! {
                 n = self.backend.read_buf(&mut self.buf) => match n {
                     Ok(0) | Err(_) => return PumpEnd::BackendClosed,
-                    Ok(_) => {}
+                    Ok(n) => self.size.read(room, n),
                 },
                 notice = self.notices.recv(), if self.notices_open => match notice {
                     Some(n) => self.pending.push(n),
