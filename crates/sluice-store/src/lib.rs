@@ -47,6 +47,11 @@ impl Store {
         let (backend, url) = normalise(url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            // A SQLite connection is a file handle in this process: pinging
+            // it before every query (sqlx's default, meant for network
+            // connections that die) only adds a hand-off to its thread
+            // and back to every store read, such as a login's grant lookup.
+            .test_before_acquire(backend != Backend::Sqlite)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
