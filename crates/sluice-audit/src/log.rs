@@ -8,6 +8,12 @@
 //! event is a line in the local journal, and the writer stores it with the
 //! next group commit. A journaled event is never dropped: a failed commit
 //! is retried, with backoff, before anything newer.
+//!
+//! Records written after the fact (a statement's outcome) are queued with
+//! `record_later` and nobody waits for them; they are retried like
+//! journaled events but are not in the journal, so a crash loses those of
+//! the last commit window, never a decision. A batch holding only events
+//! nobody waits for gathers for up to [`GATHER`] before its commit.
 
 use chrono::Utc;
 use sluice_core::audit::{AuditError, AuditEvent, AuditSink, LaterError};
