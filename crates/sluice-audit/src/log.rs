@@ -32,7 +32,7 @@ use crate::recent::{Commits, Recent};
 /// Largest group commit.
 const MAX_BATCH: usize = 512;
 /// How long the writer gathers events nobody waits for into one commit.
-const GATHER: Duration = Duration::from_millis(5);
+const GATHER: Duration = Duration::from_millis(20);
 /// Queue depth before callers wait (backpressure, not loss).
 const QUEUE: usize = 4096;
 /// How long a journaled append may wait for room in the writer's queue (a
