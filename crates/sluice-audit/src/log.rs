@@ -66,21 +66,35 @@ pub struct AuditLog {
 impl AuditLog {
     /// Starts the writer task over `store`.
     pub fn start(store: Store) -> AuditLog {
+        Self::spawn(store, None, None)
+    }
+
+    /// Spawns the writer, appending after `tail` (read from the store when
+    /// `None`), with the journal when there is one.
+    fn spawn(
+        store: Store,
+        tail: Option<(i64, String)>,
+        journal: Option<(Journal, journal::Closed)>,
+    ) -> AuditLog {
         let (tx, rx) = mpsc::channel(QUEUE);
         let committed = Arc::new(Notify::new());
         let recent = Arc::new(Recent::default());
+        let (journal, closed) = match journal {
+            Some((j, closed)) => (Some(Arc::new(tokio::sync::Mutex::new(j))), Some(closed)),
+            None => (None, None),
+        };
         tokio::spawn(writer(
             store,
             rx,
             (committed.clone(), recent.clone()),
-            None,
-            None,
+            closed,
+            tail,
         ));
         AuditLog {
             tx,
             committed,
             recent,
-            journal: None,
+            journal,
         }
     }
 
@@ -104,23 +118,7 @@ impl AuditLog {
         }
         journal::remove(&left);
         let closed = journal.closed();
-        let journal = Arc::new(tokio::sync::Mutex::new(journal));
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let committed = Arc::new(Notify::new());
-        let recent = Arc::new(Recent::default());
-        tokio::spawn(writer(
-            store,
-            rx,
-            (committed.clone(), recent.clone()),
-            Some(closed),
-            tail,
-        ));
-        Ok(AuditLog {
-            tx,
-            committed,
-            recent,
-            journal: Some(journal),
-        })
+        Ok(Self::spawn(store, tail, Some((journal, closed))))
     }
 
     /// Pinged after every group commit, so export sinks and the
