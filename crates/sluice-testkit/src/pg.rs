@@ -213,7 +213,18 @@ pub fn bin(name: &str) -> Result<PathBuf> {
 struct Template {
     dir: PathBuf,
     password: String,
-    _temp: tempfile::TempDir,
+}
+
+/// Where this process's template lives. A static is never dropped, so a
+/// `TempDir` kept in one would leave every test binary's initdb (about
+/// 40 MB) in the temp directory for good; the directory is removed when
+/// the process exits instead.
+static TEMPLATE_ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_template() {
+    if let Some(root) = TEMPLATE_ROOT.get() {
+        let _ = fs::remove_dir_all(root);
+    }
 }
 
 /// One initdb per process; errors are kept as text so every caller sees them.
@@ -252,11 +263,13 @@ fn make_template() -> Result<Template> {
         );
     }
     fs::remove_file(&pwfile)?;
-    Ok(Template {
-        dir,
-        password,
-        _temp: temp,
-    })
+    let root = temp.keep();
+    if TEMPLATE_ROOT.set(root).is_ok() {
+        // SAFETY: registers a plain function with no arguments, run by
+        // `exit` (which the test harness calls) after main returns.
+        unsafe { libc::atexit(remove_template) };
+    }
+    Ok(Template { dir, password })
 }
 
 fn launch(
