@@ -21,6 +21,16 @@ fn allowed(session: &str, seq: i64) -> AuditEvent {
         .detail(serde_json::json!({ "seq": seq, "decision": "allow" }))
 }
 
+/// A store in `dir` and a log journaling in `dir/journal`.
+async fn journaled_log(dir: &tempfile::TempDir) -> (Store, std::path::PathBuf, AuditLog) {
+    let store = store(dir).await;
+    let journal = dir.path().join("journal");
+    let log = AuditLog::start_with_journal(store.clone(), &journal)
+        .await
+        .unwrap();
+    (store, journal, log)
+}
+
 /// A session's opening: request number 0, journaled like a decision.
 fn opened(session: &str) -> AuditEvent {
     AuditEvent::new(EventKind::SessionOpened)
@@ -53,11 +63,7 @@ async fn stored_allowed(store: &Store, session: &str) -> Vec<i64> {
 #[tokio::test]
 async fn journaled_events_reach_the_store_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
-    let journal = dir.path().join("journal");
-    let log = AuditLog::start_with_journal(store.clone(), &journal)
-        .await
-        .unwrap();
+    let (store, journal, log) = journaled_log(&dir).await;
     for seq in 1..=50 {
         log.append_journaled(allowed("s_1", seq)).await.unwrap();
     }
@@ -155,11 +161,7 @@ async fn a_damaged_journal_stops_the_start() {
 #[tokio::test]
 async fn events_recovery_could_not_recognise_are_stored_directly() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
-    let journal = dir.path().join("journal");
-    let log = AuditLog::start_with_journal(store.clone(), &journal)
-        .await
-        .unwrap();
+    let (store, journal, log) = journaled_log(&dir).await;
     // No session or request number: stored before the call returns, and
     // never journaled (a restart would not know it is already stored).
     log.append_journaled(AuditEvent::new(EventKind::ConfigLoaded))
