@@ -12,6 +12,7 @@
 
 mod chain;
 mod checkpoint;
+mod commit;
 mod error;
 mod export;
 mod journal;

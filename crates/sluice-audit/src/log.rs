@@ -15,9 +15,8 @@
 //! the last commit window, never a decision. A batch holding only events
 //! nobody waits for gathers for up to [`GATHER`] before its commit.
 
-use chrono::Utc;
 use sluice_core::audit::{AuditError, AuditEvent, AuditSink, LaterError};
-use sluice_store::{AuditRow, Store, StoreError};
+use sluice_store::Store;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -25,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::chain::{GENESIS, canonical_body, chain_hash};
+use crate::commit::{Unsure, commit};
 use crate::journal::{self, Journal};
 use crate::recent::{Commits, Recent};
 
@@ -42,7 +41,7 @@ const JOURNAL_WAIT: Duration = Duration::from_secs(5);
 type Ack = oneshot::Sender<Result<i64, AuditError>>;
 
 /// Who waits for an event's commit.
-enum Reply {
+pub(crate) enum Reply {
     /// A caller of `append`, told the sequence number or the failure.
     Ack(Ack),
     /// Nobody: the event is in the journal and must reach the store.
@@ -52,7 +51,7 @@ enum Reply {
     Later,
 }
 
-type Item = (AuditEvent, Reply);
+pub(crate) type Item = (AuditEvent, Reply);
 
 /// A handle on the audit log; cheap to clone.
 #[derive(Clone)]
@@ -108,8 +107,9 @@ impl AuditLog {
         let mut tail = None;
         if !missing.is_empty() {
             let items: Vec<Item> = missing.into_iter().map(|e| (e, Reply::Journaled)).collect();
+            let mut unsure = None;
             for chunk in items.chunks(MAX_BATCH) {
-                commit(&store, &mut tail, chunk).await?;
+                commit(&store, &mut tail, &mut unsure, chunk).await.result?;
             }
             tracing::warn!(
                 events = items.len(),
@@ -218,6 +218,8 @@ async fn writer(
     let mut retry: Vec<Item> = Vec::new();
     let mut backoff = Duration::from_millis(50);
     let mut stored_journaled: u64 = 0;
+    // A failed commit that may have been stored (see `commit`).
+    let mut unsure: Option<Unsure> = None;
     loop {
         let mut batch = std::mem::take(&mut retry);
         if batch.is_empty() {
@@ -227,7 +229,12 @@ async fn writer(
             }
         }
         gather(&mut rx, &mut batch).await;
-        let result = match commit(&store, &mut tail, &batch).await {
+        let outcome = commit(&store, &mut tail, &mut unsure, &batch).await;
+        if !outcome.landed.is_empty() {
+            recent.committed(outcome.landed);
+            committed.notify_waiters();
+        }
+        let result = match outcome.result {
             Ok((first, rows)) => {
                 recent.committed(rows);
                 committed.notify_waiters();
@@ -236,7 +243,14 @@ async fn writer(
             }
             Err(e) => Err(e),
         };
-        for (i, (event, reply)) in batch.into_iter().enumerate() {
+        let mut items = batch.into_iter();
+        // Retried events an earlier commit had stored after all.
+        for (_, reply) in items.by_ref().take(outcome.already) {
+            if matches!(reply, Reply::Journaled) {
+                stored_journaled += 1;
+            }
+        }
+        for (i, (event, reply)) in items.enumerate() {
             match (reply, &result) {
                 (Reply::Ack(ack), Ok(first_seq)) => {
                     let _ = ack.send(Ok(first_seq + i as i64));
@@ -289,55 +303,4 @@ async fn gather(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) {
             Ok(None) | Err(_) => return,
         }
     }
-}
-
-/// Chains and writes a batch; retries when another gateway sharing the
-/// store appended first. Returns the first event's sequence number and
-/// the rows stored.
-async fn commit(
-    store: &Store,
-    tail: &mut Option<(i64, String)>,
-    batch: &[Item],
-) -> Result<(i64, Vec<AuditRow>), String> {
-    for _ in 0..20 {
-        let (mut seq, mut prev) = match tail.take() {
-            Some(t) => t,
-            None => store
-                .audit_tail()
-                .await
-                .map_err(|e| e.to_string())?
-                .unwrap_or((0, GENESIS.to_string())),
-        };
-        let first = seq + 1;
-        let now = Utc::now();
-        let mut rows = Vec::with_capacity(batch.len());
-        for (event, _) in batch {
-            seq += 1;
-            let body = canonical_body(seq, now, event);
-            let hash = chain_hash(&prev, &body);
-            rows.push(AuditRow {
-                seq,
-                ts: now.timestamp_millis(),
-                kind: event.kind.as_str().to_string(),
-                grant_id: event.grant_id.clone(),
-                session_id: event.session_id.clone(),
-                body,
-                prev_hash: std::mem::replace(&mut prev, hash.clone()),
-                hash,
-            });
-        }
-        match store.audit_append(&rows).await {
-            Ok(()) => {
-                *tail = Some((seq, prev));
-                return Ok((first, rows));
-            }
-            // Another writer took our place: reload the tail and rechain.
-            Err(StoreError::SeqTaken(_)) => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "audit append failed");
-                return Err(e.to_string());
-            }
-        }
-    }
-    Err("audit append kept colliding with other writers".into())
 }
