@@ -133,16 +133,25 @@ async fn run_session(
         outcomes.finish(FAREWELL),
         release(&shared, &grant, &target, returned)
     );
+    let (allowed, denied) = (
+        stats.allowed.load(Ordering::Relaxed),
+        stats.denied.load(Ordering::Relaxed),
+    );
+    // Journaled like the opening, so a session's end does not force a store
+    // commit of its own (under connect-per-statement that was one commit per
+    // connection). `seq` after the session's requests names it for the
+    // journal's recovery; once per session, it cannot collide.
     let detail = serde_json::json!({
+        "seq": allowed + denied + 1,
         "duration_ms": started.elapsed().as_millis() as u64,
-        "statements_allowed": stats.allowed.load(Ordering::Relaxed),
-        "statements_denied": stats.denied.load(Ordering::Relaxed),
+        "statements_allowed": allowed,
+        "statements_denied": denied,
         "outcomes_lost": outcomes_lost,
         "end": why,
     });
     tracing::info!(end = why, "session closed");
     shared
-        .record(session_event(EventKind::SessionClosed, &grant, &session_id).detail(detail))
+        .record_durable(session_event(EventKind::SessionClosed, &grant, &session_id).detail(detail))
         .await;
 }
 
