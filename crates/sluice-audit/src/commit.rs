@@ -106,6 +106,11 @@ pub(crate) async fn commit(
                     .iter()
                     .filter(|(_, r)| !matches!(r, Reply::Ack(_)))
                     .count();
+                // Replaces an older unsure commit, if any: both were
+                // chained after the same stored tail, so at most one can
+                // land. Only an older one that lands after a read already
+                // found it missing (a commit outliving its connection by a
+                // whole retry) would go unnoticed.
                 *unsure = Some(Unsure { rows, retried });
                 out.result = Err(e.to_string());
                 return out;
