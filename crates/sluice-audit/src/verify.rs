@@ -235,7 +235,7 @@ pub(crate) async fn chain_start(
     store: &Store,
     first: &AuditRow,
 ) -> Result<Result<ChainStart, ChainBreak>, StoreError> {
-    let marker = match store.audit_last_of_kind(TRUNCATED_KIND).await? {
+    let marker = match store.audit_last_truncation().await? {
         None => None,
         Some(row) => match Truncation::from_row(&row) {
             Some(t) => Some(t),

@@ -145,12 +145,13 @@ impl Store {
         Ok(r.try_get::<Option<i64>, _>("seq")?)
     }
 
-    /// The newest event of `kind`, if any (truncation markers).
-    pub async fn audit_last_of_kind(&self, kind: &str) -> Result<Option<AuditRow>, StoreError> {
-        let r = sqlx::query("SELECT MAX(seq) AS seq FROM audit_events WHERE kind = $1")
-            .bind(kind)
-            .fetch_one(&self.pool)
-            .await?;
+    /// The newest truncation marker (kind `audit.truncated`), if any. The
+    /// kind is a literal so the partial index of migration 0006 serves it.
+    pub async fn audit_last_truncation(&self) -> Result<Option<AuditRow>, StoreError> {
+        let r =
+            sqlx::query("SELECT MAX(seq) AS seq FROM audit_events WHERE kind = 'audit.truncated'")
+                .fetch_one(&self.pool)
+                .await?;
         match r.try_get::<Option<i64>, _>("seq")? {
             Some(seq) => Ok(self.audit_after(seq - 1, 1).await?.pop()),
             None => Ok(None),

@@ -71,12 +71,7 @@ async fn suite(store: &Store) {
     );
     assert_eq!(store.audit_first().await.unwrap().unwrap().seq, 5);
     assert_eq!(
-        store
-            .audit_last_of_kind("audit.truncated")
-            .await
-            .unwrap()
-            .unwrap()
-            .seq,
+        store.audit_last_truncation().await.unwrap().unwrap().seq,
         11
     );
 }
