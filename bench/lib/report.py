@@ -69,6 +69,7 @@ ROWS = [
     ("lat_p99_ms_added", "1-client latency added over direct, p99 (ms)", 3, "≤ ½ PgBouncer's",
      lambda d, p, s: None if s is None or p is None else s <= 0.5 * p),
     ("churn_tps", "connection churn `pgbench -S -C`, 8 clients (tps)", 0, "≥ PgBouncer", goal_ge_pgb(1.0)),
+    ("cpu_us_per_conn", "gateway CPU per connection, `pgbench -S -C`, 8 clients (µs)", 0, "", None),
     ("big_rows_s", "big result: 1M-row `SELECT *` (rows/s)", 0, "≥ 0.8× direct",
      lambda d, p, s: None if s is None or d is None else s >= 0.8 * d),
     ("big_rss_growth_kib", "big result: gateway RSS growth during the select (KiB)", 0, "flat (≤ 16 MiB)",
