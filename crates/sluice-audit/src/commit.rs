@@ -23,6 +23,12 @@ use sluice_store::{AuditRow, Store, StoreError};
 use crate::chain::{GENESIS, canonical_body, chain_hash};
 use crate::log::{Item, Reply};
 
+/// Rows chained between yields to the runtime. Chaining a full batch (up
+/// to 512 canonical bodies and hashes) takes a millisecond or more of CPU;
+/// without yields, sessions queued on the same worker thread wait that
+/// long for their next step.
+const YIELD_EVERY: usize = 16;
+
 /// A commit whose insert failed in a way that may hide a success.
 pub(crate) struct Unsure {
     rows: Vec<AuditRow>,
@@ -69,7 +75,10 @@ pub(crate) async fn commit(
         let first = seq + 1;
         let now = Utc::now();
         let mut rows = Vec::with_capacity(items.len());
-        for (event, _) in items {
+        for (i, (event, _)) in items.iter().enumerate() {
+            if i > 0 && i % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+            }
             seq += 1;
             let body = canonical_body(seq, now, event);
             let hash = chain_hash(&prev, &body);
