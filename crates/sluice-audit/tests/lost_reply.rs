@@ -21,12 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_reply_was_lost_is_not_stored_twice() {
-    let pg = tokio::task::spawn_blocking(PgServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    pg.create_database("sluice").unwrap();
-    let url = pg.url("sluice");
+    let (pg, url) = PgServer::start_with_database("sluice").await.unwrap();
     let direct = Store::open(&url).await.unwrap();
     let cutter = Cutter::start(pg.port()).await;
     let relayed = url.replace(&format!(":{}/", pg.port()), &format!(":{}/", cutter.port));

@@ -87,11 +87,7 @@ async fn sqlite_export_tables() {
 
 #[tokio::test]
 async fn postgres_export_tables() {
-    let pg = tokio::task::spawn_blocking(PgServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    pg.create_database("sluice").unwrap();
-    let store = Store::open(&pg.url("sluice")).await.unwrap();
+    let (_pg, url) = PgServer::start_with_database("sluice").await.unwrap();
+    let store = Store::open(&url).await.unwrap();
     suite(&store).await;
 }

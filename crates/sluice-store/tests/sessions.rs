@@ -176,11 +176,7 @@ async fn sqlite_sessions() {
 
 #[tokio::test]
 async fn postgres_sessions() {
-    let pg = tokio::task::spawn_blocking(PgServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    pg.create_database("sluice").unwrap();
-    let store = Store::open(&pg.url("sluice")).await.unwrap();
+    let (_pg, url) = PgServer::start_with_database("sluice").await.unwrap();
+    let store = Store::open(&url).await.unwrap();
     suite(&store).await;
 }

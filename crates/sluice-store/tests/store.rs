@@ -262,12 +262,8 @@ async fn sqlite_store() {
 
 #[tokio::test]
 async fn postgres_store() {
-    let pg = tokio::task::spawn_blocking(PgServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    pg.create_database("sluice").unwrap();
-    let store = Store::open(&pg.url("sluice")).await.unwrap();
+    let (_pg, url) = PgServer::start_with_database("sluice").await.unwrap();
+    let store = Store::open(&url).await.unwrap();
     assert_eq!(store.backend(), Backend::Postgres);
     suite(store).await;
 }

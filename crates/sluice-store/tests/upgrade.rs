@@ -62,11 +62,6 @@ async fn sqlite_upgrade() {
 
 #[tokio::test]
 async fn postgres_upgrade() {
-    let pg = tokio::task::spawn_blocking(PgServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    pg.create_database("sluice").unwrap();
-    let url = pg.url("sluice");
+    let (_pg, url) = PgServer::start_with_database("sluice").await.unwrap();
     upgraded_grant_has_no_groups(&url, &url).await;
 }

@@ -60,6 +60,16 @@ impl PgServer {
         Ok(server)
     }
 
+    /// From async code: starts a server off the runtime's threads (initdb
+    /// and the start block) and creates `database` in it, for a store of
+    /// the test's own. Returns the server and the database's URL.
+    pub async fn start_with_database(database: &str) -> Result<(Self, String)> {
+        let pg = tokio::task::spawn_blocking(Self::start).await??;
+        pg.create_database(database)?;
+        let url = pg.url(database);
+        Ok((pg, url))
+    }
+
     /// Starts a server whose files live under `root` (created or replaced).
     pub fn start_in(root: &Path, opts: PgOptions) -> Result<Self> {
         let template = template()?;
