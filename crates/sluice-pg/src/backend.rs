@@ -48,6 +48,8 @@ pub struct Target {
     /// The backend's certificate is checked against a CA and its name:
     /// only then may the password itself cross the wire.
     verified: bool,
+    /// The profile's statement timeout, set at session start.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Target {
@@ -67,6 +69,7 @@ impl Target {
             password,
             tls: tls::connector(conn.tls, conn.ca_file.as_deref())?,
             verified: conn.tls == TlsMode::VerifyFull,
+            statement_timeout: conn.limits.statement_timeout.of(profile),
         })
     }
 
@@ -156,7 +159,8 @@ pub async fn open(
     profile: Profile,
 ) -> Result<Backend, PgError> {
     let mut backend = connect(&target, profile).await?;
-    settings::apply(&mut backend, &settings::wanted(params, grant_id, profile)).await?;
+    let wanted = settings::wanted(params, grant_id, profile, target.statement_timeout);
+    settings::apply(&mut backend, &wanted).await?;
     Ok(backend)
 }
 
@@ -216,8 +220,27 @@ async fn connect_inner(target: &Target, profile: Profile) -> Result<Backend, PgE
 }
 
 /// The backend's startup packet: nothing from any client.
+///
+/// Settings given here are the session's start values, which `RESET`,
+/// `RESET ALL` and `DISCARD ALL` return to, and they outrank role and
+/// database defaults: so the pinned lexing settings
+/// ([`sluice_sql::session::PINNED`]), read-only for `read` grants and the
+/// profile's statement timeout hold whatever the server's configuration.
 fn startup_params(target: &Target, profile: Profile) -> Vec<(&'static str, String)> {
-    let mut out = vec![
+    let mut options = Vec::new();
+    for (name, value) in sluice_sql::session::PINNED {
+        if *name != "client_encoding" {
+            options.push(format!("-c {name}={value}"));
+        }
+    }
+    if profile == Profile::Read {
+        // Defense in depth: even a statement analysis missed cannot write.
+        options.push("-c default_transaction_read_only=on".into());
+    }
+    if let Some(t) = target.statement_timeout {
+        options.push(format!("-c statement_timeout={}", t.as_millis().max(1)));
+    }
+    vec![
         ("user", target.user.clone()),
         ("database", target.database.clone()),
         ("application_name", IDLE_NAME.to_string()),
@@ -226,13 +249,8 @@ fn startup_params(target: &Target, profile: Profile) -> Vec<(&'static str, Strin
         // the backslash before a quote, ending a string literal where the
         // analysis saw it go on, and run what it took for string content.
         ("client_encoding", "UTF8".to_string()),
-    ];
-    if profile == Profile::Read {
-        // Defense in depth: even a statement analysis missed cannot write.
-        // A startup value is also what RESET and DISCARD ALL return to.
-        out.push(("options", "-c default_transaction_read_only=on".into()));
-    }
-    out
+        ("options", options.join(" ")),
+    ]
 }
 
 async fn authenticate(reader: &mut FrameReader<Stream>, target: &Target) -> Result<(), PgError> {

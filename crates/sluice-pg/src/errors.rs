@@ -166,6 +166,11 @@ impl ClientError {
         Self::fatal("28000", format!("sluice: {message}"))
     }
 
+    /// A startup parameter or option Sluice would refuse as a `SET`.
+    pub fn startup_setting_refused(why: &str) -> Self {
+        Self::fatal("42501", format!("sluice: {why}"))
+    }
+
     pub fn missing_param(name: &str) -> Self {
         Self::fatal("08P01", format!("sluice: startup packet has no \"{name}\""))
     }
@@ -230,6 +235,14 @@ impl ClientError {
 
     pub fn grant_revoked(grant: &str) -> Self {
         Self::fatal("57P01", format!("sluice: grant {grant} revoked"))
+    }
+
+    /// The backend reports that a setting Sluice pins has changed.
+    pub fn setting_changed(name: &str) -> Self {
+        Self::fatal(
+            "42501",
+            format!("sluice: the backend session's {name} changed; the session is ended"),
+        )
     }
 
     pub fn shutting_down() -> Self {

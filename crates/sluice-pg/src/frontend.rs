@@ -197,6 +197,14 @@ where
             Frontend::Query { sql } => {
                 let checked = self.policy.check_query(sql);
                 self.end_batch(End::Early).await?;
+                let frame = if checked.is_empty() {
+                    Frame {
+                        tag: b'Q',
+                        bytes: messages::query(""),
+                    }
+                } else {
+                    frame
+                };
                 self.simple(frame, checked).await?;
             }
             Frontend::FunctionCall => {
@@ -208,7 +216,12 @@ where
                 let checked = self.policy.check_parse(sql);
                 let name = name.to_string();
                 self.batch.checks.push(checked.clone());
-                self.batch.parsed.push((name, checked));
+                self.batch.parsed.push((name, checked.clone()));
+                let frame = match checked.is_empty() {
+                    true => messages::parse_emptied(&frame)
+                        .ok_or(crate::messages::Malformed { what: "Parse" })?,
+                    false => frame,
+                };
                 self.add(frame);
             }
             Frontend::Bind { portal, statement } => {

@@ -196,6 +196,23 @@ pub fn query(sql: &str) -> Bytes {
     message(b'Q', |b| put_cstr(b, sql))
 }
 
+/// A Parse frame with its SQL replaced by the empty string, name and
+/// parameter types kept: what Sluice sends for a statement its analysis
+/// found empty, so nothing can run if the server's lexer disagreed.
+pub fn parse_emptied(frame: &Frame) -> Option<Frame> {
+    let mut body = frame.body();
+    let b = &mut body;
+    let name = take_cstr(b)?;
+    take_cstr(b)?;
+    let rest = *b;
+    let bytes = message(b'P', |out| {
+        put_cstr(out, name);
+        put_cstr(out, "");
+        out.put_slice(rest);
+    });
+    Some(Frame { tag: b'P', bytes })
+}
+
 /// A Parse of the unnamed statement.
 pub fn parse_unnamed(sql: &str) -> Bytes {
     message(b'P', |b| {

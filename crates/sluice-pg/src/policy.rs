@@ -32,6 +32,12 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// Whether the analysis found no statement at all (blanks, comments and
+    /// semicolons only): the backend is then sent an empty string instead.
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+
     /// A use of a masked column that masking cannot protect.
     fn mask_violation(&self) -> Option<&sluice_sql::MaskViolation> {
         self.mask.as_ref()?.violation.as_ref()
@@ -49,6 +55,8 @@ pub struct Policy {
     masking: Option<(Arc<ConnMasking>, Opener)>,
     /// Analyses shared by shape across the gateway's sessions.
     shapes: Arc<Shapes>,
+    /// The profile's statement timeout: a client may lower it, not raise it.
+    timeout_cap: Option<std::time::Duration>,
 }
 
 /// Statement analyses by shape key (`sluice_sql::shape`): a statement that
@@ -108,6 +116,7 @@ impl Policy {
         rules: Arc<[GuardrailRule]>,
         masking: Option<(Arc<ConnMasking>, Opener)>,
         shapes: Arc<Shapes>,
+        timeout_cap: Option<std::time::Duration>,
     ) -> Self {
         Policy {
             profile,
@@ -115,6 +124,7 @@ impl Policy {
             prepared: sluice_sql::PreparedTracker::default(),
             masking,
             shapes,
+            timeout_cap,
         }
     }
 
@@ -232,12 +242,34 @@ impl Policy {
     }
 
     /// The verdict over every statement of a request, judged as a whole.
+    /// A statement timeout raised above the profile's cap (or turned off)
+    /// is denied whatever the rules say.
     pub fn verdict(&self, items: &[Arc<Checked>]) -> Verdict {
         let facts: Vec<StatementFacts> = items
             .iter()
             .flat_map(|c| c.statements.iter().cloned())
             .collect();
+        if let Some(v) = self.timeout_violation(&facts) {
+            return v;
+        }
         evaluate_all(self.profile, &self.rules, &facts)
+    }
+
+    fn timeout_violation(&self, facts: &[StatementFacts]) -> Option<Verdict> {
+        let (stmt, why) = facts.iter().find_map(|f| {
+            f.settings.iter().find_map(|(name, value)| {
+                let value = value.as_deref()?;
+                crate::settings::timeout_within(name, value, self.timeout_cap)
+                    .err()
+                    .map(|why| (f, why))
+            })
+        })?;
+        Some(Verdict {
+            action: Action::Deny,
+            rule: "default:statement-timeout".to_string(),
+            reason: format!("{} is refused: {why}", stmt.command),
+            by: sluice_core::guardrail::DecidedBy::Profile(self.profile),
+        })
     }
 }
 

@@ -246,6 +246,12 @@ where
             }
             let total = len as usize + 1;
             let tag = self.buf[0];
+            if tag == b'S'
+                && self.buf.len() >= total
+                && let Some(reason) = unpinned(&self.buf[5..total])
+            {
+                return Scan::Fatal(reason);
+            }
             if let Some(m) = &self.mask {
                 if total <= MAX_MASKED_FRAME {
                     if self.buf.len() < total {
@@ -379,6 +385,28 @@ where
         let _ = self.client.shutdown().await;
         PumpEnd::Ended(reason)
     }
+}
+
+/// A ParameterStatus saying a setting Sluice pins changed: the backend
+/// would read the next statement differently from the analysis, so the
+/// session ends. (Statements that would change them are refused; this is
+/// the wall behind that.)
+fn unpinned(body: &[u8]) -> Option<ClientError> {
+    let mut parts = body.split(|b| *b == 0);
+    let name = std::str::from_utf8(parts.next()?).ok()?;
+    let value = std::str::from_utf8(parts.next()?).ok()?;
+    let (_, pinned) = sluice_sql::session::PINNED
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))?;
+    if value.eq_ignore_ascii_case(pinned) {
+        return None;
+    }
+    tracing::error!(
+        setting = name,
+        value,
+        "backend reports a pinned setting changed; session ended"
+    );
+    Some(ClientError::setting_changed(name))
 }
 
 /// Notes a streamed message by its tag alone.

@@ -177,7 +177,7 @@ async fn open_backend(
     params: &[(String, String)],
 ) -> Result<(Arc<Target>, Backend), PgError> {
     let target = shared.target(&grant.connection, grant.profile)?;
-    let wanted = settings::wanted(params, &grant.id, grant.profile);
+    let wanted = settings::wanted(params, &grant.id, grant.profile, target.statement_timeout);
     let limits = shared.pool_limits(&grant.connection);
     let checkout = shared
         .pool

@@ -171,7 +171,30 @@ impl LoginAttempt<'_> {
         } else {
             self.token_login().await?
         };
-        Ok(grant.and_then(|g| self.usable(g)))
+        Ok(grant
+            .and_then(|g| self.usable(g))
+            .and_then(|g| self.settings_allowed(g, params)))
+    }
+
+    /// The client's startup settings, judged like the `SET`s that would do
+    /// the same: one Sluice would refuse refuses the login.
+    fn settings_allowed(
+        &self,
+        grant: Grant,
+        params: &[(String, String)],
+    ) -> Result<Grant, Refusal> {
+        let cap = self
+            .shared
+            .config
+            .connection(&grant.connection)
+            .and_then(|c| c.limits.statement_timeout.of(grant.profile));
+        match crate::settings::client_settings(params, cap) {
+            Ok(_) => Ok(grant),
+            Err(why) => Err((
+                ClientError::startup_setting_refused(&why),
+                "startup setting refused",
+            )),
+        }
     }
 
     /// SCRAM-SHA-256 against the grant's verifier; a decoy verifier for

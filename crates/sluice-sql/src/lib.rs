@@ -30,7 +30,7 @@ pub mod literals;
 pub mod masked;
 mod names;
 mod prepared;
-mod session;
+pub mod session;
 pub mod shape;
 mod statement;
 #[rustfmt::skip]
@@ -84,7 +84,10 @@ impl Analysis {
     }
 
     /// Whether the string holds no statement at all (only blanks, comments
-    /// and semicolons): PostgreSQL answers such a query with `EmptyQueryResponse`.
+    /// and semicolons): PostgreSQL answers such a query with
+    /// `EmptyQueryResponse`. The proxy then sends the backend an empty
+    /// string, not the client's, so that nothing can run if the server's
+    /// lexer ever disagreed.
     pub fn is_empty(&self) -> bool {
         self.statements.is_empty() && self.error.is_none()
     }
@@ -114,16 +117,12 @@ pub fn analyze(sql: &str) -> Analysis {
 
 /// Analyzes a query string, with extra functions and procedures declared by
 /// configuration.
+///
+/// Whether a string is empty (only blanks, comments and semicolons) is the
+/// parser's call too: a hand-written scan disagreed with PostgreSQL's lexer
+/// (a `--` comment ends at `\r` as well as `\n`), and what it took for a
+/// comment ran unchecked.
 pub fn analyze_with(sql: &str, policy: &FunctionPolicy) -> Analysis {
-    if split_is_empty(sql) {
-        return Analysis {
-            statements: Vec::new(),
-            fingerprint: String::new(),
-            error: None,
-            details: Vec::new(),
-            cacheable: false,
-        };
-    }
     let parsed = match pg_query::parse(sql, pg_query::ParserOptions::DEFAULT) {
         Ok(parsed) => parsed,
         Err(e) => return Analysis::failed(error_text(e)),
@@ -184,47 +183,6 @@ fn walk_all(sql: &str, stmts: &[pg_query::protobuf::RawStmt], policy: &FunctionP
         details,
         cacheable: false,
     }
-}
-
-/// Whether a query string holds no statement: only whitespace, comments and
-/// semicolons. Cheap (no parse); used to answer empty queries directly.
-pub fn split_is_empty(sql: &str) -> bool {
-    let b = sql.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b';' => i += 1,
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                // Block comments nest in PostgreSQL.
-                let mut depth = 0usize;
-                loop {
-                    if i >= b.len() {
-                        // Unterminated: the parser will report it.
-                        return false;
-                    }
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
-            _ => return false,
-        }
-    }
-    true
 }
 
 /// The text of one statement of a multi-statement string.

@@ -41,6 +41,8 @@ pub(crate) struct Kind {
     pub reason: Option<String>,
     /// Turns read-only off.
     pub toggles: bool,
+    /// Refused whatever the profile and rules say, and why.
+    pub refused: Option<String>,
 }
 
 impl Kind {
@@ -50,6 +52,7 @@ impl Kind {
             class,
             reason: None,
             toggles: false,
+            refused: None,
         }
     }
 
@@ -64,6 +67,7 @@ impl Kind {
             class: effect.class,
             reason: effect.reason,
             toggles: effect.toggles,
+            refused: effect.refused,
         }
     }
 }

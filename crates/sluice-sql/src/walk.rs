@@ -113,6 +113,10 @@ struct Walker<'p> {
     tables_read: Vec<String>,
     tables_written: Vec<String>,
     functions: Vec<String>,
+    /// Why the statement is refused outright, if it is.
+    refused: Option<String>,
+    /// Settings changed, with constant values.
+    settings: Vec<(String, Option<String>)>,
     /// Relations already recorded as written, so they are not also "read".
     targets: Vec<*const pb::RangeVar>,
     /// CTE names in scope: an unqualified reference to one is not a table.
@@ -134,6 +138,8 @@ impl<'p> Walker<'p> {
             tables_read: Vec::new(),
             tables_written: Vec::new(),
             functions: Vec::new(),
+            refused: None,
+            settings: Vec::new(),
             targets: Vec::new(),
             ctes: Vec::new(),
             scoped: Vec::new(),
@@ -185,6 +191,17 @@ impl<'p> Walker<'p> {
             reasons,
             disables_read_only,
             base_class: (disables_read_only && base < StatementClass::Admin).then_some(base),
+            refused: self.refused.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
+    /// Marks the statement refused outright (the first reason is kept).
+    /// Definitions (view and function bodies) run nothing now, but a
+    /// refusal stands in them too: doubt fails closed.
+    fn refuse(&mut self, why: Option<String>) {
+        if self.refused.is_none() {
+            self.refused = why;
         }
     }
 
@@ -256,7 +273,13 @@ impl<'p> Walker<'p> {
     fn function_call(&mut self, name: String, args: &[pb::Node]) {
         Self::note(&mut self.functions, name.clone());
         if name == "set_config" && !self.policy.is_declared(&name) {
-            let effect = session::set_config(args);
+            let (effect, change) = session::set_config(args);
+            self.refuse(effect.refused.clone());
+            if let Some(change) = change
+                && self.mode == Mode::Exec
+            {
+                self.settings.push(change);
+            }
             let source = if effect.toggles {
                 Source::Toggle
             } else {
@@ -291,6 +314,7 @@ impl Visit for Walker<'_> {
             _ if kind.toggles => Source::Toggle,
             _ => Source::Plain,
         };
+        self.refuse(kind.refused.clone());
         if self.depth == 0 {
             self.command = kind.command.clone();
             self.escalate(kind.class, kind.reason, source);
@@ -574,6 +598,13 @@ impl Visit for Walker<'_> {
 
     fn visit_variable_set_stmt(&mut self, n: &pb::VariableSetStmt) {
         let (_, effect) = session::variable_set(n);
+        self.refuse(effect.refused.clone());
+        if self.mode == Mode::Exec
+            && let Some(change) = session::changes(n)
+            && !self.settings.contains(&change)
+        {
+            self.settings.push(change);
+        }
         let source = if effect.toggles {
             Source::Toggle
         } else {

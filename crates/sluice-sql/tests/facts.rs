@@ -2,9 +2,7 @@
 //! functions, prepared statements, and the analysis as the guardrail sees it.
 
 use sluice_core::guardrail::{Action, GuardrailRule, Profile, evaluate, evaluate_all};
-use sluice_sql::{
-    FunctionPolicy, PreparedTracker, StatementClass as C, analyze, analyze_with, split_is_empty,
-};
+use sluice_sql::{FunctionPolicy, PreparedTracker, StatementClass as C, analyze, analyze_with};
 
 fn one(sql: &str) -> sluice_sql::StatementFacts {
     let a = analyze(sql);
@@ -162,16 +160,29 @@ fn empty_queries() {
         " ; ;\n",
         "-- only a comment",
         "/* a /* nested */ comment */ ;",
+        "-- comment ending at a carriage return\r",
+        "\x0c-- form feed is a blank\n",
     ] {
-        assert!(split_is_empty(sql), "{sql:?}");
         let a = analyze(sql);
         assert!(a.statements.is_empty() && a.is_empty(), "{sql:?}");
         assert_eq!(a.class(), C::Read);
         assert!(!a.is_multi());
     }
-    for sql in ["SELECT 1", "/* unterminated", "; x", "-- c\nSELECT 1"] {
-        assert!(!split_is_empty(sql), "{sql:?}");
+    // PostgreSQL's lexer ends a `--` comment at \r as well as \n: what
+    // follows is a statement, not more comment.
+    for sql in [
+        "SELECT 1",
+        "/* unterminated",
+        "; x",
+        "-- c\nSELECT 1",
+        "-- x\rUPDATE orders SET total = 0",
+    ] {
+        assert!(!analyze(sql).is_empty(), "{sql:?}");
     }
+    assert_eq!(
+        analyze("-- x\rUPDATE orders SET total = 0").class(),
+        C::Write
+    );
     assert_eq!(analyze("/* unterminated").class(), C::Unknown);
 }
 
@@ -361,8 +372,6 @@ fn client_encoding_may_only_stay_utf8() {
     for sql in [
         "SET client_encoding = 'SJIS'",
         "SET NAMES 'SJIS'",
-        "SET client_encoding TO DEFAULT",
-        "RESET client_encoding",
         "SELECT set_config('client_encoding', 'SJIS', false)",
     ] {
         let a = sluice_sql::analyze(sql);
@@ -372,11 +381,131 @@ fn client_encoding_may_only_stay_utf8() {
             "{sql}"
         );
     }
-    for sql in ["SET client_encoding = 'UTF8'", "SET NAMES 'UTF8'"] {
+    // A reset returns to the value the backend session started with, which
+    // Sluice pins to UTF8.
+    for sql in [
+        "SET client_encoding = 'UTF8'",
+        "SET NAMES 'UTF8'",
+        "SET client_encoding TO DEFAULT",
+        "RESET client_encoding",
+    ] {
         assert_eq!(
             sluice_sql::analyze(sql).class(),
             sluice_core::guardrail::StatementClass::Session,
             "{sql}"
         );
     }
+}
+
+/// Settings that change how the server reads statements are refused
+/// outright, in every spelling that reaches them; the guardrail denies
+/// them whatever the profile or rules say.
+#[test]
+fn lexing_settings_are_refused_whatever_the_profile() {
+    use sluice_core::guardrail::DecidedBy;
+    let allow_all = GuardrailRule {
+        name: "anything".into(),
+        action: Action::Allow,
+        classes: C::ALL.to_vec(),
+        tables: vec![],
+        functions: vec![],
+        fingerprints: vec![],
+        profiles: vec![],
+        message: None,
+    };
+    for sql in [
+        "SET standard_conforming_strings = off",
+        "SET standard_conforming_strings TO 'off'",
+        "SET LOCAL standard_conforming_strings = false",
+        "SET SESSION standard_conforming_strings = 0",
+        "SELECT set_config('standard_conforming_strings', 'off', false)",
+        "SELECT pg_catalog.set_config('Standard_Conforming_Strings', 'off', true)",
+        "SET backslash_quote = on",
+        "SET client_encoding = 'SJIS'",
+        "SET NAMES 'BIG5'",
+        "SELECT set_config('client_encoding', 'GBK', false)",
+        "SET search_path = evil, pg_catalog",
+        "SET application_name = 'g_someone_else'",
+        "SELECT set_config('application_name', 'g_someone_else', false)",
+        "RESET application_name",
+        "RESET ALL",
+        "DISCARD ALL",
+        "SELECT 1; SET standard_conforming_strings = off",
+        "ALTER ROLE CURRENT_USER SET standard_conforming_strings = off",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET standard_conforming_strings = off RETURN 1",
+    ] {
+        let a = analyze(sql);
+        assert!(
+            a.statements.iter().any(|s| s.refused.is_some()),
+            "{sql}: {:?}",
+            a.statements
+        );
+        for profile in [Profile::Read, Profile::Write, Profile::Admin] {
+            let v = evaluate_all(profile, std::slice::from_ref(&allow_all), &a.statements);
+            assert_eq!(v.action, Action::Deny, "{sql} under {profile}");
+            assert_eq!(v.rule, "default:invariant", "{sql}");
+            assert_eq!(v.by, DecidedBy::Profile(profile));
+        }
+    }
+    for sql in [
+        "SET standard_conforming_strings = on",
+        "SET client_encoding = 'UTF8'",
+        "RESET standard_conforming_strings",
+        "SET search_path = public, app",
+        "SET TIME ZONE 'UTC'",
+        "SET statement_timeout = '5s'",
+    ] {
+        let a = analyze(sql);
+        assert!(a.statements.iter().all(|s| s.refused.is_none()), "{sql}");
+        assert_eq!(a.class(), C::Session, "{sql}");
+    }
+}
+
+#[test]
+fn settings_changed_are_reported_with_their_values() {
+    let facts = one("SET statement_timeout = 0");
+    assert_eq!(
+        facts.settings,
+        vec![("statement_timeout".to_string(), Some("0".to_string()))]
+    );
+    let facts = one("SELECT set_config('lock_timeout', '10min', false)");
+    assert_eq!(
+        facts.settings,
+        vec![("lock_timeout".to_string(), Some("10min".to_string()))]
+    );
+    let facts = one("RESET statement_timeout");
+    assert_eq!(
+        facts.settings,
+        vec![("statement_timeout".to_string(), None)]
+    );
+    assert!(one("SELECT 1").settings.is_empty());
+    // A view body runs nothing now.
+    assert!(
+        one("CREATE VIEW v AS SELECT set_config('statement_timeout', '0', false)")
+            .settings
+            .is_empty()
+    );
+}
+
+#[test]
+fn set_config_with_computed_values_is_judged_by_its_worst_case() {
+    for sql in [
+        "SELECT set_config('standard_conforming_strings', (SELECT 'off'), false)",
+        "SELECT set_config('application_name', current_user, false)",
+        "SELECT set_config('search_path', $1, false)",
+        "SELECT set_config('statement_timeout', lower('0'), false)",
+    ] {
+        assert!(one(sql).refused.is_some(), "{sql}");
+    }
+    assert!(
+        one("SELECT set_config('default_transaction_read_only', $1, false)").disables_read_only
+    );
+    assert_eq!(
+        one("SELECT set_config('work_mem', $1, false)").class,
+        C::Admin
+    );
+    assert_eq!(
+        one("SELECT set_config('DateStyle', $1, false)").class,
+        C::Session
+    );
 }

@@ -57,6 +57,10 @@ pub struct ConnectionConfig {
     /// (`[connections.pool]`); on with its defaults when absent.
     #[serde(default)]
     pub pool: super::pool::PoolConfig,
+    /// What agents may use (`[connections.limits]`): statement timeouts
+    /// per profile.
+    #[serde(default)]
+    pub limits: super::limits::LimitsConfig,
 }
 
 /// The `record_results` setting of a connection.

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod connection;
 pub mod duration;
 pub mod issuer;
+pub mod limits;
 mod locate;
 pub mod masking;
 pub mod pool;
@@ -20,6 +21,7 @@ pub use connection::{
 };
 pub use duration::{Dur, parse_duration};
 pub use issuer::{ALLOWED_ALGORITHMS, IssuerConfig, KindMapping};
+pub use limits::{LimitsConfig, ProfileTimeouts};
 pub use masking::{
     ColumnPattern, ColumnRule, DetectorSwitches, MaskStyle, MaskingConfig, NameRule,
 };

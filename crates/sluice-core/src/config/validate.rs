@@ -27,6 +27,7 @@ pub fn validate(c: &Config) -> Problems {
     p.extend(super::webhook::problems(c));
     p.extend(super::ui::problems(c));
     p.extend(super::pool::problems(c));
+    p.extend(super::limits::problems(c));
     audit(c, &mut p);
     p
 }

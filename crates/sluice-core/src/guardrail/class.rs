@@ -99,6 +99,16 @@ pub struct StatementFacts {
     /// since for them the toggle changes nothing.
     #[serde(default)]
     pub base_class: Option<StatementClass>,
+    /// Why Sluice refuses the statement whatever the profile and rules
+    /// say: it would make the server read later statements differently
+    /// from Sluice's analysis, or change what identifies the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// Settings the statement changes (`SET`, `RESET`, `set_config`), with
+    /// the constant value when there is one; the proxy checks timeouts
+    /// against the profile's cap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<(String, Option<String>)>,
 }
 
 impl StatementFacts {
@@ -114,6 +124,8 @@ impl StatementFacts {
             reasons: Vec::new(),
             disables_read_only: false,
             base_class: None,
+            refused: None,
+            settings: Vec::new(),
         }
     }
 

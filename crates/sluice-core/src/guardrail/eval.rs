@@ -57,6 +57,9 @@ impl Verdict {
 
 /// Decides one statement.
 ///
+/// 0. A statement the analysis marked [`StatementFacts::refused`] is
+///    denied, whatever the profile and rules say: it would break what the
+///    analysis relies on (the server reading statements as Sluice does).
 /// 1. Under the `read` profile, a statement that turns read-only off is
 ///    denied, whatever the rules say: the read-only backend session is the
 ///    second wall behind classification, and no rule may take it down.
@@ -68,6 +71,14 @@ impl Verdict {
 ///    a statement that is `admin` only because it turns read-only off by its
 ///    [`StatementFacts::base_class`], since their sessions are not read-only.
 pub fn evaluate(profile: Profile, rules: &[GuardrailRule], stmt: &StatementFacts) -> Verdict {
+    if let Some(why) = &stmt.refused {
+        return Verdict::by_profile(
+            Action::Deny,
+            profile,
+            "default:invariant".to_string(),
+            format!("{} is refused: {why}", stmt.command),
+        );
+    }
     if profile == Profile::Read && stmt.disables_read_only {
         return Verdict::by_profile(
             Action::Deny,

@@ -90,7 +90,16 @@ pub async fn pump_session(
     let mut half = ClientHalf::new(
         reader,
         backend_write,
-        Policy::new(grant.profile, rules, masking.clone(), shared.shapes.clone()),
+        Policy::new(
+            grant.profile,
+            rules,
+            masking.clone(),
+            shared.shapes.clone(),
+            shared
+                .config
+                .connection(&grant.connection)
+                .and_then(|c| c.limits.statement_timeout.of(grant.profile)),
+        ),
         recorder,
         denials.clone(),
         inflight.clone(),

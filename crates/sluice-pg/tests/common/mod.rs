@@ -612,6 +612,21 @@ pub async fn try_raw_greeting(
     })
 }
 
+/// One backend message, or `None` when the connection closed (5 s at most).
+pub async fn try_read_message(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let tag = s.read_u8().await.ok()?;
+        let len = s.read_i32().await.ok()?;
+        let mut body = vec![0u8; len as usize - 4];
+        s.read_exact(&mut body).await.ok()?;
+        Some((tag, body))
+    };
+    tokio::time::timeout(StdDuration::from_secs(5), read)
+        .await
+        .expect("a message within 5 s")
+}
+
 /// One backend message: its tag and body (5 s at most).
 pub async fn read_message(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     use tokio::io::AsyncReadExt;
@@ -625,4 +640,34 @@ pub async fn read_message(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
     tokio::time::timeout(StdDuration::from_secs(5), read)
         .await
         .expect("a message within 5 s")
+}
+
+/// Runs `sql` as a simple Query; the DataRow texts, or the SQLSTATE.
+pub async fn simple(s: &mut tokio::net::TcpStream, sql: &str) -> Result<Vec<String>, String> {
+    use postgres_protocol::message::frontend;
+    use tokio::io::AsyncWriteExt;
+    let mut buf = bytes::BytesMut::new();
+    frontend::query(sql, &mut buf).unwrap();
+    s.write_all(&buf).await.unwrap();
+    let mut rows = Vec::new();
+    let mut error = None;
+    loop {
+        // A session Sluice ends says why (a FATAL) and closes.
+        let Some((tag, body)) = try_read_message(s).await else {
+            return Err(error.unwrap_or_else(|| "closed".to_string()));
+        };
+        match tag {
+            b'D' => {
+                let len = i32::from_be_bytes([body[2], body[3], body[4], body[5]]);
+                rows.push(String::from_utf8_lossy(&body[6..6 + len as usize]).to_string());
+            }
+            b'E' => {
+                let text = String::from_utf8_lossy(&body).to_string();
+                let code = text.split('\0').find_map(|f| f.strip_prefix('C'));
+                error = Some(code.unwrap_or("?").to_string());
+            }
+            b'Z' => return error.map_or(Ok(rows), Err),
+            _ => {}
+        }
+    }
 }
