@@ -237,6 +237,15 @@ impl ClientError {
         Self::fatal("57P01", format!("sluice: grant {grant} revoked"))
     }
 
+    /// The backend answered something that fits no statement or portal
+    /// change in flight: what a name holds is no longer known.
+    pub fn names_lost() -> Self {
+        Self::fatal(
+            "08P01",
+            "sluice: lost track of the session's prepared statements; the session is ended",
+        )
+    }
+
     /// The backend reports that a setting Sluice pins has changed.
     pub fn setting_changed(name: &str) -> Self {
         Self::fatal(

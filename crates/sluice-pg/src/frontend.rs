@@ -9,11 +9,16 @@
 //! portal before each Execute, so that the result is planned with the
 //! formats the Bind asked for (see [`crate::mask`]).
 //!
+//! A Bind is judged by the statement it names and an Execute by its
+//! portal, as the backend holds them: changes to names count once the
+//! backend confirms them ([`Names`]), and a message that depends on a name
+//! whose change is still in flight waits for the backend's answer. An
+//! Execute of a portal Sluice does not know is refused.
+//!
 //! A client's Terminate is not forwarded: the session decides whether the
 //! backend is closed or reset for reuse ([`crate::pool`]), from what this
 //! half notes in [`Sent`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,6 +30,7 @@ use crate::deny::Denials;
 use crate::errors::{ClientError, PgError};
 use crate::mask::{Expect, MaskQueue, StatementMask};
 use crate::messages::{self, Frontend};
+use crate::names::{Change, Effects, Names, Portal};
 use crate::outcome::Inflight;
 use crate::policy::{Checked, Decision, Permit, Policy, Recorder, Run};
 use crate::pool::Sent;
@@ -59,9 +65,31 @@ struct Batch {
     bytes: usize,
     /// What the batch would run: every Parse, and every Execute's statement.
     checks: Vec<Arc<Checked>>,
-    parsed: Vec<(String, Arc<Checked>)>,
-    bound: Vec<(String, Arc<Checked>)>,
-    closed: Vec<String>,
+    /// Its Parses, Binds and Closes, in order: what it would change.
+    changes: Vec<Change>,
+    /// Each Execute's portal as it stood at that Execute, in order.
+    executed: Vec<Portal>,
+}
+
+impl Batch {
+    /// What the batch itself last did to statement `name`: `Some(None)`
+    /// when it closed it.
+    fn statement(&self, name: &str) -> Option<Option<Arc<Checked>>> {
+        self.changes.iter().rev().find_map(|c| match c {
+            Change::Parse { name: n, checked } if n == name => Some(Some(checked.clone())),
+            Change::CloseStatement(n) if n == name => Some(None),
+            _ => None,
+        })
+    }
+
+    /// What the batch itself last did to portal `name`.
+    fn portal(&self, name: &str) -> Option<Option<Portal>> {
+        self.changes.iter().rev().find_map(|c| match c {
+            Change::Bind { portal, entry } if portal == name => Some(Some(entry.clone())),
+            Change::ClosePortal(n) if n == name => Some(None),
+            _ => None,
+        })
+    }
 }
 
 /// What ends a batch.
@@ -84,8 +112,8 @@ pub struct ClientHalf<R, W> {
     inflight: Arc<Inflight>,
     stats: Arc<Stats>,
     batch: Batch,
-    statements: HashMap<String, Arc<Checked>>,
-    portals: HashMap<String, Arc<Checked>>,
+    /// Statement and portal names as the backend confirmed them.
+    names: Arc<Names>,
     /// After a denial not ended by Sync the backend skips to Sync; so do we.
     skipping: bool,
     /// The result path's queue, in a masked session.
@@ -118,12 +146,18 @@ where
             inflight,
             stats,
             batch: Batch::default(),
-            statements: HashMap::new(),
-            portals: HashMap::new(),
+            names: Arc::default(),
             skipping: false,
             mask: None,
             sent: Sent::default(),
         }
+    }
+
+    /// Shares the statement and portal names with the pump, which confirms
+    /// changes as the backend answers.
+    pub fn with_names(mut self, names: Arc<Names>) -> Self {
+        self.names = names;
+        self
     }
 
     /// Masks this session's results: notes answers in `queue`.
@@ -189,14 +223,17 @@ where
                 self.skipping = false;
                 self.inflight.sync(None);
                 self.note(Expect::Sync);
+                self.names.push(Change::Sync);
                 self.push(frame).await?;
             }
             return Ok(true);
         }
         match msg {
             Frontend::Query { sql } => {
-                let checked = self.policy.check_query(sql);
                 self.end_batch(End::Early).await?;
+                // Its EXECUTEs are resolved against confirmed names only.
+                self.settle(|n| !n.any_statement_pending()).await?;
+                let checked = self.policy.check_query(sql, &self.names);
                 let frame = if checked.is_empty() {
                     Frame {
                         tag: b'Q',
@@ -216,34 +253,35 @@ where
                 let checked = self.policy.check_parse(sql);
                 let name = name.to_string();
                 self.batch.checks.push(checked.clone());
-                self.batch.parsed.push((name, checked.clone()));
                 let frame = match checked.is_empty() {
                     true => messages::parse_emptied(&frame)
                         .ok_or(crate::messages::Malformed { what: "Parse" })?,
                     false => frame,
                 };
+                self.batch.changes.push(Change::Parse { name, checked });
                 self.add(frame);
             }
             Frontend::Bind { portal, statement } => {
-                // A name we never saw parsed (SQL-level PREPARE shares the
-                // namespace) is judged as unknown: fail closed.
-                let checked = self
-                    .statement(statement)
-                    .or_else(|| self.policy.sql_prepared(statement))
-                    .unwrap_or_else(|| Policy::unknown_statement(statement));
-                self.batch.bound.push((portal.to_string(), checked));
+                let checked = self.bound_statement(statement).await?;
+                let params = messages::bind_parameters(&frame).map(Arc::new);
+                self.batch.changes.push(Change::Bind {
+                    portal: portal.to_string(),
+                    entry: Portal { checked, params },
+                });
                 self.add(frame);
             }
             Frontend::Execute { portal } => {
-                if let Some(checked) = self.portal(portal) {
-                    self.batch.checks.push(checked);
-                }
+                let entry = self.executed_portal(portal).await?;
+                self.batch.checks.push(entry.checked.clone());
+                self.batch.executed.push(entry);
                 self.add(frame);
             }
-            Frontend::Close { statement } => {
-                if let Some(name) = statement {
-                    self.batch.closed.push(name.to_string());
-                }
+            Frontend::Close { portal, name } => {
+                let name = name.to_string();
+                self.batch.changes.push(match portal {
+                    true => Change::ClosePortal(name),
+                    false => Change::CloseStatement(name),
+                });
                 self.add(frame);
             }
             Frontend::Describe => self.add(frame),
@@ -258,6 +296,7 @@ where
             Frontend::CopyData => self.push(frame).await?,
             Frontend::CopyDone | Frontend::CopyFail => {
                 self.inflight.copy_end();
+                self.names.copy_end();
                 if let Some(q) = &self.mask {
                     q.copy_end();
                 }
@@ -275,6 +314,52 @@ where
         Ok(true)
     }
 
+    /// The statement a Bind of `name` uses: as this batch left it, else as
+    /// the backend holds it once any change in flight is answered. A name
+    /// Sluice never saw prepared (or saw fail) is unknown: fail closed.
+    async fn bound_statement(&mut self, name: &str) -> Result<Arc<Checked>, PgError> {
+        if let Some(local) = self.batch.statement(name) {
+            return Ok(local.unwrap_or_else(|| Policy::unknown_statement(name)));
+        }
+        self.settle(|n| !n.statement_pending(name)).await?;
+        Ok(self
+            .names
+            .statement(name)
+            .or_else(|| {
+                self.names
+                    .sql_prepared(name)
+                    .map(|f| Policy::sql_prepared(name, f))
+            })
+            .unwrap_or_else(|| Policy::unknown_statement(name)))
+    }
+
+    /// The portal an Execute runs, the same way.
+    async fn executed_portal(&mut self, name: &str) -> Result<Portal, PgError> {
+        let unknown = || Portal {
+            checked: Policy::unknown_portal(name),
+            params: None,
+        };
+        if let Some(local) = self.batch.portal(name) {
+            return Ok(local.unwrap_or_else(unknown));
+        }
+        self.settle(|n| !n.portal_pending(name)).await?;
+        Ok(self.names.portal(name).unwrap_or_else(unknown))
+    }
+
+    /// Waits until `done` holds of the confirmed names: first forwards
+    /// what is queued and asks the backend to flush its answers.
+    async fn settle(&mut self, done: impl Fn(&Names) -> bool) -> Result<(), PgError> {
+        if done(&self.names) {
+            return Ok(());
+        }
+        self.sent.frame(b'H');
+        self.out.extend_from_slice(&messages::flush());
+        self.flush().await?;
+        let names = self.names.clone();
+        names.settle(done).await;
+        Ok(())
+    }
+
     /// A simple-protocol Query: decided alone.
     async fn simple(&mut self, frame: Frame, checked: Arc<Checked>) -> Result<(), PgError> {
         match self
@@ -290,7 +375,8 @@ where
             Decision::Forward(permit) => {
                 self.stats.allowed.fetch_add(1, Ordering::Relaxed);
                 self.sent.statements(&checked.statements);
-                self.policy.sent_query(&checked);
+                let effects = checked.analysis().map(Effects::of).unwrap_or_default();
+                self.names.push(Change::Query(effects));
                 self.note(Expect::Query(statement_mask(&checked)));
                 self.forward(permit, frame).await
             }
@@ -305,6 +391,7 @@ where
     fn deny_simple(&mut self, error: ClientError) {
         let sentinel = self.denials.sentinel(error.to_bytes());
         self.inflight.quiet();
+        self.names.push(Change::Query(Effects::default()));
         self.note(Expect::Query(Arc::default()));
         self.sent.frame(b'Q');
         self.out.extend_from_slice(&messages::query(&sentinel));
@@ -330,12 +417,7 @@ where
         } else {
             Some(
                 self.recorder
-                    .decide(
-                        &self.policy,
-                        &batch.checks,
-                        "extended",
-                        run_of(&batch.frames),
-                    )
+                    .decide(&self.policy, &batch.checks, "extended", run_of(&batch))
                     .await,
             )
         };
@@ -346,11 +428,17 @@ where
                 self.sent.frame(b'P');
                 self.out
                     .extend_from_slice(&messages::parse_unnamed(&sentinel));
+                // The sentinel's Parse fails, dropping the unnamed statement.
+                self.names.push(Change::Parse {
+                    name: String::new(),
+                    checked: Policy::unknown_statement(""),
+                });
                 match end {
                     End::Sync | End::Flush => {
                         if end == End::Sync {
                             self.inflight.sync(None);
                             self.note(Expect::Sync);
+                            self.names.push(Change::Sync);
                         }
                         let last = batch.frames.last().expect("non-empty batch");
                         self.sent.frame(last.tag);
@@ -366,30 +454,31 @@ where
                 for c in &batch.checks {
                     self.sent.statements(&c.statements);
                 }
-                self.commit(permit, batch).await
+                self.commit(permit, batch, end).await
             }
-            None => self.commit(Permit::nothing_runs(), batch).await,
+            None => self.commit(Permit::nothing_runs(), batch, end).await,
         }
     }
 
-    /// Forwards an allowed batch and keeps its statement and portal names.
-    async fn commit(&mut self, permit: Permit, batch: Batch) -> Result<(), PgError> {
-        for (name, checked) in batch.parsed {
-            self.policy.sent_parse(&name, &checked);
-            self.statements.insert(name, checked);
+    /// Forwards an allowed batch; its changes to names are pending until
+    /// the backend answers them.
+    async fn commit(&mut self, permit: Permit, batch: Batch, end: End) -> Result<(), PgError> {
+        for change in batch.changes {
+            self.names.push(change);
         }
-        for (portal, checked) in batch.bound {
-            self.portals.insert(portal, checked);
-        }
-        for name in batch.closed {
-            self.policy.sent_close(&name);
-            self.statements.remove(&name);
+        if end == End::Sync {
+            self.names.push(Change::Sync);
         }
         let mut executes = 0;
+        let mut executed = batch.executed.iter();
         for frame in batch.frames {
             self.expect(permit.seq(), &frame, &mut executes);
             if self.mask.is_some() {
-                self.note_masked(&frame);
+                let portal = match frame.tag {
+                    b'E' => executed.next(),
+                    _ => None,
+                };
+                self.note_masked(&frame, portal);
             }
             self.push(frame).await?;
         }
@@ -398,14 +487,12 @@ where
 
     /// In a masked session: notes the frame's answer and, before an
     /// Execute, sends Sluice's own Describe of the portal.
-    fn note_masked(&mut self, frame: &Frame) {
+    fn note_masked(&mut self, frame: &Frame, executed: Option<&Portal>) {
         match Frontend::parse(frame) {
             Ok(Frontend::Describe) => self.note(Expect::Describe { ours: false }),
             Ok(Frontend::Execute { portal }) => {
-                let ctx = self
-                    .portals
-                    .get(portal)
-                    .map(|c| statement_mask(c))
+                let ctx = executed
+                    .map(|p| statement_mask(&p.checked))
                     .unwrap_or_default();
                 self.sent.frame(b'D');
                 self.out
@@ -436,23 +523,6 @@ where
             self.inflight.query(seq);
         }
         self.push(frame).await
-    }
-
-    /// A statement by name: parsed earlier in this batch, or before.
-    fn statement(&self, name: &str) -> Option<Arc<Checked>> {
-        let pending = self.batch.parsed.iter().rev().find(|(n, _)| n == name);
-        match pending {
-            Some((_, c)) => Some(c.clone()),
-            None => self.statements.get(name).cloned(),
-        }
-    }
-
-    fn portal(&self, name: &str) -> Option<Arc<Checked>> {
-        let pending = self.batch.bound.iter().rev().find(|(n, _)| n == name);
-        match pending {
-            Some((_, c)) => Some(c.clone()),
-            None => self.portals.get(name).cloned(),
-        }
     }
 
     fn add(&mut self, frame: Frame) {
@@ -494,17 +564,18 @@ fn statement_mask(c: &Checked) -> Arc<StatementMask> {
 }
 
 /// Whether a batch executes anything and, if so, the parameter values of
-/// its Binds for an approver to see (only a held statement's approval shows
-/// them; audit events never carry them).
-fn run_of(frames: &[Frame]) -> Run {
-    if !frames.iter().any(|f| f.tag == b'E') {
+/// its Executes' portals (bound in this batch or earlier) for an approver
+/// to see. Only a held statement's approval shows them; audit events never
+/// carry them.
+fn run_of(batch: &Batch) -> Run {
+    if batch.executed.is_empty() {
         return Run::PrepareOnly;
     }
-    let values: Vec<Option<String>> = frames
+    let values: Vec<Option<String>> = batch
+        .executed
         .iter()
-        .filter(|f| f.tag == b'B')
-        .filter_map(messages::bind_parameters)
-        .flatten()
+        .filter_map(|p| p.params.as_deref())
+        .flat_map(|p| p.iter().cloned())
         .collect();
     Run::Executes((!values.is_empty()).then_some(values))
 }

@@ -16,6 +16,7 @@ pub mod errors;
 mod frontend;
 mod mask;
 pub mod messages;
+mod names;
 mod outcome;
 mod params;
 mod policy;

@@ -12,12 +12,26 @@ use crate::codec::{Frame, take_cstr, take_i16};
 /// A frontend message after authentication, as the proxy needs to see it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frontend<'a> {
-    Query { sql: &'a str },
-    Parse { name: &'a str, sql: &'a str },
-    Bind { portal: &'a str, statement: &'a str },
-    Execute { portal: &'a str },
+    Query {
+        sql: &'a str,
+    },
+    Parse {
+        name: &'a str,
+        sql: &'a str,
+    },
+    Bind {
+        portal: &'a str,
+        statement: &'a str,
+    },
+    Execute {
+        portal: &'a str,
+    },
     Describe,
-    Close { statement: Option<&'a str> },
+    /// Close of a statement (`portal: false`) or a portal, by name.
+    Close {
+        portal: bool,
+        name: &'a str,
+    },
     Sync,
     Flush,
     CopyData,
@@ -65,9 +79,10 @@ impl<'a> Frontend<'a> {
                 let name = take_cstr(b).ok_or(bad("Close"))?;
                 match kind {
                     b'S' => Frontend::Close {
-                        statement: Some(name),
+                        portal: false,
+                        name,
                     },
-                    b'P' => Frontend::Close { statement: None },
+                    b'P' => Frontend::Close { portal: true, name },
                     _ => return Err(bad("Close")),
                 }
             }
@@ -211,6 +226,11 @@ pub fn parse_emptied(frame: &Frame) -> Option<Frame> {
         out.put_slice(rest);
     });
     Some(Frame { tag: b'P', bytes })
+}
+
+/// A Flush: the backend sends what it has queued (no answer of its own).
+pub fn flush() -> Bytes {
+    message(b'H', |_| {})
 }
 
 /// A Parse of the unnamed statement.

@@ -32,6 +32,24 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// The whole analysis of a simple Query.
+    pub fn analysis(&self) -> Option<&sluice_sql::Analysis> {
+        self.analysis.as_ref()
+    }
+
+    /// A checked statement for tests: analysed, unmasked.
+    #[cfg(test)]
+    pub fn for_test(sql: &str) -> Arc<Checked> {
+        let analysis = sluice_sql::analyze(sql);
+        Arc::new(Checked {
+            sql: sql.to_string(),
+            statements: analysis.statements.clone(),
+            fingerprint: analysis.fingerprint.clone(),
+            analysis: Some(analysis),
+            mask: None,
+        })
+    }
+
     /// Whether the analysis found no statement at all (blanks, comments and
     /// semicolons only): the backend is then sent an empty string instead.
     pub fn is_empty(&self) -> bool {
@@ -44,12 +62,10 @@ impl Checked {
     }
 }
 
-/// The grant's profile and the connection's rules, plus the session's
-/// prepared statements (SQL-level `PREPARE`/`EXECUTE`).
+/// The grant's profile and the connection's rules.
 pub struct Policy {
     profile: Profile,
     rules: Arc<[GuardrailRule]>,
-    prepared: sluice_sql::PreparedTracker,
     /// The connection's masking and the session's catalog opener, when
     /// this session is masked.
     masking: Option<(Arc<ConnMasking>, Opener)>,
@@ -121,7 +137,6 @@ impl Policy {
         Policy {
             profile,
             rules,
-            prepared: sluice_sql::PreparedTracker::default(),
             masking,
             shapes,
             timeout_cap,
@@ -166,10 +181,10 @@ impl Policy {
     }
 
     /// Analyses a simple-protocol Query; `EXECUTE` of a prepared statement
-    /// is judged by what it runs.
-    pub fn check_query(&self, sql: &str) -> Arc<Checked> {
+    /// is judged by what it runs, as the backend confirmed it.
+    pub fn check_query(&self, sql: &str, names: &crate::names::Names) -> Arc<Checked> {
         let (analysis, mask) = self.analyse(sql);
-        let analysis = self.prepared.resolve(analysis);
+        let analysis = names.resolve(analysis);
         Arc::new(Checked {
             sql: sql.to_string(),
             fingerprint: analysis.fingerprint.clone(),
@@ -191,40 +206,30 @@ impl Policy {
         })
     }
 
-    /// Remembers what a forwarded Query prepared or deallocated.
-    pub fn sent_query(&mut self, checked: &Checked) {
-        if let Some(analysis) = &checked.analysis {
-            self.prepared.observe(analysis);
-        }
-    }
-
-    /// Remembers a statement prepared by a forwarded Parse, so SQL-level
-    /// `EXECUTE` of it is judged by what it runs.
-    pub fn sent_parse(&mut self, name: &str, checked: &Checked) {
-        if name.is_empty() {
-            return;
-        }
-        match checked.statements.first() {
-            Some(facts) => self.prepared.record(name, facts.clone()),
-            None => self.prepared.forget(name),
-        }
-    }
-
-    /// Forgets a statement closed by a forwarded Close.
-    pub fn sent_close(&mut self, name: &str) {
-        self.prepared.forget(name);
-    }
-
     /// A statement prepared with SQL `PREPARE`, for a protocol-level Bind.
-    pub fn sql_prepared(&self, name: &str) -> Option<Arc<Checked>> {
-        let facts = self.prepared.get(name)?;
-        Some(Arc::new(Checked {
+    pub fn sql_prepared(name: &str, facts: StatementFacts) -> Arc<Checked> {
+        Arc::new(Checked {
             sql: format!("EXECUTE {name}"),
             fingerprint: facts.fingerprint.clone(),
-            statements: vec![facts.clone()],
+            statements: vec![facts],
             analysis: None,
             mask: None,
-        }))
+        })
+    }
+
+    /// An Execute of a portal Sluice does not know (never bound through
+    /// this session, or gone): unknown.
+    pub fn unknown_portal(name: &str) -> Arc<Checked> {
+        Arc::new(Checked {
+            sql: format!("-- portal {name:?}"),
+            statements: vec![StatementFacts::unknown(
+                "EXECUTE",
+                "the portal was not bound through this session",
+            )],
+            fingerprint: String::new(),
+            analysis: None,
+            mask: None,
+        })
     }
 
     /// A Bind of a statement this session never parsed: unknown.

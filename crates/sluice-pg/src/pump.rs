@@ -41,6 +41,7 @@ use crate::completions::Completions;
 use crate::deny::Denials;
 use crate::errors::ClientError;
 use crate::mask::{ResultMasker, Step};
+use crate::names::Names;
 use crate::outcome::Tracker;
 use crate::pool::Replies;
 
@@ -99,6 +100,11 @@ pub struct Pump<R, W> {
     replies: Replies,
     /// Room for the next read from the backend.
     size: ReadSize,
+    /// Statement and portal names: the backend's answers confirm changes.
+    names: Arc<Names>,
+    /// An answer fit no change in flight: Sluice no longer knows what a
+    /// name holds, so the session ends.
+    lost: bool,
 }
 
 /// The session's end: resolves with what to tell the client.
@@ -133,7 +139,16 @@ where
             pending: Vec::new(),
             mask: None,
             replies: Replies::default(),
+            names: Arc::default(),
+            lost: false,
         }
+    }
+
+    /// Confirms the client half's statement and portal changes as the
+    /// backend answers them.
+    pub fn with_names(mut self, names: Arc<Names>) -> Self {
+        self.names = names;
+        self
     }
 
     /// Masks this session's results.
@@ -227,6 +242,9 @@ where
     /// Moves every passable byte from `buf` to `out`.
     fn scan(&mut self) -> Scan {
         loop {
+            if self.lost {
+                return Scan::Fatal(ClientError::names_lost());
+            }
             if self.remaining > 0 {
                 let n = self.remaining.min(self.buf.len());
                 if n == 0 {
@@ -288,7 +306,21 @@ where
                 continue;
             }
             self.observe(tag);
+            self.name_reply(tag, None);
             self.remaining = total;
+        }
+    }
+
+    /// Hands an answer to the names tracker (each frame exactly once, where
+    /// it is consumed).
+    fn name_reply(&mut self, tag: u8, body: Option<&[u8]>) {
+        self.name_reply_status(tag, body.and_then(|b| b.first().copied()));
+    }
+
+    fn name_reply_status(&mut self, tag: u8, status: Option<u8>) {
+        if self.names.reply(tag, status).is_err() {
+            tracing::error!(tag = %(tag as char), "backend answer fits no statement or portal change in flight; session ended");
+            self.lost = true;
         }
     }
 
@@ -312,6 +344,11 @@ where
             // What the backend said, whatever the client is shown (every
             // step below consumes the frame).
             self.replies.saw(tag, &self.buf[5..total]);
+        }
+        if !(matches!(step, Step::Pass) && matches!(tag, b'E' | b'C')) {
+            // (Passed E and C reach the tracker through `held`.)
+            let status = (tag == b'Z').then(|| self.buf.get(5).copied()).flatten();
+            self.name_reply_status(tag, status);
         }
         match step {
             Step::Pass if matches!(tag, b'E' | b'C') => {
@@ -345,6 +382,7 @@ where
     /// denial).
     fn held(&mut self, tag: u8, frame: &[u8]) {
         let body = &frame[5..];
+        self.name_reply(tag, Some(body));
         if matches!(tag, b'Z' | b'S') {
             self.replies.saw(tag, body);
             observe(&mut self.tracker, tag);

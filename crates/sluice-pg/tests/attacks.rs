@@ -242,3 +242,156 @@ async fn a_pinned_setting_changed_behind_sluices_back_ends_the_session() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     untouched(&h);
 }
+
+/// Extended-protocol messages, built as a driver would.
+mod wire {
+    use bytes::BytesMut;
+    use postgres_protocol::IsNull;
+    use postgres_protocol::message::frontend;
+
+    pub fn parse(buf: &mut BytesMut, name: &str, sql: &str) {
+        frontend::parse(name, sql, std::iter::empty(), buf).unwrap();
+    }
+
+    pub fn bind(buf: &mut BytesMut, portal: &str, statement: &str, values: &[&str]) {
+        frontend::bind(
+            portal,
+            statement,
+            std::iter::empty::<i16>(),
+            values.iter().copied(),
+            |v, out: &mut BytesMut| {
+                out.extend_from_slice(v.as_bytes());
+                Ok::<_, Box<dyn std::error::Error + Sync + Send>>(IsNull::No)
+            },
+            std::iter::empty::<i16>(),
+            buf,
+        )
+        .map_err(|_| "bind")
+        .unwrap();
+    }
+
+    pub fn execute(buf: &mut BytesMut, portal: &str) {
+        frontend::execute(portal, 0, buf).unwrap();
+    }
+
+    pub fn sync(buf: &mut BytesMut) {
+        frontend::sync(buf);
+    }
+}
+
+/// Sends `buf` and reads answers through `syncs` ReadyForQuerys: the tags
+/// seen, and the SQLSTATEs of errors.
+async fn exchange(
+    s: &mut tokio::net::TcpStream,
+    buf: bytes::BytesMut,
+    syncs: usize,
+) -> (String, Vec<String>) {
+    use tokio::io::AsyncWriteExt;
+    s.write_all(&buf).await.unwrap();
+    let (mut tags, mut errors) = (String::new(), Vec::new());
+    let mut seen = 0;
+    while seen < syncs {
+        let (tag, body) = read_message(s).await;
+        tags.push(tag as char);
+        match tag {
+            b'E' => {
+                let text = String::from_utf8_lossy(&body).to_string();
+                let code = text.split('\0').find_map(|f| f.strip_prefix('C'));
+                errors.push(code.unwrap_or("?").to_string());
+            }
+            b'Z' => seen += 1,
+            _ => {}
+        }
+    }
+    (tags, errors)
+}
+
+fn hold_writes() -> Options {
+    Options {
+        guardrails: vec![GuardrailRule {
+            name: "hold-writes".into(),
+            action: Action::Approve,
+            classes: vec![StatementClass::Write],
+            tables: vec![],
+            functions: vec![],
+            fingerprints: vec![],
+            profiles: vec![],
+            message: None,
+        }],
+        ..Options::default()
+    }
+}
+
+/// Class 4: a second Parse of a name in use is refused by the backend
+/// (42P05) and changes nothing there. Sluice took the refused text as the
+/// statement's, judged the later Execute as `SELECT 1`, and let the
+/// UPDATE the backend still held run without its approval.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_parse_does_not_rename_what_runs() {
+    let h = Harness::start(hold_writes()).await;
+    h.backend(SETUP);
+    let g = h.grant(Profile::Write);
+    let mut s = login(&h, &g, &[]).await;
+    let mut buf = bytes::BytesMut::new();
+    // Preparing runs nothing: the UPDATE is held when it is executed.
+    wire::parse(&mut buf, "s1", "UPDATE orders SET total = 0");
+    wire::sync(&mut buf);
+    assert_eq!(
+        exchange(&mut s, buf.split(), 1).await.1,
+        Vec::<String>::new()
+    );
+    wire::parse(&mut buf, "s1", "SELECT 1");
+    wire::sync(&mut buf);
+    assert_eq!(exchange(&mut s, buf.split(), 1).await.1, vec!["42P05"]);
+    wire::bind(&mut buf, "", "s1", &[]);
+    wire::execute(&mut buf, "");
+    wire::sync(&mut buf);
+    let (_, errors) = exchange(&mut s, buf.split(), 1).await;
+    assert_eq!(errors, vec!["42501"], "the UPDATE must be held, not run");
+    untouched(&h);
+
+    // The same, pipelined: nothing answered yet when the Bind is judged.
+    wire::parse(&mut buf, "s2", "UPDATE orders SET total = 0");
+    wire::sync(&mut buf);
+    wire::parse(&mut buf, "s2", "SELECT 1");
+    wire::sync(&mut buf);
+    wire::bind(&mut buf, "", "s2", &[]);
+    wire::execute(&mut buf, "");
+    wire::sync(&mut buf);
+    let (_, errors) = exchange(&mut s, buf.split(), 3).await;
+    assert_eq!(errors, vec!["42P05", "42501"]);
+    untouched(&h);
+
+    // A statement whose Parse failed is unknown, not its text.
+    wire::parse(&mut buf, "s3", "SELECT 1 FROM no_such_table");
+    wire::sync(&mut buf);
+    assert_eq!(exchange(&mut s, buf.split(), 1).await.1, vec!["42P01"]);
+    wire::bind(&mut buf, "", "s3", &[]);
+    wire::execute(&mut buf, "");
+    wire::sync(&mut buf);
+    assert_eq!(exchange(&mut s, buf.split(), 1).await.1, vec!["42501"]);
+
+    // An Execute of a portal Sluice never saw bound is refused too.
+    wire::execute(&mut buf, "no_such_portal");
+    wire::sync(&mut buf);
+    assert_eq!(exchange(&mut s, buf.split(), 1).await.1, vec!["42501"]);
+
+    // Ordinary use is unchanged: prepare, bind and run, twice.
+    for _ in 0..2 {
+        wire::parse(&mut buf, "", "SELECT total FROM orders WHERE id = $1");
+        wire::bind(&mut buf, "", "", &["1"]);
+        wire::execute(&mut buf, "");
+        wire::sync(&mut buf);
+        let (tags, errors) = exchange(&mut s, buf.split(), 1).await;
+        assert!(errors.is_empty() && tags.contains('D'), "{tags} {errors:?}");
+    }
+    let denied = h
+        .audit
+        .of_kind(sluice_core::audit::EventKind::StatementDenied);
+    assert!(
+        denied
+            .iter()
+            .any(|e| e.detail.to_string().contains("UPDATE orders")),
+        "the denial names the UPDATE that would have run"
+    );
+}

@@ -61,6 +61,19 @@ pub struct Analysis {
     pub cacheable: bool,
 }
 
+/// Statement and portal names a query string creates or drops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameEffects {
+    /// Prepared statements it prepares or deallocates, by name.
+    pub statements: Vec<String>,
+    /// It drops every prepared statement (`DEALLOCATE ALL`, `DISCARD ALL`).
+    pub all_statements: bool,
+    /// Portals (cursors) it declares or closes, by name.
+    pub portals: Vec<String>,
+    /// It closes every portal (`CLOSE ALL`, `DISCARD ALL`).
+    pub all_portals: bool,
+}
+
 /// Per-statement facts a [`PreparedTracker`] needs beyond [`StatementFacts`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Detail {
@@ -95,6 +108,31 @@ impl Analysis {
     /// Whether any statement tries to turn read-only off.
     pub fn disables_read_only(&self) -> bool {
         self.statements.iter().any(|s| s.disables_read_only)
+    }
+
+    /// What the string does to the session's statement and portal names
+    /// (`PREPARE`, `DEALLOCATE`, `DISCARD ALL`, `DECLARE`, `CLOSE`), for a
+    /// proxy that tracks them.
+    pub fn name_effects(&self) -> NameEffects {
+        let mut out = NameEffects::default();
+        for d in &self.details {
+            let e = &d.effects;
+            out.statements.extend(e.prepares.iter().cloned());
+            match &e.deallocates {
+                Some(Some(name)) => out.statements.push(name.clone()),
+                Some(None) => out.all_statements = true,
+                None => {}
+            }
+            out.all_statements |= e.discards_all;
+            out.all_portals |= e.discards_all;
+            out.portals.extend(e.declares.iter().cloned());
+            match &e.closes {
+                Some(Some(name)) => out.portals.push(name.clone()),
+                Some(None) => out.all_portals = true,
+                None => {}
+            }
+        }
+        out
     }
 
     fn failed(error: String) -> Self {

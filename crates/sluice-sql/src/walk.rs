@@ -59,6 +59,10 @@ pub(crate) struct SessionEffects {
     pub deallocates: Option<Option<String>>,
     /// `DISCARD ALL` drops every prepared statement.
     pub discards_all: bool,
+    /// `DECLARE name CURSOR`: a portal of that name.
+    pub declares: Option<String>,
+    /// `CLOSE name` (`Some(name)`) or `CLOSE ALL` (`None`).
+    pub closes: Option<Option<String>>,
 }
 
 /// The result of walking one statement.
@@ -557,6 +561,7 @@ impl Visit for Walker<'_> {
     }
 
     fn visit_declare_cursor_stmt(&mut self, n: &pb::DeclareCursorStmt) {
+        self.effects.declares = Some(n.portalname.clone());
         self.in_context("DECLARE CURSOR runs ", |s| {
             v::walk_declare_cursor_stmt(s, n)
         });
@@ -586,6 +591,10 @@ impl Visit for Walker<'_> {
 
     fn visit_deallocate_stmt(&mut self, n: &pb::DeallocateStmt) {
         self.effects.deallocates = Some((!n.isall).then(|| n.name.clone()));
+    }
+
+    fn visit_close_portal_stmt(&mut self, n: &pb::ClosePortalStmt) {
+        self.effects.closes = Some((!n.portalname.is_empty()).then(|| n.portalname.clone()));
     }
 
     fn visit_discard_stmt(&mut self, n: &pb::DiscardStmt) {

@@ -17,6 +17,7 @@ use crate::completions::{self, Writer};
 use crate::deny::Denials;
 use crate::frontend::{ClientEnd, ClientHalf, Stats};
 use crate::mask::{ConnMasking, MaskQueue, Opener, ResultMasker};
+use crate::names::Names;
 use crate::outcome::{Inflight, Tracker};
 use crate::policy::{Policy, Recorder};
 use crate::pool::track;
@@ -82,6 +83,7 @@ pub async fn pump_session(
         .unwrap_or_default();
     let (completions, writer) = completions::start(&recorder, record);
     let inflight = Arc::new(Inflight::default());
+    let names = Arc::new(Names::default());
     let reader = FrameReader::with_buffer(
         client_read,
         client_buf,
@@ -105,6 +107,7 @@ pub async fn pump_session(
         inflight.clone(),
         stats,
     )
+    .with_names(names.clone())
     .with_masking(queue.clone());
     let result_masker = masking
         .zip(queue)
@@ -119,6 +122,7 @@ pub async fn pump_session(
         completions,
         notices_rx,
     )
+    .with_names(names)
     .with_masking(result_masker);
     let (why, stopped) = race(&mut half, &mut pump, end).await;
     let returned = stopped.then(|| {
