@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use crate::backend_catalog::BackendCatalog;
 use crate::codec::{Frame, FrameReader};
 use crate::deny::Denials;
 use crate::errors::{ClientError, PgError};
@@ -114,6 +115,9 @@ pub struct ClientHalf<R, W> {
     batch: Batch,
     /// Statement and portal names as the backend confirmed them.
     names: Arc<Names>,
+    /// The connection's catalog, and how to read it: names in statements
+    /// are resolved against it.
+    catalog: Option<(Arc<BackendCatalog>, crate::side::Opener)>,
     /// After a denial not ended by Sync the backend skips to Sync; so do we.
     skipping: bool,
     /// The result path's queue, in a masked session.
@@ -147,6 +151,7 @@ where
             stats,
             batch: Batch::default(),
             names: Arc::default(),
+            catalog: None,
             skipping: false,
             mask: None,
             sent: Sent::default(),
@@ -158,6 +163,44 @@ where
     pub fn with_names(mut self, names: Arc<Names>) -> Self {
         self.names = names;
         self
+    }
+
+    /// Resolves names against the connection's catalog (without one,
+    /// every statement is refused).
+    pub fn with_catalog(
+        mut self,
+        catalog: Arc<BackendCatalog>,
+        opener: crate::side::Opener,
+    ) -> Self {
+        self.catalog = Some((catalog, opener));
+        self
+    }
+
+    /// Brings the policy's catalog up to date before an analysis.
+    async fn refresh_catalog(&mut self) {
+        let current = match &self.catalog {
+            Some((catalog, opener)) => match catalog.current(opener).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the backend's catalog could not be read; statements are refused");
+                    None
+                }
+            },
+            None => None,
+        };
+        self.policy.use_catalog(current);
+    }
+
+    /// After a statement that may change names is forwarded, the next one
+    /// is judged against a new catalog.
+    fn names_may_change(&self, checked: &Checked) {
+        let ddl = checked
+            .statements
+            .iter()
+            .any(|s| s.class >= sluice_core::guardrail::StatementClass::Ddl);
+        if let (true, Some((catalog, _))) = (ddl, &self.catalog) {
+            catalog.mark_stale();
+        }
     }
 
     /// Masks this session's results: notes answers in `queue`.
@@ -233,6 +276,7 @@ where
                 self.end_batch(End::Early).await?;
                 // Its EXECUTEs are resolved against confirmed names only.
                 self.settle(|n| !n.any_statement_pending()).await?;
+                self.refresh_catalog().await;
                 let checked = self.policy.check_query(sql, &self.names);
                 let frame = if checked.is_empty() {
                     Frame {
@@ -250,6 +294,7 @@ where
                 self.deny_simple(ClientError::function_call_denied());
             }
             Frontend::Parse { name, sql } => {
+                self.refresh_catalog().await;
                 let checked = self.policy.check_parse(sql);
                 let name = name.to_string();
                 self.batch.checks.push(checked.clone());
@@ -375,6 +420,7 @@ where
             Decision::Forward(permit) => {
                 self.stats.allowed.fetch_add(1, Ordering::Relaxed);
                 self.sent.statements(&checked.statements);
+                self.names_may_change(&checked);
                 let effects = checked.analysis().map(Effects::of).unwrap_or_default();
                 self.names.push(Change::Query(effects));
                 self.note(Expect::Query(statement_mask(&checked)));
@@ -453,6 +499,7 @@ where
                 self.stats.allowed.fetch_add(1, Ordering::Relaxed);
                 for c in &batch.checks {
                     self.sent.statements(&c.statements);
+                    self.names_may_change(c);
                 }
                 self.commit(permit, batch, end).await
             }

@@ -7,6 +7,7 @@
 mod approval;
 pub mod authority;
 mod backend;
+mod backend_catalog;
 mod cancel;
 mod capture;
 pub mod codec;
@@ -26,6 +27,7 @@ mod pump;
 pub mod scram;
 mod session;
 mod settings;
+mod side;
 mod startup;
 mod tls;
 

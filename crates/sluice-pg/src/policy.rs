@@ -73,6 +73,9 @@ pub struct Policy {
     shapes: Arc<Shapes>,
     /// The profile's statement timeout: a client may lower it, not raise it.
     timeout_cap: Option<std::time::Duration>,
+    /// The backend's catalog names are resolved against; none: every
+    /// statement is refused.
+    catalog: Option<crate::backend_catalog::Current>,
 }
 
 /// Statement analyses by shape key (`sluice_sql::shape`): a statement that
@@ -140,18 +143,32 @@ impl Policy {
             masking,
             shapes,
             timeout_cap,
+            catalog: None,
         }
+    }
+
+    /// The catalog to judge the next statements with (`None` when it could
+    /// not be read: they are refused).
+    pub fn use_catalog(&mut self, catalog: Option<crate::backend_catalog::Current>) {
+        self.catalog = catalog;
     }
 
     /// The analysis of `sql` and, in a masked session, its masking
     /// analysis: from the shape cache when a string of the same shape was
     /// analysed before and may be shared, else from the parser.
     fn analyse(&self, sql: &str) -> (sluice_sql::Analysis, Option<Arc<StatementMask>>) {
-        let key = shape_key(sql);
+        let Some(current) = &self.catalog else {
+            let reason = "the database's catalog could not be read, so names cannot be resolved; \
+                          nothing was run (try again shortly)";
+            return (sluice_sql::Analysis::refused(reason), None);
+        };
+        let catalog = &current.catalog;
+        // An analysis holds for one catalog: its generation is in the key.
+        let key = shape_key(sql).map(|k| format!("{k}\0{}", current.generation));
         let cached = key.as_deref().and_then(|k| self.shapes.get(k));
         let analysis = match &cached {
             Some(hit) => sluice_sql::Analysis::clone(hit),
-            None => sluice_sql::analyze(sql),
+            None => sluice_sql::analyze_in(sql, catalog, &sluice_sql::FunctionPolicy::default()),
         };
         let shareable = key.filter(|_| analysis.cacheable);
         if cached.is_none()
@@ -162,7 +179,7 @@ impl Policy {
         let mask = self
             .masking
             .as_ref()
-            .map(|(m, _)| m.check(sql, shareable.as_deref()));
+            .map(|(m, _)| m.check(sql, shareable.as_deref(), catalog));
         (analysis, mask)
     }
 

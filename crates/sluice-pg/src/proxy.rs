@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::authority::Authority;
 use crate::backend::Target;
+use crate::backend_catalog::BackendCatalog;
 use crate::cancel::CancelRegistry;
 use crate::errors::PgError;
 use crate::mask::ConnMasking;
@@ -45,7 +46,10 @@ pub struct Shared {
     targets: Mutex<HashMap<(String, Profile), Arc<Target>>>,
     /// Each masked connection's compiled masking and catalog cache.
     maskings: Mutex<HashMap<String, Arc<ConnMasking>>>,
-    /// Statement analyses by shape, shared by every session.
+    /// Each connection's backend catalog, names are resolved against.
+    catalogs: Mutex<HashMap<String, Arc<BackendCatalog>>>,
+    /// Statement analyses by shape and catalog generation, shared by every
+    /// session.
     pub shapes: Arc<crate::policy::Shapes>,
 }
 
@@ -87,6 +91,12 @@ impl Shared {
 
     /// The connection's pool bounds; reuse off for a connection not
     /// configured.
+    /// The connection's backend catalog.
+    pub fn catalog(&self, connection: &str) -> Arc<BackendCatalog> {
+        let mut catalogs = self.catalogs.lock().unwrap_or_else(|e| e.into_inner());
+        catalogs.entry(connection.to_string()).or_default().clone()
+    }
+
     pub fn pool_limits(&self, connection: &str) -> PoolConfig {
         self.config.connection(connection).map_or(
             PoolConfig {
@@ -162,6 +172,7 @@ impl PgProxy {
                 pool: Pool::default(),
                 targets: Mutex::new(HashMap::new()),
                 maskings: Mutex::new(HashMap::new()),
+                catalogs: Mutex::new(HashMap::new()),
                 shapes: Arc::default(),
             }),
         })

@@ -73,14 +73,13 @@ async fn run_session(
             return;
         }
     };
-    let masking = masking.map(|m| {
-        let opener = Opener {
-            target: target.clone(),
-            grant_id: grant.id.clone(),
-            profile: grant.profile,
-        };
-        (m, opener)
-    });
+    // The side session reads the catalog with the client session's own
+    // credential and profile.
+    let opener = Opener {
+        target: target.clone(),
+        grant_id: grant.id.clone(),
+        profile: grant.profile,
+    };
     let backend_key = backend.key;
     let key = shared.cancels.register(target.clone(), backend_key);
     if let Err(e) = greet(&mut client, &backend.parameters, key.pid, key.secret).await {
@@ -115,6 +114,7 @@ async fn run_session(
         backend,
         stats.clone(),
         end,
+        opener,
         masking,
     )
     .await;

@@ -395,3 +395,141 @@ async fn a_refused_parse_does_not_rename_what_runs() {
         "the denial names the UPDATE that would have run"
     );
 }
+
+/// Customers with masked columns, as in the playground.
+const CUSTOMERS: &str = "
+CREATE TABLE customers (id int PRIMARY KEY, name text, email text, ssn text NOT NULL,
+  pin int CHECK (pin IS NULL OR pin > 0));
+INSERT INTO customers VALUES (1, 'Ada', 'ada@example.com', '123-45-6789', 1234);
+ANALYZE customers;
+";
+const SSN: &str = "123-45-6789";
+const EMAIL: &str = "ada@example.com";
+
+async fn masked_harness(opts: Options) -> Harness {
+    let pg = start_pg(&opts).await;
+    let masking: sluice_core::config::MaskingConfig = toml::from_str(
+        r#"
+columns = [
+  { column = "customers.ssn", style = "redact" },
+  { column = "customers.email", style = "partial" },
+]
+"#,
+    )
+    .unwrap();
+    let h = Harness::on(pg, opts, |c| c.masking = Some(masking)).await;
+    h.backend(SETUP);
+    h.backend(CUSTOMERS);
+    h
+}
+
+/// Everything a raw simple Query returns (rows, errors, notices) as text.
+async fn all_text(s: &mut tokio::net::TcpStream, sql: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut buf = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::query(sql, &mut buf).unwrap();
+    s.write_all(&buf).await.unwrap();
+    let mut out = String::new();
+    loop {
+        let Some((tag, body)) = try_read_message(s).await else {
+            return out;
+        };
+        out.push_str(&String::from_utf8_lossy(&body));
+        if tag == b'Z' {
+            return out;
+        }
+    }
+}
+
+/// Class 2: attribute notation. `x.f` is `f(x)` when x has no column f;
+/// the calls below ran through a read grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn attribute_notation_cannot_hide_a_call() {
+    let h = masked_harness(Options::default()).await;
+    let g = h.grant(Profile::Read);
+    let mut s = login(&h, &g, &[]).await;
+    for sql in [
+        "SELECT x.lo_create FROM oid(0) x",
+        "SELECT x.pg_advisory_lock FROM int8(4242) x",
+        "SELECT (x).pg_advisory_lock FROM int8(4243) x",
+        "SELECT a.pg_terminate_backend FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid()",
+    ] {
+        assert_eq!(simple(&mut s, sql).await, Err("42501".into()), "{sql}");
+    }
+    assert_eq!(
+        h.backend("SELECT count(*) FROM pg_largeobject_metadata"),
+        "0"
+    );
+    assert_eq!(
+        h.backend("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        "0"
+    );
+    // The whole row through a function named like a column: masked values
+    // in clear, before.
+    for sql in [
+        "SELECT c.row_to_json FROM customers c",
+        "SELECT c.to_jsonb FROM customers c",
+        "SELECT customers.concat FROM customers",
+    ] {
+        let out = all_text(&mut s, sql).await;
+        assert!(!out.contains(SSN) && !out.contains(EMAIL), "{sql}: {out}");
+        assert!(out.contains("42501"), "{sql}: {out}");
+    }
+    // Real columns still work.
+    assert_eq!(
+        simple(&mut s, "SELECT c.name FROM customers c").await,
+        Ok(vec!["Ada".into()])
+    );
+}
+
+/// Class 6: functions that run SQL given as text were classed pure by a
+/// name prefix; the catalog is exact now, and a user function that shares
+/// a built-in's name makes the call unknown.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_are_judged_by_every_function_they_may_reach() {
+    let h = masked_harness(Options::default()).await;
+    h.backend(
+        "CREATE TABLE side_effects (at timestamptz DEFAULT now());
+         CREATE FUNCTION public.lower(int) RETURNS text LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO side_effects DEFAULT VALUES; RETURN 'x'; END $$;",
+    );
+    let g = h.grant(Profile::Read);
+    let mut s = login(&h, &g, &[]).await;
+    let sql =
+        "SELECT ts_rewrite('a'::tsquery, 'SELECT ssn::tsquery, ''b''::tsquery FROM customers')";
+    let out = all_text(&mut s, sql).await;
+    assert!(out.contains("42501") && !out.contains("123"), "{out}");
+    let w = h.grant(Profile::Write);
+    let mut s = login(&h, &w, &[]).await;
+    assert_eq!(simple(&mut s, "SELECT lower(5)").await, Err("42501".into()));
+    assert_eq!(h.backend("SELECT count(*) FROM side_effects"), "0");
+    // The built-in alone is still fine.
+    assert_eq!(
+        simple(&mut s, "SELECT pg_catalog.lower('ABC')").await,
+        Ok(vec!["abc".into()])
+    );
+}
+
+/// Class 5: a column alias list renames a masked column by position.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_alias_list_does_not_unmask() {
+    let h = masked_harness(Options::default()).await;
+    let g = h.grant(Profile::Read);
+    let mut s = login(&h, &g, &[]).await;
+    for sql in [
+        "SELECT i FROM customers AS c(i, n, e) WHERE e LIKE 'ada%'",
+        "SELECT upper(e) FROM customers AS c(i, n, e)",
+        "SELECT i FROM customers AS c(i, n, e, x) ORDER BY x",
+        "SELECT string_agg(x, ',') FROM customers AS c(i, n, e, x)",
+    ] {
+        let out = all_text(&mut s, sql).await;
+        assert!(out.contains("42501"), "{sql}: {out}");
+        assert!(
+            !out.contains(SSN) && !out.to_lowercase().contains(EMAIL),
+            "{sql}: {out}"
+        );
+    }
+    // As a plain output, masked by its source.
+    let out = all_text(&mut s, "SELECT e, x FROM customers AS c(i, n, e, x)").await;
+    assert!(!out.contains(SSN) && !out.contains(EMAIL), "{out}");
+}

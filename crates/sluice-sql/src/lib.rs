@@ -25,11 +25,13 @@
 //! types; casts to user-defined types may run user functions.
 
 pub mod cache;
+pub mod catalog;
 mod functions;
 pub mod literals;
 pub mod masked;
 mod names;
 mod prepared;
+mod resolve;
 pub mod session;
 pub mod shape;
 mod statement;
@@ -37,8 +39,11 @@ mod statement;
 mod visit_gen;
 mod walk;
 
+pub use catalog::Catalog;
 pub use functions::FunctionPolicy;
-pub use masked::{MaskViolation, MaskedColumns, OutputBinding, masked_uses, masked_uses_in};
+pub use masked::{
+    MaskViolation, MaskedColumns, OutputBinding, masked_uses, masked_uses_in, masked_uses_with,
+};
 pub use prepared::PreparedTracker;
 pub use sluice_core::guardrail::{StatementClass, StatementFacts};
 
@@ -135,6 +140,15 @@ impl Analysis {
         out
     }
 
+    /// An analysis that could not be made (no catalog to resolve names
+    /// against): one `unknown` statement with the reason.
+    pub fn refused(reason: impl Into<String>) -> Self {
+        let mut a = Self::failed(String::new());
+        a.error = None;
+        a.statements[0].reasons = vec![reason.into()];
+        a
+    }
+
     fn failed(error: String) -> Self {
         let facts = StatementFacts::unknown("statement", format!("does not parse: {error}"));
         Self {
@@ -147,27 +161,34 @@ impl Analysis {
     }
 }
 
-/// Analyzes a query string with the built-in function catalog only.
-/// Never panics; a string that does not parse is one `unknown` statement.
+/// Analyzes a query string against PostgreSQL 15's built-ins
+/// ([`Catalog::bundled`]): for tests and offline use. Never panics; a
+/// string that does not parse is one `unknown` statement.
 pub fn analyze(sql: &str) -> Analysis {
     analyze_with(sql, &FunctionPolicy::default())
 }
 
-/// Analyzes a query string, with extra functions and procedures declared by
+/// [`analyze`], with extra functions and procedures declared by
 /// configuration.
+pub fn analyze_with(sql: &str, policy: &FunctionPolicy) -> Analysis {
+    analyze_in(sql, &Catalog::bundled(), policy)
+}
+
+/// Analyzes a query string against a backend's catalog, with extra
+/// functions and procedures declared by configuration.
 ///
 /// Whether a string is empty (only blanks, comments and semicolons) is the
 /// parser's call too: a hand-written scan disagreed with PostgreSQL's lexer
 /// (a `--` comment ends at `\r` as well as `\n`), and what it took for a
 /// comment ran unchecked.
-pub fn analyze_with(sql: &str, policy: &FunctionPolicy) -> Analysis {
+pub fn analyze_in(sql: &str, catalog: &Catalog, policy: &FunctionPolicy) -> Analysis {
     let parsed = match pg_query::parse(sql, pg_query::ParserOptions::DEFAULT) {
         Ok(parsed) => parsed,
         Err(e) => return Analysis::failed(error_text(e)),
     };
     let stmts = &parsed.protobuf.stmts;
     let dml = stmts.iter().all(|raw| is_dml(raw.stmt.as_deref()));
-    let (mut analysis, read_literals) = literals::track(|| walk_all(sql, stmts, policy));
+    let (mut analysis, read_literals) = literals::track(|| walk_all(sql, stmts, policy, catalog));
     analysis.cacheable = dml && !read_literals;
     analysis
 }
@@ -188,7 +209,12 @@ fn is_dml(stmt: Option<&pg_query::protobuf::Node>) -> bool {
     )
 }
 
-fn walk_all(sql: &str, stmts: &[pg_query::protobuf::RawStmt], policy: &FunctionPolicy) -> Analysis {
+fn walk_all(
+    sql: &str,
+    stmts: &[pg_query::protobuf::RawStmt],
+    policy: &FunctionPolicy,
+    catalog: &Catalog,
+) -> Analysis {
     let fingerprint = fingerprint(sql);
     let mut statements = Vec::with_capacity(stmts.len());
     let mut details = Vec::with_capacity(stmts.len());
@@ -201,7 +227,7 @@ fn walk_all(sql: &str, stmts: &[pg_query::protobuf::RawStmt], policy: &FunctionP
                 .unwrap_or_default()
         };
         let walked = match raw.stmt.as_deref() {
-            Some(stmt) => walk::walk_statement(stmt, policy, own_fingerprint),
+            Some(stmt) => walk::walk_statement(stmt, policy, catalog, own_fingerprint),
             None => walk::Walked {
                 facts: StatementFacts::unknown("statement", "empty parse tree"),
                 without_execute: None,

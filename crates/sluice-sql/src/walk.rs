@@ -12,8 +12,12 @@ use pg_query::protobuf as pb;
 use pg_query::protobuf::node::Node as N;
 use sluice_core::guardrail::{StatementClass, StatementFacts};
 
-use crate::functions::{FunctionPolicy, builtin, is_known_operator};
+use std::collections::HashMap;
+
+use crate::catalog::{Catalog, Resolved};
+use crate::functions::FunctionPolicy;
 use crate::names;
+use crate::resolve::{self, Item};
 use crate::session;
 use crate::statement::{self, explain_analyze};
 use crate::visit_gen::{self as v, Visit};
@@ -78,9 +82,10 @@ pub(crate) struct Walked {
 pub(crate) fn walk_statement(
     stmt: &pb::Node,
     policy: &FunctionPolicy,
+    catalog: &Catalog,
     fingerprint: String,
 ) -> Walked {
-    let mut w = Walker::new(policy);
+    let mut w = Walker::new(policy, catalog, resolve::from_items(stmt));
     w.visit_node(stmt);
     if w.command.is_empty() {
         // A top-level node that is not a statement the analysis knows.
@@ -107,6 +112,9 @@ pub(crate) fn walk_statement(
 
 struct Walker<'p> {
     policy: &'p FunctionPolicy,
+    catalog: &'p Catalog,
+    /// The statement's FROM items by name, for attribute notation.
+    items: HashMap<String, Vec<Item>>,
     mode: Mode,
     /// Statement nesting depth: 0 while on the top-level statement node.
     depth: u32,
@@ -131,9 +139,15 @@ struct Walker<'p> {
 }
 
 impl<'p> Walker<'p> {
-    fn new(policy: &'p FunctionPolicy) -> Self {
+    fn new(
+        policy: &'p FunctionPolicy,
+        catalog: &'p Catalog,
+        items: HashMap<String, Vec<Item>>,
+    ) -> Self {
         Self {
             policy,
+            catalog,
+            items,
             mode: Mode::Exec,
             depth: 0,
             context: "contains ",
@@ -274,10 +288,33 @@ impl<'p> Walker<'p> {
         self.ctes.truncate(mark);
     }
 
-    fn function_call(&mut self, name: String, args: &[pb::Node]) {
-        Self::note(&mut self.functions, name.clone());
-        if name == "set_config" && !self.policy.is_declared(&name) {
-            let (effect, change) = session::set_config(args);
+    /// Escalates by a resolved name, unless it is a plain read.
+    fn resolved(&mut self, r: Resolved) {
+        if r.class != StatementClass::Read || r.reason.is_some() {
+            self.escalate(r.class, r.reason, Source::Plain);
+        }
+    }
+
+    fn function_call(&mut self, call: &pb::FuncCall) {
+        let major = self.catalog.major();
+        if let Some(why) = resolve::hidden_column(call, major) {
+            return self.escalate(StatementClass::Unknown, Some(why), Source::Plain);
+        }
+        let shown = names::qualified(&call.funcname);
+        Self::note(&mut self.functions, shown.clone());
+        if self.policy.is_declared(&shown) {
+            let class = self.policy.class_of(&shown);
+            if class != StatementClass::Read {
+                let reason = format!("calls {shown} ({class}, as configured)");
+                self.escalate(class, Some(reason), Source::Plain);
+            }
+            return;
+        }
+        let (schema, name) = resolve::call_name(&call.funcname, major);
+        let nargs = if call.agg_star { 0 } else { call.args.len() };
+        let builtin_only = self.catalog.builtin_only(schema.as_deref(), &name, nargs);
+        if name == "set_config" && builtin_only {
+            let (effect, change) = session::set_config(&call.args);
             self.refuse(effect.refused.clone());
             if let Some(change) = change
                 && self.mode == Mode::Exec
@@ -292,24 +329,36 @@ impl<'p> Walker<'p> {
             self.escalate(effect.class, effect.reason, source);
             return;
         }
-        let class = self.policy.class_of(&name);
-        let reason = match class {
-            StatementClass::Read => return,
-            StatementClass::Unknown
-                if builtin(&name).is_none() && !self.policy.is_declared(&name) =>
-            {
-                format!("calls {name}, which is not a known built-in")
-            }
-            StatementClass::Unknown => format!("calls {name}, which runs SQL given as text"),
-            other => format!("calls {name} ({other})"),
+        let r = self.catalog.call(schema.as_deref(), &name, nargs);
+        self.resolved(r);
+    }
+
+    /// `q.f` or `(expr).f`: the call `f(q)` it may be.
+    fn attribute(&mut self, schema: Option<&str>, qualifier: &str, field: &str) {
+        let catalog = self.catalog;
+        let Some(r) = resolve::attribute_call(catalog, &self.items, schema, qualifier, field)
+        else {
+            return;
         };
-        self.escalate(class, Some(reason), Source::Plain);
+        if r.class != StatementClass::Read {
+            Self::note(&mut self.functions, field.to_string());
+        }
+        self.resolved(r);
     }
 }
 
 impl Visit for Walker<'_> {
     fn visit_node(&mut self, n: &pb::Node) {
         let Some(inner) = &n.node else { return };
+        match resolve::older_reading(inner, self.catalog.major()) {
+            Some(Ok((name, nargs))) => {
+                Self::note(&mut self.functions, name.to_string());
+                let r = self.catalog.call(None, name, nargs);
+                self.resolved(r);
+            }
+            Some(Err(why)) => self.escalate(StatementClass::Unknown, Some(why), Source::Plain),
+            None => {}
+        }
         let Some(kind) = statement::kind(inner) else {
             return v::walk_node(self, n);
         };
@@ -627,8 +676,71 @@ impl Visit for Walker<'_> {
     // --- calls
 
     fn visit_func_call(&mut self, n: &pb::FuncCall) {
-        self.function_call(names::qualified(&n.funcname), &n.args);
+        self.function_call(n);
         v::walk_func_call(self, n);
+    }
+
+    fn visit_column_ref(&mut self, n: &pb::ColumnRef) {
+        let parts: Vec<&str> = names::strings(&n.fields).collect();
+        if parts.len() != n.fields.len() {
+            return; // `t.*`
+        }
+        match parts.as_slice() {
+            [q, f] => self.attribute(None, q, f),
+            [.., s, q, f] => self.attribute(Some(s), q, f),
+            _ => {}
+        }
+    }
+
+    fn visit_a_indirection(&mut self, n: &pb::AIndirection) {
+        for field in names::strings(&n.indirection) {
+            if self.catalog.takes_one_argument(field) {
+                let r = self.catalog.call(None, field, 1);
+                if r.class != StatementClass::Read {
+                    Self::note(&mut self.functions, field.to_string());
+                }
+                self.resolved(Resolved {
+                    reason: r
+                        .reason
+                        .map(|why| format!("(…).{field} may call {field}(…): {why}")),
+                    ..r
+                });
+            }
+        }
+        v::walk_a_indirection(self, n);
+    }
+
+    fn visit_type_cast(&mut self, n: &pb::TypeCast) {
+        if let Some((schema, name)) = n.type_name.as_ref().and_then(resolve::cast_target)
+            && let Some(why) = self.catalog.cast_to(schema.as_deref(), &name)
+        {
+            self.escalate(StatementClass::Unknown, Some(why), Source::Plain);
+        }
+        v::walk_type_cast(self, n);
+    }
+
+    fn visit_case_expr(&mut self, n: &pb::CaseExpr) {
+        if n.arg.is_some() && !self.catalog.operator_trusted("=") {
+            let why = "CASE x WHEN … compares with =, which the database defines with a function Sluice cannot see into";
+            self.escalate(
+                StatementClass::Unknown,
+                Some(why.to_string()),
+                Source::Plain,
+            );
+        }
+        v::walk_case_expr(self, n);
+    }
+
+    fn visit_join_expr(&mut self, n: &pb::JoinExpr) {
+        if (n.is_natural || !n.using_clause.is_empty()) && !self.catalog.operator_trusted("=") {
+            let why = "JOIN USING compares with =, which the database defines with a function Sluice cannot see into";
+            self.escalate(
+                StatementClass::Unknown,
+                Some(why.to_string()),
+                Source::Plain,
+            );
+        }
+        v::walk_join_expr(self, n);
     }
 
     fn visit_call_stmt(&mut self, n: &pb::CallStmt) {
@@ -657,17 +769,9 @@ impl Visit for Walker<'_> {
     }
 
     fn visit_a_expr(&mut self, n: &pb::AExpr) {
-        let parts: Vec<&str> = names::strings(&n.name).collect();
-        let problem = match parts.as_slice() {
-            [op] if is_known_operator(op) => None,
-            ["pg_catalog", op] if is_known_operator(op) => None,
-            _ => Some(format!(
-                "uses operator {}, which is not a known built-in",
-                parts.join(".")
-            )),
-        };
-        if let Some(reason) = problem {
-            self.escalate(StatementClass::Unknown, Some(reason), Source::Plain);
+        for (schema, symbol) in resolve::operator_symbols(n) {
+            let r = self.catalog.operator(schema.as_deref(), &symbol);
+            self.resolved(r);
         }
         v::walk_a_expr(self, n);
     }

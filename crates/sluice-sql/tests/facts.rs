@@ -312,7 +312,7 @@ fn guardrail_messages_for_analyzed_statements() {
     );
     assert_eq!(
         msg(Profile::Read, &[], "SELECT pg_terminate_backend(42)"),
-        "sluice: statement denied by profile \"read\": SELECT is admin: calls pg_terminate_backend (admin)"
+        "sluice: statement denied by profile \"read\": SELECT is admin: calls pg_terminate_backend: signals another backend (ends its session)"
     );
     assert_eq!(
         msg(

@@ -3,7 +3,23 @@
 //! bindings for the masked outputs.
 
 use sluice_core::config::ColumnPattern;
-use sluice_sql::{MaskedColumns, OutputBinding, masked_uses};
+use sluice_sql::{Catalog, MaskedColumns, OutputBinding, masked_uses_with};
+
+/// The playground's tables as a backend's catalog shows them: which of
+/// their columns share a name with a one-argument function.
+fn catalog() -> Catalog {
+    Catalog::bundled().with_columns(&[
+        ("public", "customers", "name"),
+        ("public", "orders", "total"),
+    ])
+}
+
+fn masked_uses(
+    sql: &str,
+    masked: &MaskedColumns,
+) -> Result<Vec<OutputBinding>, sluice_sql::MaskViolation> {
+    masked_uses_with(sql, masked, &catalog())
+}
 
 /// The playground's rules: customers.card_number, customers.ssn, customers.email.
 fn masked() -> MaskedColumns {
@@ -561,4 +577,49 @@ proptest::proptest! {
         let sql = parts.join(" ");
         let _ = masked_uses(&sql, &masked());
     }
+}
+
+/// Issue 12, class 2: `c.row_to_json` is `row_to_json(c)` when customers
+/// has no column row_to_json: the whole row, masked columns in clear.
+#[test]
+fn attribute_notation_on_a_masked_table_is_a_whole_row_use() {
+    let m = masked();
+    for sql in [
+        "SELECT c.row_to_json FROM customers c",
+        "SELECT c.to_jsonb FROM customers c",
+        "SELECT c.concat FROM customers c",
+        "SELECT customers.row_to_json FROM customers",
+        "SELECT public.customers.row_to_json FROM public.customers",
+        "SELECT id FROM customers c WHERE c.num_nulls = 0",
+        "SELECT j.row_to_json FROM (customers JOIN orders ON true) AS j",
+    ] {
+        let v = masked_uses(sql, &m).expect_err(sql);
+        assert!(v.column.contains("customers"), "{sql}: {}", v.message());
+    }
+    // A real column answers first; a name no function has is a column.
+    assert!(masked_uses("SELECT c.name, c.email FROM customers c", &m).is_ok());
+    assert!(
+        masked_uses("SELECT o.row_to_json FROM orders o", &m).is_ok(),
+        "orders masks nothing"
+    );
+}
+
+/// Issue 12, class 5: a column alias list renames columns by position, so
+/// `e` below is the e-mail column under another name.
+#[test]
+fn column_alias_lists_cannot_rename_a_masked_column_out_of_sight() {
+    let m = masked();
+    for sql in [
+        "SELECT i FROM customers AS c(i, n, e) WHERE e LIKE 'a%'",
+        "SELECT upper(e) FROM customers AS c(i, n, e)",
+        "SELECT i FROM customers c(i, n, e) ORDER BY e",
+        "SELECT count(*) FROM customers c(i, n, e) GROUP BY c.e",
+        "SELECT e::int FROM customers c(i, n, e)",
+        "SELECT i FROM customers c(i, n, e) JOIN orders o ON o.ref = c.e",
+    ] {
+        let v = masked_uses(sql, &m).expect_err(sql);
+        assert!(v.column.contains("renamed"), "{sql}: {}", v.message());
+    }
+    // As a plain output the result path masks it by its source.
+    assert!(masked_uses("SELECT e FROM customers AS c(i, n, e)", &m).is_ok());
 }

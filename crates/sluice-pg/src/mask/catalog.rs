@@ -11,23 +11,16 @@
 //! fails closed (unresolved columns are redacted when column rules exist).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sluice_core::Profile;
 use sluice_mask::{ColumnLookup, SourceColumn};
-use tokio::io::AsyncWriteExt;
 
-use crate::backend::{self, Target};
-use crate::errors::PgError;
-use crate::messages;
+pub use crate::side::Opener;
+use crate::side::{num, query, text};
 
 /// How long a table's columns are trusted without a schema-change sign.
 pub const TTL: Duration = Duration::from_secs(60);
-/// Longest a catalog lookup may hold a result.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest catalog answer message accepted.
-const ANSWER_CAP: usize = 1 << 20;
 
 /// One connection's cache.
 #[derive(Default)]
@@ -39,14 +32,6 @@ struct Table {
     loaded: Instant,
     /// By attribute number.
     columns: HashMap<i16, SourceColumn>,
-}
-
-/// How to open the side session: the session's own backend and grant.
-#[derive(Clone)]
-pub struct Opener {
-    pub target: Arc<Target>,
-    pub grant_id: String,
-    pub profile: Profile,
 }
 
 impl Catalog {
@@ -127,80 +112,4 @@ impl Catalog {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Table>> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// A text row of a catalog answer.
-pub(super) type Row = Vec<Option<String>>;
-
-pub(super) fn text(r: &Row, i: usize) -> Option<String> {
-    r.get(i).cloned().flatten()
-}
-
-pub(super) fn num<T: std::str::FromStr>(r: &Row, i: usize) -> Option<T> {
-    r.get(i)?.as_deref()?.parse().ok()
-}
-
-/// One simple query on a fresh backend session, text rows.
-pub(super) async fn query(opener: &Opener, sql: &str) -> Result<Vec<Row>, PgError> {
-    tokio::time::timeout(LOOKUP_TIMEOUT, query_inner(opener, sql))
-        .await
-        .map_err(|_| PgError::Backend("catalog lookup timed out".into()))?
-}
-
-async fn query_inner(opener: &Opener, sql: &str) -> Result<Vec<Row>, PgError> {
-    let mut be =
-        backend::open(opener.target.clone(), &[], &opener.grant_id, opener.profile).await?;
-    be.reader.set_cap(ANSWER_CAP);
-    be.reader.get_mut().write_all(&messages::query(sql)).await?;
-    be.reader.get_mut().flush().await?;
-    let mut rows = Vec::new();
-    let mut failed = None;
-    loop {
-        let frame = be
-            .reader
-            .next()
-            .await
-            .map_err(|e| PgError::Backend(format!("catalog lookup: {e}")))?
-            .ok_or_else(|| PgError::Backend("catalog lookup: backend closed".into()))?;
-        match frame.tag {
-            b'D' => rows.push(
-                data_row(frame.body())
-                    .ok_or_else(|| PgError::Backend("catalog lookup: malformed DataRow".into()))?,
-            ),
-            b'E' => failed = Some(frame),
-            b'Z' => break,
-            _ => {}
-        }
-    }
-    let _ = be.reader.get_mut().write_all(&[b'X', 0, 0, 0, 4]).await;
-    if let Some(e) = failed {
-        let fields = messages::error_fields(e.body());
-        let msg = fields.iter().find(|(c, _)| *c == b'M').map(|(_, m)| *m);
-        return Err(PgError::Backend(format!(
-            "catalog lookup: {}",
-            msg.unwrap_or("error")
-        )));
-    }
-    Ok(rows)
-}
-
-fn data_row(mut body: &[u8]) -> Option<Row> {
-    let b = &mut body;
-    let n = crate::codec::take_i16(b)?;
-    let mut out = Vec::with_capacity(n.max(0) as usize);
-    for _ in 0..n {
-        let len = crate::codec::take_i32(b)?;
-        if len < 0 {
-            out.push(None);
-            continue;
-        }
-        let len = len as usize;
-        if b.len() < len {
-            return None;
-        }
-        let (v, rest) = b.split_at(len);
-        out.push(Some(String::from_utf8_lossy(v).into_owned()));
-        *b = rest;
-    }
-    Some(out)
 }

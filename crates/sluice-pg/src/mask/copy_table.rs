@@ -24,7 +24,7 @@ use sluice_mask::{Masker, SourceColumn};
 use sluice_sql::MaskViolation;
 
 use super::StatementMask;
-use super::catalog::{Opener, Row, num, query, text};
+use crate::side::{Opener, Row, num, query, text};
 
 /// A column of a COPY'd table, in table order.
 #[derive(Debug, Clone)]

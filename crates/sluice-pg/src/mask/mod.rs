@@ -61,14 +61,19 @@ impl ConnMasking {
     }
 
     /// The statement path's analysis of one SQL string. `shape` is its
-    /// shape key when its statement analysis may be shared by shape; the
-    /// masking analysis is shared too unless it read a literal's value
-    /// (`ORDER BY 2`).
-    pub fn check(&self, sql: &str, shape: Option<&str>) -> Arc<StatementMask> {
+    /// shape key (with the catalog's generation) when its statement
+    /// analysis may be shared by shape; the masking analysis is shared too
+    /// unless it read a literal's value (`ORDER BY 2`).
+    pub fn check(
+        &self,
+        sql: &str,
+        shape: Option<&str>,
+        catalog: &sluice_sql::Catalog,
+    ) -> Arc<StatementMask> {
         if let Some(hit) = shape.and_then(|k| self.shapes.get(k)) {
             return hit;
         }
-        let (mask, read) = literals::track(|| StatementMask::check(sql, &self.masked));
+        let (mask, read) = literals::track(|| StatementMask::check(sql, &self.masked, catalog));
         let mask = Arc::new(mask);
         if let Some(key) = shape.filter(|_| !read) {
             self.shapes.insert(key.to_string(), mask.clone());

@@ -32,9 +32,10 @@ pub struct CopySpec {
 }
 
 impl StatementMask {
-    /// Analyses `sql` against the connection's masked columns.
-    pub fn check(sql: &str, masked: &MaskedColumns) -> Self {
-        let (bindings, mut violation) = match sluice_sql::masked_uses(sql, masked) {
+    /// Analyses `sql` against the connection's masked columns and the
+    /// backend's catalog.
+    pub fn check(sql: &str, masked: &MaskedColumns, catalog: &sluice_sql::Catalog) -> Self {
+        let (bindings, mut violation) = match sluice_sql::masked_uses_with(sql, masked, catalog) {
             Ok(b) => (b, None),
             Err(v) => (Vec::new(), Some(v)),
         };
@@ -187,9 +188,13 @@ mod tests {
     use super::*;
 
     fn spec(sql: &str) -> Option<CopySpec> {
-        StatementMask::check(sql, &MaskedColumns::default())
-            .copy(0)
-            .cloned()
+        StatementMask::check(
+            sql,
+            &MaskedColumns::default(),
+            &sluice_sql::Catalog::bundled(),
+        )
+        .copy(0)
+        .cloned()
     }
 
     #[test]
@@ -220,6 +225,7 @@ mod tests {
         let m = StatementMask::check(
             "COPY orders TO STDOUT (FORMAT binary)",
             &MaskedColumns::default(),
+            &sluice_sql::Catalog::bundled(),
         );
         assert!(m.violation.unwrap().message().contains("binary COPY"));
     }

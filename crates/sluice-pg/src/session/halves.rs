@@ -47,8 +47,10 @@ pub async fn pump_session(
     backend: Backend,
     stats: Arc<Stats>,
     end: EndSignal,
-    masking: Option<(Arc<ConnMasking>, Opener)>,
+    opener: Opener,
+    masking: Option<Arc<ConnMasking>>,
 ) -> (&'static str, Writer, Option<Returned>) {
+    let masking = masking.map(|m| (m, opener.clone()));
     let queue = masking.as_ref().map(|_| Arc::new(MaskQueue::default()));
     let (client_stream, client_buf) = client.into_parts();
     let (client_read, client_write) = tokio::io::split(client_stream);
@@ -108,6 +110,7 @@ pub async fn pump_session(
         stats,
     )
     .with_names(names.clone())
+    .with_catalog(shared.catalog(&grant.connection), opener)
     .with_masking(queue.clone());
     let result_masker = masking
         .zip(queue)

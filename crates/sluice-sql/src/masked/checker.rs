@@ -24,6 +24,8 @@ pub(super) enum Targets {
 /// One walk over a query string's statements.
 pub(super) struct Checker<'m> {
     pub(super) masked: &'m MaskedColumns,
+    /// The backend's names: whether `x.f` is a column or a call.
+    pub(super) catalog: &'m crate::Catalog,
     /// FROM scopes, innermost last (outer ones for correlated subqueries).
     pub(super) scopes: Vec<Vec<FromItem>>,
     /// CTE names in scope: an unqualified reference to one is not a table.
@@ -36,9 +38,10 @@ pub(super) struct Checker<'m> {
 }
 
 impl<'m> Checker<'m> {
-    pub(super) fn new(masked: &'m MaskedColumns) -> Self {
+    pub(super) fn new(masked: &'m MaskedColumns, catalog: &'m crate::Catalog) -> Self {
         Self {
             masked,
+            catalog,
             scopes: Vec::new(),
             ctes: Vec::new(),
             ctx: None,

@@ -29,7 +29,7 @@ impl Checker<'_> {
             _ => false,
         });
         let elsewhere = n.is_program || !n.filename.is_empty();
-        let Source::Table { schema, name } = &item.source else {
+        let Source::Table { schema, name, .. } = &item.source else {
             return;
         };
         let Some(pattern) = self.masked.table(schema.as_deref(), name) else {

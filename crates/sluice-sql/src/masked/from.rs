@@ -8,10 +8,13 @@ use super::checker::Checker;
 /// What a FROM item is, for name resolution.
 #[derive(Debug, Clone)]
 pub(super) enum Source {
-    /// A table (or view), schema as written.
+    /// A table (or view), schema as written; `renamed` holds its column
+    /// alias list (`customers AS c(i, n, e)`), which renames columns by
+    /// position.
     Table {
         schema: Option<String>,
         name: String,
+        renamed: Vec<String>,
     },
     /// A join with an alias: its columns are its members'.
     Join(Vec<FromItem>),
@@ -30,7 +33,7 @@ impl FromItem {
     /// The tables whose columns this item exposes.
     pub(super) fn tables(&self) -> Vec<(Option<&str>, &str)> {
         match &self.source {
-            Source::Table { schema, name } => vec![(schema.as_deref(), name.as_str())],
+            Source::Table { schema, name, .. } => vec![(schema.as_deref(), name.as_str())],
             Source::Join(items) => items.iter().flat_map(FromItem::tables).collect(),
             Source::Other => Vec::new(),
         }
@@ -47,9 +50,16 @@ impl Checker<'_> {
         let source = if rv.schemaname.is_empty() && self.ctes.contains(&rv.relname) {
             Source::Other
         } else {
+            let renamed = rv
+                .alias
+                .iter()
+                .flat_map(|a| crate::names::strings(&a.colnames))
+                .map(str::to_string)
+                .collect();
             Source::Table {
                 schema: (!rv.schemaname.is_empty()).then(|| rv.schemaname.clone()),
                 name: rv.relname.clone(),
+                renamed,
             }
         };
         FromItem { refname, source }

@@ -21,12 +21,16 @@
 //! (`column: None`): without the catalog the analysis cannot expand them,
 //! and the proxy masks those columns by their source in the row description.
 //!
-//! Names resolve like PostgreSQL's, without the catalog, failing closed: a
-//! qualified name by its FROM item (alias, table, or join alias); an
-//! unqualified column as masked if any visible table may have a masked
-//! column of that name; an unqualified table name as any schema; a
-//! name matching a FROM item of a masked table and no masked column as a
-//! whole-row reference. References to CTEs and subqueries are not tables.
+//! Names resolve like PostgreSQL's, failing closed: a qualified name by its
+//! FROM item (alias, table, or join alias); an unqualified column as masked
+//! if any visible table may have a masked column of that name; an
+//! unqualified table name as any schema; a name matching a FROM item of a
+//! masked table and no masked column as a whole-row reference. `x.f` where
+//! the backend's catalog does not show a column `f` of `x` but a function
+//! `f` taking one argument is the call `f(x)` (`c.row_to_json`), so a
+//! whole-row use. A column alias list (`customers AS c(i, n, e)`) renames
+//! columns by position, so each of its names may be a masked column.
+//! References to CTEs and subqueries are not tables.
 //! Known limits: writes can still act as oracles through constraint errors
 //! (a unique index on a masked column); views and functions are opaque
 //! (mask their output columns by rule).
@@ -58,11 +62,21 @@ use checker::Checker;
 /// or the first violation. A string that does not parse is refused (fails
 /// closed; PostgreSQL would reject most such strings anyway).
 pub fn masked_uses(sql: &str, masked: &MaskedColumns) -> Result<Vec<OutputBinding>, MaskViolation> {
+    masked_uses_with(sql, masked, &crate::Catalog::bundled())
+}
+
+/// [`masked_uses`] against a backend's catalog (which says whether `x.f`
+/// is a column or the call `f(x)`).
+pub fn masked_uses_with(
+    sql: &str,
+    masked: &MaskedColumns,
+    catalog: &crate::Catalog,
+) -> Result<Vec<OutputBinding>, MaskViolation> {
     if masked.is_empty() {
         return Ok(Vec::new());
     }
     match pg_query::parse(sql, pg_query::ParserOptions::DEFAULT) {
-        Ok(parsed) => masked_uses_in(&parsed.protobuf, masked),
+        Ok(parsed) => masked_uses_in(&parsed.protobuf, masked, catalog),
         Err(_) => Err(MaskViolation {
             column: "(unknown)".into(),
             context: "a statement Sluice cannot analyze".into(),
@@ -74,8 +88,9 @@ pub fn masked_uses(sql: &str, masked: &MaskedColumns) -> Result<Vec<OutputBindin
 pub fn masked_uses_in(
     tree: &pb::ParseResult,
     masked: &MaskedColumns,
+    catalog: &crate::Catalog,
 ) -> Result<Vec<OutputBinding>, MaskViolation> {
-    let mut c = Checker::new(masked);
+    let mut c = Checker::new(masked, catalog);
     for (i, raw) in tree.stmts.iter().enumerate() {
         c.statement = i;
         if let Some(stmt) = raw.stmt.as_deref() {

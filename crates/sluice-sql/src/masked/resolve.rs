@@ -55,11 +55,77 @@ impl Checker<'_> {
     }
 
     pub(super) fn column_of(&self, item: &FromItem, column: &str) -> Option<Hit> {
+        if let Some(h) = self.renamed_column(item, column) {
+            return Some(h);
+        }
         item.tables().into_iter().find_map(|(schema, table)| {
             self.masked
                 .column(schema, table, column)
                 .map(|p| self.hit(schema, table, Some(column), p))
         })
+    }
+
+    /// A name from a column alias list of a table with masked columns: it
+    /// may stand for any of them (the list renames columns by position).
+    fn renamed_column(&self, item: &FromItem, column: &str) -> Option<Hit> {
+        let tables: Vec<&FromItem> = match &item.source {
+            Source::Join(members) => members.iter().collect(),
+            _ => vec![item],
+        };
+        tables.into_iter().find_map(|t| match &t.source {
+            Source::Table {
+                schema,
+                name,
+                renamed,
+            } if renamed.iter().any(|r| r == column) => {
+                let schema = schema.as_deref();
+                self.masked.table(schema, name).map(|p| {
+                    let mut h = self.hit(schema, name, Some(column), p);
+                    h.display = format!("{} (renamed by a column alias list)", h.display);
+                    h
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// `item.f` where `f` is not surely a column of the item but a
+    /// function taking one argument has that name: the call `f(item)`,
+    /// which sees the whole row.
+    fn may_be_call(&self, item: &FromItem, field: &str) -> bool {
+        if !self.catalog.takes_one_argument(field) {
+            return false;
+        }
+        let surely_column = |t: &FromItem| match &t.source {
+            Source::Table {
+                schema,
+                name,
+                renamed,
+            } => {
+                renamed.iter().any(|r| r == field)
+                    || self.catalog.has_column(schema.as_deref(), name, field)
+            }
+            _ => false,
+        };
+        match &item.source {
+            Source::Join(members) => !members.iter().any(surely_column),
+            _ => !surely_column(item),
+        }
+    }
+
+    /// A qualified column reference to `item`: the masked column, or the
+    /// whole row when the name may be a call on it.
+    fn qualified(&self, item: &FromItem, field: &str) -> Resolved {
+        if let Some(h) = self.column_of(item, field) {
+            return Resolved::Column(h);
+        }
+        if self.may_be_call(item, field) {
+            let rows = self.rows_of(item);
+            if !rows.is_empty() {
+                return Resolved::Rows(rows);
+            }
+        }
+        Resolved::Clear
     }
 
     pub(super) fn rows_of(&self, item: &FromItem) -> Vec<Hit> {
@@ -81,7 +147,6 @@ impl Checker<'_> {
                 _ => None, // A_Star
             })
             .collect();
-        let found = |h: Option<Hit>| h.map_or(Resolved::Clear, Resolved::Column);
         let rows = |hits: Vec<Hit>| {
             if hits.is_empty() {
                 Resolved::Clear
@@ -111,27 +176,34 @@ impl Checker<'_> {
                     .flat_map(|i| self.rows_of(i))
                     .collect(),
             ),
-            [Some(t), Some(col)] => found(self.find_item(t).and_then(|i| self.column_of(i, col))),
+            [Some(t), Some(col)] => self
+                .find_item(t)
+                .map_or(Resolved::Clear, |i| self.qualified(i, col)),
             [Some(t), None] => self
                 .find_item(t)
                 .map_or(Resolved::Clear, |i| rows(self.rows_of(i))),
             [.., Some(s), Some(t), last] => {
                 let item = self.scopes.iter().rev().flatten().find(|i| {
                     i.refname == *t
-                        && matches!(&i.source, Source::Table { schema, name } if name == t && schema.as_deref().is_none_or(|x| x == *s))
+                        && matches!(&i.source, Source::Table { schema, name, .. } if name == t && schema.as_deref().is_none_or(|x| x == *s))
                 });
                 let Some(item) = item else {
                     return Resolved::Clear;
+                };
+                let renamed = match &item.source {
+                    Source::Table { renamed, .. } => renamed.clone(),
+                    _ => Vec::new(),
                 };
                 let qualified = FromItem {
                     refname: item.refname.clone(),
                     source: Source::Table {
                         schema: Some(s.to_string()),
                         name: t.to_string(),
+                        renamed,
                     },
                 };
                 match last {
-                    Some(col) => found(self.column_of(&qualified, col)),
+                    Some(col) => self.qualified(&qualified, col),
                     None => rows(self.rows_of(&qualified)),
                 }
             }
