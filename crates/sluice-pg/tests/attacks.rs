@@ -533,3 +533,44 @@ async fn a_column_alias_list_does_not_unmask() {
     let out = all_text(&mut s, "SELECT e, x FROM customers AS c(i, n, e, x)").await;
     assert!(!out.contains(SSN) && !out.contains(EMAIL), "{out}");
 }
+
+/// Class 8: two statements whose shape keys matched named different
+/// tables: `U&"!0073ecrets" UESCAPE '#'` is a table that does not exist,
+/// `… UESCAPE '!'` is `secrets`. The first's analysis answered for the second.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_uescape_literal_cannot_borrow_another_statements_analysis() {
+    let opts = Options {
+        guardrails: vec![GuardrailRule {
+            name: "no-secrets".into(),
+            action: Action::Deny,
+            classes: vec![],
+            tables: vec!["secrets".into(), "*.secrets".into()],
+            functions: vec![],
+            fingerprints: vec![],
+            profiles: vec![],
+            message: None,
+        }],
+        ..Options::default()
+    };
+    let h = masked_harness(opts).await;
+    h.backend("CREATE TABLE secrets (v text); INSERT INTO secrets VALUES ('the-secret')");
+    let g = h.grant(Profile::Read);
+    let mut s = login(&h, &g, &[]).await;
+    for _ in 0..2 {
+        let out = all_text(&mut s, "SELECT * FROM U&\"!0073ecrets\" UESCAPE '#'").await;
+        assert!(out.contains("42P01"), "no such table: {out}");
+        let out = all_text(&mut s, "SELECT * FROM U&\"!0073ecrets\" UESCAPE '!'").await;
+        assert!(
+            out.contains("42501") && !out.contains("the-secret"),
+            "{out}"
+        );
+        let out = all_text(&mut s, "SELECT U&\"!0073sn\" UESCAPE '#' FROM customers").await;
+        assert!(out.contains("42703"), "no such column: {out}");
+        let out = all_text(
+            &mut s,
+            "SELECT upper(U&\"!0073sn\" UESCAPE '!') FROM customers",
+        )
+        .await;
+        assert!(out.contains("42501") && !out.contains(SSN), "{out}");
+    }
+}

@@ -12,9 +12,16 @@
 //! does, so anything it does not model gives no key (the statement is
 //! analysed afresh, as without a cache): comments, dollar quoting, escape
 //! and bit/hex/national/Unicode string prefixes (`E'…'`, `B'…'`, `X'…'`,
-//! `N'…'`, `U&'…'`), any backslash inside a string (whose meaning depends
-//! on `standard_conforming_strings`), numbers run into letters or
-//! underscores (`0x1F`, `1_000`, `1e`), unterminated tokens, and long texts.
+//! `N'…'`, `U&'…'`), Unicode identifiers (`U&"…"`) and `UESCAPE` (whose
+//! literal decides what they spell), any backslash inside a string (whose
+//! meaning depends on `standard_conforming_strings`), numbers run into
+//! letters or underscores (`0x1F`, `1_000`, `1e`), unterminated tokens,
+//! and long texts.
+//!
+//! Both halves of that claim are tested: keys are checked against
+//! PostgreSQL's own lexer (`pg_query::scan`) on generated texts, and
+//! statements with equal keys are checked to get equal analyses
+//! (`tests/shapes.rs`).
 //!
 //! Sharing an analysis is sound only when the analysis did not read a
 //! literal's value; [`crate::literals`] and [`crate::Analysis::cacheable`]
@@ -50,6 +57,11 @@ pub fn shape_key(sql: &str) -> Option<String> {
                 key.push_str(STRING);
             }
             b'"' => {
+                // `U&"…"` spells an identifier with escapes whose meaning
+                // the UESCAPE literal after it decides.
+                if i > 0 && b[i - 1] == b'&' {
+                    return None;
+                }
                 let end = quoted_ident_end(b, i)?;
                 key.push_str(&sql[i..end]);
                 i = end;
@@ -66,6 +78,8 @@ pub fn shape_key(sql: &str) -> Option<String> {
             b'-' if b.get(i + 1) == Some(&b'-') => return None,
             b'/' if b.get(i + 1) == Some(&b'*') => return None,
             b'\\' | 0 => return None,
+            // `..` is one token (DOT_DOT), and `..5` is not `.` then `.5`.
+            b'.' if b.get(i + 1) == Some(&b'.') => return None,
             _ if c.is_ascii_digit()
                 || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) =>
             {
@@ -74,6 +88,11 @@ pub fn shape_key(sql: &str) -> Option<String> {
             }
             _ if is_ident_start(c) => {
                 let end = ident_end(b, i);
+                // UESCAPE's literal changes what the `U&` string or
+                // identifier before it means.
+                if sql[i..end].eq_ignore_ascii_case("uescape") {
+                    return None;
+                }
                 key.push_str(&sql[i..end]);
                 i = end;
             }
@@ -228,6 +247,9 @@ mod tests {
             "SELECT 'unterminated",
             "SELECT \"unterminated",
             "SELECT 1abc",
+            "SELECT U&\"!0073sn\" UESCAPE '!' FROM customers",
+            "SELECT U&\"d\\0061t\" FROM t",
+            "SELECT a FROM t WHERE b = U&'!0061' uescape '!'",
         ] {
             assert_eq!(shape_key(sql), None, "{sql}");
         }
