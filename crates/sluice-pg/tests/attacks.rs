@@ -574,3 +574,35 @@ async fn a_uescape_literal_cannot_borrow_another_statements_analysis() {
         assert!(out.contains("42501") && !out.contains(SSN), "{out}");
     }
 }
+
+/// Class 7: statistics and activity views. pg_stats returned real values
+/// of each masked column; pg_stat_activity showed other agents' statement
+/// text and grant ids.
+#[tokio::test(flavor = "multi_thread")]
+async fn statistics_and_other_sessions_are_out_of_sight() {
+    let h = masked_harness(Options::default()).await;
+    let other = h.grant(Profile::Read);
+    let mut bystander = login(&h, &other, &[]).await;
+    simple(&mut bystander, "SELECT 'bystander-marker'")
+        .await
+        .unwrap();
+    for profile in [Profile::Read, Profile::Write] {
+        let g = h.grant(profile);
+        let mut s = login(&h, &g, &[]).await;
+        for sql in [
+            "SELECT most_common_vals::text FROM pg_stats WHERE attname = 'ssn'",
+            "SELECT histogram_bounds::text FROM pg_catalog.pg_stats",
+            "SELECT query, application_name FROM pg_stat_activity",
+            "SELECT * FROM pg_stat_get_activity(NULL)",
+            "SELECT pg_cancel_backend(pid) FROM pg_locks",
+        ] {
+            let out = all_text(&mut s, sql).await;
+            assert!(out.contains("42501"), "{profile}: {sql}: {out}");
+            assert!(
+                !out.contains(SSN) && !out.contains(&other.id),
+                "{sql}: {out}"
+            );
+            assert!(!out.contains("bystander-marker"), "{sql}: {out}");
+        }
+    }
+}

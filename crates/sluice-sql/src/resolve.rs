@@ -224,3 +224,67 @@ pub(crate) fn operator_symbols(e: &pb::AExpr) -> Vec<(Option<String>, String)> {
         _ => vec![(Some(parts.join(".")), String::new())],
     }
 }
+
+/// Catalog relations whose rows are sample values of other tables'
+/// columns (`most_common_vals`, `histogram_bounds`): a masked column's
+/// values in clear.
+const STATISTICS: &[&str] = &[
+    "pg_stats",
+    "pg_stats_ext",
+    "pg_stats_ext_exprs",
+    "pg_statistic",
+    "pg_statistic_ext",
+    "pg_statistic_ext_data",
+];
+
+/// Catalog relations that show other sessions (their statement text,
+/// grant ids in `application_name`, client addresses, locks) or the
+/// server's credentials and configuration files.
+const OTHER_SESSIONS: &[&str] = &[
+    "pg_stat_activity",
+    "pg_locks",
+    "pg_stat_ssl",
+    "pg_stat_gssapi",
+    "pg_stat_replication",
+    "pg_stat_replication_slots",
+    "pg_stat_wal_receiver",
+    "pg_stat_subscription",
+    "pg_replication_slots",
+    "pg_prepared_xacts",
+    "pg_stat_statements",
+    "pg_stat_statements_info",
+    "pg_authid",
+    "pg_shadow",
+    "pg_user_mappings",
+    "pg_hba_file_rules",
+    "pg_ident_file_mappings",
+    "pg_file_settings",
+];
+
+/// Why reading relation `name` (in `schema`, when written) is an act on
+/// the server rather than a read of the agent's data, if it is. A name in
+/// a schema other than pg_catalog is the database's own table, except
+/// `pg_stat_statements`, which an extension puts in any schema.
+pub(crate) fn sensitive_relation(schema: Option<&str>, name: &str) -> Option<String> {
+    let catalog = schema.is_none_or(|s| s == "pg_catalog");
+    if catalog && STATISTICS.contains(&name) {
+        return Some(format!(
+            "reads {name}, which holds sample values of table columns"
+        ));
+    }
+    let anywhere = name.starts_with("pg_stat_statements");
+    if (catalog || anywhere)
+        && (OTHER_SESSIONS.contains(&name) || name.starts_with("pg_stat_progress_"))
+    {
+        return Some(format!(
+            "reads {name}, which shows other sessions or the server's secrets"
+        ));
+    }
+    None
+}
+
+/// Whether a relation holds statistics samples (denied in a masked session
+/// whatever the profile).
+pub(crate) fn is_statistics(schema: Option<&str>, name: &str) -> bool {
+    schema.is_none_or(|s| s == "pg_catalog") && STATISTICS.contains(&name)
+}

@@ -433,6 +433,10 @@ impl Visit for Walker<'_> {
         if n.schemaname.is_empty() && self.ctes.contains(&n.relname) {
             return;
         }
+        let schema = (!n.schemaname.is_empty()).then_some(n.schemaname.as_str());
+        if let Some(why) = resolve::sensitive_relation(schema, &n.relname) {
+            self.escalate(StatementClass::Admin, Some(why), Source::Plain);
+        }
         Self::note(&mut self.tables_read, names::relation(n));
     }
 

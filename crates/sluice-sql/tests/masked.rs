@@ -623,3 +623,18 @@ fn column_alias_lists_cannot_rename_a_masked_column_out_of_sight() {
     // As a plain output the result path masks it by its source.
     assert!(masked_uses("SELECT e FROM customers AS c(i, n, e)", &m).is_ok());
 }
+
+/// Issue 12, class 7: statistics hold about a hundred real values of each
+/// masked column (`most_common_vals`, `histogram_bounds`).
+#[test]
+fn statistics_views_are_refused_in_a_masked_session() {
+    let m = masked();
+    for sql in [
+        "SELECT most_common_vals FROM pg_stats WHERE attname = 'ssn'",
+        "SELECT * FROM pg_catalog.pg_statistic",
+        "SELECT 1 WHERE EXISTS (SELECT histogram_bounds FROM pg_stats)",
+    ] {
+        let v = masked_uses(sql, &m).expect_err(sql);
+        assert!(v.column.contains("sample values"), "{sql}: {}", v.message());
+    }
+}

@@ -245,3 +245,23 @@ fn syntax_an_older_backend_reads_as_a_call() {
     assert_eq!(class_in(&pg17, "SELECT json_scalar(1)"), C::Read);
     assert_eq!(class_in(&pg17, "SELECT '{}' IS JSON"), C::Read);
 }
+
+#[test]
+fn views_of_other_sessions_and_statistics_are_admin() {
+    for sql in [
+        "SELECT query, application_name FROM pg_stat_activity",
+        "SELECT * FROM pg_catalog.pg_stat_activity",
+        "SELECT most_common_vals FROM pg_stats WHERE attname = 'ssn'",
+        "SELECT * FROM pg_statistic",
+        "SELECT * FROM pg_stats_ext_exprs",
+        "SELECT * FROM pg_locks",
+        "SELECT * FROM public.pg_stat_statements",
+        "SELECT * FROM pg_stat_progress_vacuum",
+        "SELECT * FROM t WHERE x IN (SELECT pid FROM pg_stat_activity)",
+    ] {
+        assert_eq!(class(sql), C::Admin, "{sql}");
+    }
+    // A table of the database's own that happens to share a name.
+    assert_eq!(class("SELECT * FROM app.pg_stats"), C::Read);
+    assert_eq!(class("SELECT * FROM pg_stat_database"), C::Read);
+}

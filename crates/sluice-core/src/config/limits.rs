@@ -133,6 +133,6 @@ mod tests {
         let err = Config::parse(&text, "s.toml").unwrap_err();
         assert_eq!(err.0.len(), 1, "{err:?}");
         assert!(err.0[0].message.contains("24h"), "{err:?}");
-        assert_eq!(err.0[0].location, "s.toml:8");
+        assert_eq!(err.0[0].location, "s.toml:9");
     }
 }

@@ -94,6 +94,7 @@ pub fn masked_uses_in(
     for (i, raw) in tree.stmts.iter().enumerate() {
         c.statement = i;
         if let Some(stmt) = raw.stmt.as_deref() {
+            statistics(stmt)?;
             c.top_statement(stmt);
         }
         if let Some(v) = c.violation.take() {
@@ -101,4 +102,22 @@ pub fn masked_uses_in(
         }
     }
     Ok(c.bindings)
+}
+
+/// Statistics views hold sample values of every column, masked ones too.
+fn statistics(stmt: &pb::Node) -> Result<(), MaskViolation> {
+    use crate::resolve::{Item, from_items, is_statistics};
+    for items in from_items(stmt).values() {
+        for item in items {
+            if let Item::Table { schema, name } = item
+                && is_statistics(schema.as_deref(), name)
+            {
+                return Err(MaskViolation {
+                    column: format!("{name} (sample values of masked columns)"),
+                    context: "a statistics view".into(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
