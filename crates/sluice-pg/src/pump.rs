@@ -355,6 +355,14 @@ where
                 let frame = self.buf.split_to(total);
                 self.held(tag, &frame);
             }
+            Step::Pass if tag == b'N' => {
+                let scrubbed = self.mask.as_mut().and_then(|m| m.scrub(&self.buf[..total]));
+                match scrubbed {
+                    Some(notice) => self.out.extend_from_slice(&notice),
+                    None => self.out.extend_from_slice(&self.buf[..total]),
+                }
+                self.buf.advance(total);
+            }
             Step::Pass => {
                 let frame = &self.buf[..total];
                 note(&mut self.tracker, tag, frame);
@@ -403,7 +411,10 @@ where
                 self.out.extend_from_slice(&denial);
             }
             None => {
-                self.tracker.error(Some(body));
+                // A masked session's errors may quote masked values.
+                let scrubbed = self.mask.as_mut().and_then(|m| m.scrub(frame));
+                let frame = scrubbed.as_deref().unwrap_or(frame);
+                self.tracker.error(Some(&frame[5..]));
                 self.out.extend_from_slice(frame);
             }
         }

@@ -606,3 +606,38 @@ async fn statistics_and_other_sessions_are_out_of_sight() {
         }
     }
 }
+
+/// Class 9: error and notice texts. A constraint violation's DETAIL
+/// (`Failing row contains (…)`) and a cast's message returned whole rows
+/// in clear.
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_do_not_quote_masked_values() {
+    let h = masked_harness(Options::default()).await;
+    let g = h.grant(Profile::Write);
+    let mut s = login(&h, &g, &[]).await;
+    for (sql, code) in [
+        ("UPDATE customers SET pin = -1 WHERE id = 1", "23514"),
+        ("UPDATE customers SET ssn = NULL WHERE id = 1", "23502"),
+        (
+            "INSERT INTO customers VALUES (1, 'x', 'y', 'z', 5)",
+            "23505",
+        ),
+        ("SELECT 'ada@example.com'::int", "22P02"),
+        ("SELECT name::int FROM customers", "22P02"),
+    ] {
+        let out = all_text(&mut s, sql).await;
+        assert!(out.contains(code), "{sql}: {out}");
+        assert!(!out.contains(SSN) && !out.contains(EMAIL), "{sql}: {out}");
+    }
+    // The audit outcome holds what the client saw.
+    let audit = h.audit.all_json();
+    assert!(
+        !audit.contains(SSN) && !audit.contains("Failing row"),
+        "{audit}"
+    );
+    assert_eq!(
+        h.backend("SELECT pin || ' ' || ssn FROM customers"),
+        "1234 123-45-6789",
+        "nothing changed"
+    );
+}

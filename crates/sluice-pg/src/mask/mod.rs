@@ -18,6 +18,7 @@
 
 mod catalog;
 pub mod copy_table;
+mod errors;
 mod queue;
 mod result;
 mod statement;

@@ -132,6 +132,12 @@ impl ResultMasker {
         self.resolved = true;
     }
 
+    /// An ErrorResponse or NoticeResponse as this session's client may see
+    /// it (see [`super::errors`]); `None` when it passes unchanged.
+    pub fn scrub(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        super::errors::scrub(frame, &self.conn.masker, &mut self.stats)
+    }
+
     /// Handles one whole backend frame (header included).
     pub fn on_frame(&mut self, tag: u8, frame: &[u8], out: &mut BytesMut) -> Step {
         let body = &frame[5..];
