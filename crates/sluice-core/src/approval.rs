@@ -23,6 +23,8 @@ pub enum ApprovalStatus {
     Approved,
     Denied,
     Expired,
+    /// The requester's session ended before anyone decided.
+    Withdrawn,
 }
 
 /// How far an approval of a statement reaches.
@@ -55,7 +57,7 @@ macro_rules! text_enum {
     };
 }
 text_enum!(ApprovalKind { Grant => "grant", Statement => "statement" });
-text_enum!(ApprovalStatus { Pending => "pending", Approved => "approved", Denied => "denied", Expired => "expired" });
+text_enum!(ApprovalStatus { Pending => "pending", Approved => "approved", Denied => "denied", Expired => "expired", Withdrawn => "withdrawn" });
 text_enum!(Scope { Once => "once", Shape => "shape" });
 text_enum!(Decision { Approve => "approve", Deny => "deny" });
 

@@ -48,6 +48,9 @@ pub enum EventKind {
     ApprovalDenied,
     #[serde(rename = "approval.expired")]
     ApprovalExpired,
+    /// A held statement's session ended before a decision.
+    #[serde(rename = "approval.withdrawn")]
+    ApprovalWithdrawn,
     #[serde(rename = "approval.notified")]
     ApprovalNotified,
     #[serde(rename = "statement.completed")]
@@ -80,6 +83,7 @@ impl EventKind {
             EventKind::ApprovalApproved => "approval.approved",
             EventKind::ApprovalDenied => "approval.denied",
             EventKind::ApprovalExpired => "approval.expired",
+            EventKind::ApprovalWithdrawn => "approval.withdrawn",
             EventKind::ApprovalNotified => "approval.notified",
             EventKind::StatementCompleted => "statement.completed",
             EventKind::StatementResults => "statement.results",

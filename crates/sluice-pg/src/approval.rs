@@ -6,7 +6,9 @@
 //! Only this session waits: its backend connection stays idle and other
 //! sessions go on. Approved, the request is forwarded as if allowed; denied
 //! or timed out, it is refused like any denial (42501, the session stays
-//! usable, transaction semantics as for a denial).
+//! usable, transaction semantics as for a denial). If the session ends
+//! while it waits (its client goes, the grant ends), the approval is
+//! withdrawn: nothing runs without the client that asked for it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,8 @@ pub struct Approvals {
     /// NoticeResponses to the client, written by the pump between frames.
     pub notices: mpsc::Sender<Bytes>,
     pub timeout: Duration,
+    /// Approvals this session opened (or joined), withdrawn when it ends.
+    pub opened: std::sync::Mutex<Vec<String>>,
 }
 
 /// How a held request ended.
@@ -50,7 +54,7 @@ impl Approvals {
         verdict: &Verdict,
         parameters: Option<Vec<Option<String>>>,
     ) -> Held {
-        let fingerprint = fingerprint(items);
+        let fingerprint = fingerprint(items, parameters.as_deref());
         if self
             .authority
             .shape_approved(&self.grant.id, &fingerprint)
@@ -72,6 +76,7 @@ impl Approvals {
             analysis: serde_json::json!({
                 "statements": items.iter().map(|c| describe(c)).collect::<Vec<_>>(),
                 "reason": verdict.reason,
+                "shape": shape_note(items),
             }),
             fingerprint,
             rule: verdict.rule.clone(),
@@ -98,11 +103,35 @@ impl Approvals {
         );
         // The client may not read notices at all; never wait on it.
         let _ = self.notices.try_send(messages::notice_response(&notice));
+        self.opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ticket.id.clone());
         let outcome = self
             .authority
             .await_approval(&ticket.id, self.timeout)
             .await;
         held(&ticket.id, outcome, wait)
+    }
+}
+
+impl Drop for Approvals {
+    /// The session ended: approvals it opened that nobody decided are
+    /// withdrawn, so an approver's later "yes" runs nothing, and approvers
+    /// see that the requester is gone.
+    fn drop(&mut self) {
+        let opened = std::mem::take(self.opened.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if opened.is_empty() {
+            return;
+        }
+        let authority = self.authority.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for id in opened {
+                    authority.withdraw_approval(&id).await;
+                }
+            });
+        }
     }
 }
 
@@ -119,18 +148,47 @@ fn held(id: &str, outcome: ApprovalOutcome, wait: humantime::FormattedDuration) 
         },
         ApprovalOutcome::TimedOut => Held::Refused {
             error: ClientError::permission_denied(format!(
-                "sluice: approval {id} was not granted within {wait}; the statement did not run"
+                "sluice: approval {id} was not granted within {wait}; the statement did not run. \
+                 The approval stays open while this session lasts: run the same statement \
+                 again to wait for it, or to run it once approved"
             )),
             approval: serde_json::json!({ "id": id, "outcome": "timed out" }),
         },
     }
 }
 
-/// The request's shape: its statements' fingerprints.
-fn fingerprint(items: &[Arc<Checked>]) -> String {
-    items
+/// The request's shape, as a shape approval admits it: each statement's
+/// fingerprint and the kinds of its constants (list and array lengths,
+/// NULLs), and the kinds of its bound parameters.
+fn fingerprint(items: &[Arc<Checked>], parameters: Option<&[Option<String>]>) -> String {
+    let mut parts: Vec<String> = items
         .iter()
-        .map(|c| c.fingerprint.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
+        .map(|c| match sluice_sql::approval::shape(&c.sql) {
+            Some(s) => s.key,
+            None => c.fingerprint.clone(),
+        })
+        .collect();
+    if let Some(params) = parameters {
+        let kinds: Vec<String> = params
+            .iter()
+            .map(|p| sluice_sql::approval::parameter_kind(p.as_deref()))
+            .collect();
+        parts.push(format!("params:{}", kinds.join(",")));
+    }
+    parts.join(";")
+}
+
+/// What approving the shape would admit, in words for the approver.
+fn shape_note(items: &[Arc<Checked>]) -> serde_json::Value {
+    let shapes: Vec<_> = items
+        .iter()
+        .filter_map(|c| sluice_sql::approval::shape(&c.sql))
+        .collect();
+    let normalized: Vec<&str> = shapes.iter().map(|s| s.normalized.as_str()).collect();
+    serde_json::json!({
+        "normalized": normalized.join(";\n"),
+        "admits": "approving the shape lets this grant run this statement again, without \
+                   asking, with other values in the $n places: of the same kinds, with lists \
+                   and arrays of the same lengths and NULLs in the same places",
+    })
 }

@@ -107,6 +107,12 @@ pub trait Authority: Send + Sync + 'static {
     ) -> BoxFuture<'_, ApprovalOutcome> {
         Box::pin(async { ApprovalOutcome::TimedOut })
     }
+
+    /// Closes a pending approval whose session ended before a decision, so
+    /// that it can never run later and approvers see nobody waits for it.
+    fn withdraw_approval(&self, _id: &str) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// True when `user` has the shape of a grant id: `g_` and 26 base32 chars.

@@ -198,6 +198,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.buf.len()
     }
 
+    /// Resolves when the peer closes the stream (or it fails), keeping what
+    /// arrives meanwhile for [`FrameReader::next`]; cancel-safe. Once a
+    /// frame's worth (the cap) is buffered it stops reading and never
+    /// resolves: the peer is then plainly there.
+    pub async fn closed(&mut self) {
+        loop {
+            if self.buf.len() >= self.cap {
+                return std::future::pending().await;
+            }
+            let room = self.size.reserve(&mut self.buf);
+            match self.inner.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => self.size.read(room, n),
+            }
+        }
+    }
+
     /// The underlying stream, and whatever was read beyond the last frame.
     pub fn into_parts(self) -> (R, BytesMut) {
         (self.inner, self.buf)

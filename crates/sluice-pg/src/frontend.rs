@@ -405,18 +405,33 @@ where
         Ok(())
     }
 
+    /// Decides a request. While a statement is held for approval the
+    /// client is watched too: if it goes away the wait ends (and the
+    /// approval is withdrawn), so nothing runs for a client that left.
+    async fn decide(
+        &mut self,
+        items: &[Arc<Checked>],
+        protocol: &str,
+        run: Run,
+    ) -> Result<Decision, PgError> {
+        let may_hold = self.policy.may_hold(items);
+        let decide = self.recorder.decide(&self.policy, items, protocol, run);
+        if !may_hold {
+            return Ok(decide.await);
+        }
+        tokio::select! {
+            d = decide => Ok(d),
+            () = self.reader.closed() => Err(PgError::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the client left while its statement was held for approval",
+            ))),
+        }
+    }
+
     /// A simple-protocol Query: decided alone.
     async fn simple(&mut self, frame: Frame, checked: Arc<Checked>) -> Result<(), PgError> {
-        match self
-            .recorder
-            .decide(
-                &self.policy,
-                std::slice::from_ref(&checked),
-                "simple",
-                Run::Executes(None),
-            )
-            .await
-        {
+        let items = std::slice::from_ref(&checked);
+        match self.decide(items, "simple", Run::Executes(None)).await? {
             Decision::Forward(permit) => {
                 self.stats.allowed.fetch_add(1, Ordering::Relaxed);
                 self.sent.statements(&checked.statements);
@@ -461,11 +476,8 @@ where
             // Describe/Close/Sync only: nothing runs.
             None
         } else {
-            Some(
-                self.recorder
-                    .decide(&self.policy, &batch.checks, "extended", run_of(&batch))
-                    .await,
-            )
+            let run = run_of(&batch);
+            Some(self.decide(&batch.checks, "extended", run).await?)
         };
         match decision {
             Some(Decision::Deny(error)) => {

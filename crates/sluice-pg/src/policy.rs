@@ -263,6 +263,16 @@ impl Policy {
         })
     }
 
+    /// Whether deciding these may hold them for an approval (a rule that
+    /// asks for one applies to this profile, and the verdict says so).
+    pub fn may_hold(&self, items: &[Arc<Checked>]) -> bool {
+        let any_rule = self
+            .rules
+            .iter()
+            .any(|r| r.action == Action::Approve && r.applies_to(self.profile));
+        any_rule && self.verdict(items).action == Action::Approve
+    }
+
     /// The verdict over every statement of a request, judged as a whole.
     /// A statement timeout raised above the profile's cap (or turned off)
     /// is denied whatever the rules say.

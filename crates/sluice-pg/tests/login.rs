@@ -179,16 +179,17 @@ async fn tls_to_the_client_and_verify_full_to_the_backend() {
     .await;
     let g = h.grant(Profile::Read);
     let url = h.url(&g).replace("sslmode=disable", "sslmode=require");
-    let out = h.psql(
-        &url,
-        &[
-            "-c",
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-        ],
-        None,
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "t", "the backend session is encrypted");
+    // Agents may not read pg_stat_ssl (it shows other sessions); the
+    // superuser checks the backend session while it is open.
+    let client = h.connect(&g).await;
+    client.simple_query("SELECT 1").await.unwrap();
+    let ssl = h.backend(&format!(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name LIKE '%{}%'",
+        g.id
+    ));
+    assert_eq!(ssl, "t", "the backend session is encrypted");
+    drop(client);
     let conninfo = h.psql(&url, &["-c", "\\conninfo"], None);
     assert!(
         stdout(&conninfo).contains("SSL connection"),

@@ -24,6 +24,7 @@
 //! name in a schema on `search_path` may be picked for unusual argument
 //! types; casts to user-defined types may run user functions.
 
+pub mod approval;
 pub mod cache;
 pub mod catalog;
 mod functions;
@@ -265,7 +266,7 @@ fn statement_text<'a>(sql: &'a str, raw: &pg_query::protobuf::RawStmt) -> Option
 /// `SELECT * FROM secrets s` and `SELECT * FROM orders s` would share one, and
 /// a rule allowing one would allow the other. Constants are ignored either
 /// way: a fingerprint is a statement's shape.
-fn fingerprint(sql: &str) -> String {
+pub(crate) fn fingerprint(sql: &str) -> String {
     use pg_query::FingerprintOptions as F;
     pg_query::fingerprint(
         sql,

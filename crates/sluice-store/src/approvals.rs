@@ -87,6 +87,48 @@ impl Store {
         row.as_ref().map(approval_from_row).transpose()
     }
 
+    /// The open approval of this grant for exactly this statement (text
+    /// and parameters): pending, or approved once and not yet used. A
+    /// retry waits on it, or runs on it, instead of opening another.
+    pub async fn open_statement_approval(
+        &self,
+        grant_id: &str,
+        statement: &str,
+        parameters: Option<&[Option<String>]>,
+    ) -> Result<Option<Approval>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM approvals WHERE grant_id = $1 AND kind = 'statement' \
+             AND statement = $2 AND used_at IS NULL \
+             AND (status = 'pending' OR (status = 'approved' AND scope = 'once')) \
+             ORDER BY created_at DESC LIMIT 16"
+        ))
+        .bind(grant_id)
+        .bind(statement)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let a = approval_from_row(row)?;
+            if a.parameters.as_deref() == parameters {
+                return Ok(Some(a));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Marks an approved-once approval used; false when another session
+    /// used it first (then this one must not run).
+    pub async fn use_approval(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE approvals SET used_at = $1 WHERE id = $2 AND status = 'approved' \
+             AND used_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Records a vote. False when this approver already voted.
     pub async fn add_vote(&self, approval_id: &str, v: &Vote) -> Result<bool, StoreError> {
         let res = sqlx::query(

@@ -5,3 +5,4 @@
 pub mod oidc;
 pub mod pg;
 pub mod ports;
+pub mod wire;

@@ -128,6 +128,11 @@ impl Authority for GatewayAuthority {
         })
     }
 
+    fn withdraw_approval(&self, id: &str) -> BoxFuture<'_, ()> {
+        let id = id.to_string();
+        Box::pin(async move { approvals::withdraw(&self.state, &id).await })
+    }
+
     fn await_approval(&self, id: &str, timeout: Duration) -> BoxFuture<'_, ApprovalOutcome> {
         let id = id.to_string();
         Box::pin(async move {

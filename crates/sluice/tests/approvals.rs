@@ -554,3 +554,233 @@ async fn grant_request_wait_returns_credentials_once_approved_from_the_cli() {
             .starts_with("sls_")
     );
 }
+
+/// Issue 12, class 10: a shape approval is bound to what the approver
+/// saw: list lengths, array elements and NULLs are part of the shape.
+#[tokio::test]
+async fn a_shape_approval_admits_no_longer_lists_and_no_nulls() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let first = psql(&dsn, "UPDATE items SET status = 'checked' WHERE id IN (1)");
+    let approval = gw.held("WHERE id IN (1)").await;
+    assert!(
+        approval["analysis"]["shape"]["admits"]
+            .as_str()
+            .unwrap()
+            .contains("lists and arrays of the same lengths"),
+        "{approval}"
+    );
+    let (status, _) = gw
+        .decide(
+            approval["id"].as_str().unwrap(),
+            DBA1,
+            "approve",
+            json!({"scope": "shape"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(finish(first).await.0);
+    // Same list length, other values: admitted.
+    let (ok, out) = finish(psql(
+        &dsn,
+        "UPDATE items SET status = 'checked' WHERE id IN (2)",
+    ))
+    .await;
+    assert!(ok && !out.contains("held"), "{out}");
+    // A longer list, an array, a NULL: held again (and left unanswered).
+    for (sql, needle) in [
+        (
+            "UPDATE items SET status = 'checked' WHERE id IN (3, 4, 5)",
+            "IN (3, 4, 5)",
+        ),
+        (
+            "UPDATE items SET status = NULL WHERE id IN (6)",
+            "status = NULL",
+        ),
+    ] {
+        let held = psql(&dsn, sql);
+        let a = gw.held(needle).await;
+        gw.decide(
+            a["id"].as_str().unwrap(),
+            DBA1,
+            "deny",
+            json!({"reason": "no"}),
+        )
+        .await;
+        let (ok, out) = finish(held).await;
+        assert!(!ok, "{sql}: {out}");
+    }
+    for id in [3, 4, 5, 6] {
+        assert_eq!(gw.status_of(id), "new", "item {id}");
+    }
+}
+
+/// Issue 12, class 11: parameters bound in an earlier batch (Bind, Flush;
+/// later Execute, Sync) reached the approval as null.
+#[tokio::test]
+async fn the_approver_sees_parameters_bound_in_an_earlier_batch() {
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+    use tokio::io::AsyncWriteExt;
+    let gw = Gateway::start().await;
+    let g = gw.grant(WRITER).await;
+    let c = &g["credentials"];
+    let addr = format!("127.0.0.1:{}", gw.pg_port).parse().unwrap();
+    let mut s = sluice_testkit::wire::raw_login(
+        addr,
+        c["user"].as_str().unwrap(),
+        c["password"].as_str().unwrap(),
+        "shop",
+    )
+    .await;
+    let mut buf = BytesMut::new();
+    frontend::parse(
+        "",
+        "UPDATE items SET status = $1 WHERE id = $2",
+        [25u32, 23],
+        &mut buf,
+    )
+    .unwrap();
+    frontend::bind(
+        "",
+        "",
+        [0i16],
+        ["archived", "10"],
+        |v, out: &mut BytesMut| {
+            out.extend_from_slice(v.as_bytes());
+            Ok::<_, Box<dyn std::error::Error + Sync + Send>>(postgres_protocol::IsNull::No)
+        },
+        [0i16],
+        &mut buf,
+    )
+    .map_err(|_| "bind")
+    .unwrap();
+    frontend::flush(&mut buf);
+    s.write_all(&buf).await.unwrap();
+    // ParseComplete, BindComplete.
+    for want in [b'1', b'2'] {
+        assert_eq!(sluice_testkit::wire::read_message(&mut s).await.0, want);
+    }
+    buf.clear();
+    frontend::execute("", 0, &mut buf).unwrap();
+    frontend::sync(&mut buf);
+    s.write_all(&buf).await.unwrap();
+    let approval = gw.held("SET status = $1").await;
+    assert_eq!(
+        approval["parameters"],
+        json!(["archived", "10"]),
+        "{approval}"
+    );
+    gw.decide(
+        approval["id"].as_str().unwrap(),
+        DBA1,
+        "approve",
+        Value::Null,
+    )
+    .await;
+    loop {
+        let (tag, _) = sluice_testkit::wire::read_message(&mut s).await;
+        if tag == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(gw.status_of(10), "archived");
+}
+
+/// Issue 12, class 12: a held statement ran after its client had gone,
+/// when approved later. Its approval is withdrawn when the session ends,
+/// and approvers see why.
+#[tokio::test]
+async fn a_held_statement_whose_client_left_is_withdrawn_and_never_runs() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let mut update = psql(&dsn, "UPDATE items SET status = 'orphan' WHERE id = 7");
+    let approval = gw.held("WHERE id = 7").await;
+    let id = approval["id"].as_str().unwrap().to_string();
+    update.start_kill().unwrap();
+    let _ = update.wait().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shown = loop {
+        let (_, a) = gw
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/approvals/{id}"),
+                DBA1,
+                Value::Null,
+            )
+            .await;
+        if a["status"] != "pending" {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "still pending: {a}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(shown["status"], "withdrawn", "{shown}");
+    assert!(shown.to_string().contains("session ended"), "{shown}");
+    let (status, body) = gw.decide(&id, DBA1, "approve", Value::Null).await;
+    assert_eq!(status, 409, "{body}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.status_of(7), "new");
+}
+
+/// A retry of the same statement while its approval is open waits on that
+/// approval instead of opening another; approved once, it runs once.
+#[tokio::test]
+async fn a_retry_waits_on_the_open_approval_and_it_runs_once() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let sql = "UPDATE items SET status = status || '+' WHERE id = 8";
+    let first = psql(&dsn, sql);
+    let a = gw.held("WHERE id = 8").await;
+    let second = psql(&dsn, sql);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, list) = gw
+        .call(
+            reqwest::Method::GET,
+            "/v1/approvals?status=pending",
+            DBA1,
+            Value::Null,
+        )
+        .await;
+    let open: Vec<&Value> = list["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["statement"] == sql)
+        .collect();
+    assert_eq!(open.len(), 1, "{list}");
+    gw.decide(a["id"].as_str().unwrap(), DBA1, "approve", Value::Null)
+        .await;
+    let results = [finish(first).await, finish(second).await];
+    assert_eq!(results.iter().filter(|r| r.0).count(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .any(|r| r.1.contains("another session used it")),
+        "{results:?}"
+    );
+    assert_eq!(gw.status_of(8), "new+");
+}
+
+/// After a timeout the approval stays open for the session: approved
+/// meanwhile, the same statement run again passes at once.
+#[tokio::test]
+async fn a_statement_approved_after_its_wait_timed_out_runs_when_retried() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let sql = "UPDATE items SET status = 'late' WHERE id = 9";
+    let err = client.batch_execute(sql).await.unwrap_err();
+    let message = err.as_db_error().unwrap().message().to_string();
+    assert!(message.contains("stays open"), "{message}");
+    let a = gw.held("WHERE id = 9").await;
+    gw.decide(a["id"].as_str().unwrap(), DBA1, "approve", Value::Null)
+        .await;
+    client.batch_execute(sql).await.unwrap();
+    assert_eq!(gw.status_of(9), "late");
+    // Once: a third run asks again (and times out here).
+    assert!(client.batch_execute(sql).await.is_err());
+}

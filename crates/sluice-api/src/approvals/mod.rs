@@ -90,13 +90,26 @@ pub async fn open_for_grant(state: &Shared, grant: &Grant) -> Result<Approval, A
     open(state, a).await
 }
 
-/// Opens the approval of one held statement.
+/// Opens the approval of one held statement, or returns the one already
+/// open for exactly this statement and these parameters under this grant
+/// (pending, or approved once and unused): a client that retries after a
+/// timeout waits on, or runs on, the same approval. A statement approval
+/// lives as long as its grant; the session waits for it at most
+/// `statement_timeout`.
 pub async fn open_for_statement(
     state: &Shared,
     req: StatementRequest,
 ) -> Result<Approval, ApiError> {
-    let wait = state.config.approvals.statement_timeout.0;
-    let mut a = base(state, ApprovalKind::Statement, &req.grant, wait);
+    if let Some(open) = state
+        .store
+        .open_statement_approval(&req.grant.id, &req.statement, req.parameters.as_deref())
+        .await?
+    {
+        tracing::info!(approval.id = %open.id, grant.id = %open.grant_id, "statement approval reused by a retry");
+        return Ok(open);
+    }
+    let mut a = base(state, ApprovalKind::Statement, &req.grant, Duration::ZERO);
+    a.expires_at = req.grant.expires_at;
     a.session_id = Some(req.session_id);
     a.statement = Some(req.statement);
     a.parameters = req.parameters;
@@ -154,8 +167,9 @@ pub async fn shape_approved(state: &Shared, grant_id: &str, fingerprint: &str) -
         .unwrap_or(false)
 }
 
-/// Waits until the approval is decided or `timeout` passes. A timeout
-/// closes the approval as expired (if nobody decided meanwhile).
+/// Waits until the approval is decided or `timeout` passes. The approval
+/// stays open after a timeout (a retry waits on it again); an approval of
+/// one statement, once, is used by the first session that runs on it.
 pub async fn wait(state: &Shared, id: &str, timeout: Duration) -> Outcome {
     let mut changes = state.approval_changes.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
@@ -163,7 +177,7 @@ pub async fn wait(state: &Shared, id: &str, timeout: Duration) -> Outcome {
         if let Ok(Some(a)) = state.store.approval(id).await
             && let Some(outcome) = outcome_of(&a)
         {
-            return outcome;
+            return use_once(state, &a, outcome).await;
         }
         if tokio::time::Instant::now() >= deadline {
             break;
@@ -176,10 +190,37 @@ pub async fn wait(state: &Shared, id: &str, timeout: Duration) -> Outcome {
             _ = tokio::time::sleep_until(tick) => {}
         }
     }
-    expire(state, id).await;
     match state.store.approval(id).await {
-        Ok(Some(a)) => outcome_of(&a).unwrap_or(Outcome::TimedOut),
+        Ok(Some(a)) => match outcome_of(&a) {
+            Some(outcome) => use_once(state, &a, outcome).await,
+            None => Outcome::TimedOut,
+        },
         _ => Outcome::TimedOut,
+    }
+}
+
+/// An approval of one statement, once, runs once: the session that would
+/// run on it marks it used first, and a second session is refused.
+async fn use_once(state: &Shared, a: &Approval, outcome: Outcome) -> Outcome {
+    let once = matches!(
+        outcome,
+        Outcome::Approved {
+            scope: Scope::Once,
+            ..
+        }
+    ) && a.kind == ApprovalKind::Statement;
+    if !once {
+        return outcome;
+    }
+    match state.store.use_approval(&a.id, Utc::now()).await {
+        Ok(true) => outcome,
+        _ => Outcome::Denied {
+            by: a.decided_by.clone().unwrap_or_default(),
+            reason: format!(
+                "approval {} was for one run, and another session used it; ask again",
+                a.id
+            ),
+        },
     }
 }
 
@@ -195,7 +236,40 @@ fn outcome_of(a: &Approval) -> Option<Outcome> {
             by,
             reason: a.decision_reason.clone().unwrap_or_default(),
         }),
-        ApprovalStatus::Expired => Some(Outcome::TimedOut),
+        ApprovalStatus::Expired | ApprovalStatus::Withdrawn => Some(Outcome::TimedOut),
+    }
+}
+
+/// Closes a pending statement approval whose session ended before anyone
+/// decided: approvers see that nobody waits for it any more.
+pub async fn withdraw(state: &Shared, id: &str) {
+    let reason = "the requester's session ended before a decision";
+    let closed = state
+        .store
+        .close_approval(
+            id,
+            ApprovalStatus::Withdrawn,
+            "requester",
+            reason,
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap_or(false);
+    if !closed {
+        return;
+    }
+    if let Ok(Some(a)) = state.store.approval(id).await {
+        let _ = state
+            .audit
+            .append(
+                event_about(EventKind::ApprovalWithdrawn, &a)
+                    .actor(Actor::system("gateway"))
+                    .detail(json!({ "approval_id": a.id, "kind": a.kind, "reason": reason })),
+            )
+            .await;
+        announce(state, &a);
+        tracing::info!(approval.id = %a.id, "statement approval withdrawn: its session ended");
     }
 }
 

@@ -76,6 +76,7 @@ pub async fn pump_session(
             grant: grant.clone(),
             notices,
             timeout: shared.config.approvals.statement_timeout.0,
+            opened: Default::default(),
         }),
     };
     let record = shared
