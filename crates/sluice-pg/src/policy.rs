@@ -15,8 +15,9 @@ use sluice_sql::shape::shape_key;
 use crate::errors::ClientError;
 use crate::mask::{ConnMasking, Opener, StatementMask, copy_table};
 
-/// Statement text kept in an audit event; longer text is cut (a 100 MB
-/// literal does not belong in the log).
+/// Statement text kept in an audit event, after comments are removed and
+/// long literals elided; what is still longer is cut (a 100 MB literal
+/// does not belong in the log) and the event carries the full text's hash.
 const MAX_AUDITED_TEXT: usize = 8 * 1024;
 
 /// One analysed SQL string (a simple Query, or a Parse).
@@ -507,25 +508,25 @@ fn denial(verdict: &Verdict) -> ClientError {
 /// One analysed SQL string as audit detail: no parameter values (the
 /// extended protocol's values travel in Bind, which is never recorded).
 pub(crate) fn describe(c: &Checked) -> serde_json::Value {
-    let mut text = c.sql.as_str();
-    if text.len() > MAX_AUDITED_TEXT {
-        let mut end = MAX_AUDITED_TEXT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text = &text[..end];
-    }
+    // Comments out, long literals elided, and a hash of the full text
+    // whenever the recorded text is not it (see sluice_sql::record).
+    let (text, changed) = sluice_sql::record::audit_text(&c.sql, MAX_AUDITED_TEXT);
     let classes: Vec<&str> = c.statements.iter().map(|s| s.class.as_str()).collect();
     let commands: Vec<&str> = c.statements.iter().map(|s| s.command.as_str()).collect();
     let mut tables: Vec<&str> = c.statements.iter().flat_map(|s| s.tables()).collect();
     tables.sort();
     tables.dedup();
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "text": text,
-        "truncated": text.len() < c.sql.len(),
+        "truncated": changed,
         "fingerprint": c.fingerprint,
         "classes": classes,
         "commands": commands,
         "tables": tables,
-    })
+    });
+    if changed {
+        use sha2::Digest;
+        out["sha256"] = hex::encode(sha2::Sha256::digest(c.sql.as_bytes())).into();
+    }
+    out
 }

@@ -641,3 +641,27 @@ async fn errors_do_not_quote_masked_values() {
         "nothing changed"
     );
 }
+
+/// Class 15: events kept the first 8 KiB of text, so a 9,000-byte comment
+/// in front left only the comment in the audit chain.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_comment_cannot_hide_a_statement_from_the_audit() {
+    let h = harness_with(&[]).await;
+    let g = h.grant(Profile::Write);
+    let mut s = login(&h, &g, &[]).await;
+    let sql = format!(
+        "/* {} */ UPDATE orders SET ref = 'x' WHERE id = 1",
+        "c".repeat(9000)
+    );
+    simple(&mut s, &sql).await.unwrap();
+    let allowed = h
+        .audit
+        .of_kind(sluice_core::audit::EventKind::StatementAllowed);
+    let recorded = &allowed.last().unwrap().detail["statements"][0];
+    assert_eq!(recorded["text"], "UPDATE orders SET ref = 'x' WHERE id = 1");
+    let full = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(sql.as_bytes()))
+    };
+    assert_eq!(recorded["sha256"], full.as_str());
+}

@@ -163,10 +163,16 @@ async fn run(s: &mut tokio::net::TcpStream, sql: &str) -> Ran {
 /// for `sql`.
 fn judged(h: &Harness, sql: &str) -> Option<Vec<String>> {
     let allowed = h.audit.of_kind(EventKind::StatementAllowed);
-    let event = allowed
-        .iter()
-        .rev()
-        .find(|e| e.detail["statements"][0]["text"] == sql)?;
+    // The record keeps a normalized text (no comments) and then the full
+    // text's hash.
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(sql.as_bytes()))
+    };
+    let event = allowed.iter().rev().find(|e| {
+        let s = &e.detail["statements"][0];
+        s["text"] == sql || s["sha256"] == hash.as_str()
+    })?;
     let commands = event.detail["statements"][0]["commands"].as_array()?;
     Some(
         commands

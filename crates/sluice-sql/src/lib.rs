@@ -32,6 +32,7 @@ pub mod literals;
 pub mod masked;
 mod names;
 mod prepared;
+pub mod record;
 mod resolve;
 pub mod session;
 pub mod shape;
