@@ -237,6 +237,11 @@ impl ClientError {
         Self::fatal("57P01", format!("sluice: grant {grant} revoked"))
     }
 
+    /// A session limit of the connection is reached.
+    pub fn too_many_sessions(why: &str) -> Self {
+        Self::fatal("53300", format!("sluice: too many sessions: {why}"))
+    }
+
     /// The backend answered something that fits no statement or portal
     /// change in flight: what a name holds is no longer known.
     pub fn names_lost() -> Self {

@@ -39,6 +39,30 @@ use crate::pool::Sent;
 /// A pipeline longer than this (bytes) before Sync is decided in parts, as
 /// if the client had sent Flush: memory stays bounded.
 const MAX_BATCH: usize = 1 << 20;
+/// Statements up to this size are analysed on the async worker; larger
+/// ones on a blocking thread.
+const INLINE_ANALYSIS: usize = 32 * 1024;
+
+/// Large analyses one grant may run at once, across its sessions.
+pub const ANALYSIS_SLOTS: usize = 2;
+
+/// What a session may ask the analysis for.
+pub struct AnalysisLimits {
+    /// Largest SQL text analysed.
+    pub max_statement: usize,
+    /// The grant's slots for large analyses.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+impl Default for AnalysisLimits {
+    fn default() -> Self {
+        AnalysisLimits {
+            max_statement: 1024 * 1024,
+            slots: None,
+        }
+    }
+}
+
 /// Small writes are gathered up to this before a write call.
 const WRITE_BUFFER: usize = 64 * 1024;
 
@@ -118,6 +142,8 @@ pub struct ClientHalf<R, W> {
     /// The connection's catalog, and how to read it: names in statements
     /// are resolved against it.
     catalog: Option<(Arc<BackendCatalog>, crate::side::Opener)>,
+    /// How much analysis this session may ask for.
+    limits: AnalysisLimits,
     /// After a denial not ended by Sync the backend skips to Sync; so do we.
     skipping: bool,
     /// The result path's queue, in a masked session.
@@ -152,6 +178,7 @@ where
             batch: Batch::default(),
             names: Arc::default(),
             catalog: None,
+            limits: AnalysisLimits::default(),
             skipping: false,
             mask: None,
             sent: Sent::default(),
@@ -176,6 +203,12 @@ where
         self
     }
 
+    /// Caps what this session's statements may cost to analyse.
+    pub fn with_limits(mut self, limits: AnalysisLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Brings the policy's catalog up to date before an analysis.
     async fn refresh_catalog(&mut self) {
         let current = match &self.catalog {
@@ -189,6 +222,37 @@ where
             None => None,
         };
         self.policy.use_catalog(current);
+    }
+
+    /// A statement's analysis. Small ones are analysed here; a large one on
+    /// a blocking thread, at most [`ANALYSIS_SLOTS`] at a time per grant,
+    /// so one agent's big statements cannot stall the workers every other
+    /// session runs on. Above the listener's `max_statement_bytes` nothing
+    /// is analysed: the statement is refused.
+    async fn analysed(&self, sql: &str) -> crate::policy::Analysed {
+        let limits = &self.limits;
+        if sql.len() > limits.max_statement {
+            return crate::policy::Analyser::refused(format!(
+                "the statement is {} bytes, more than this gateway analyses \
+                 (max_statement_bytes = {}); send bulk data with COPY",
+                sql.len(),
+                limits.max_statement
+            ));
+        }
+        let analyser = self.policy.analyser();
+        if sql.len() <= INLINE_ANALYSIS {
+            return analyser.run(sql);
+        }
+        let _slot = match &limits.slots {
+            Some(slots) => slots.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let sql = sql.to_string();
+        tokio::task::spawn_blocking(move || analyser.run(&sql))
+            .await
+            .unwrap_or_else(|_| {
+                crate::policy::Analyser::refused("the statement could not be analysed".into())
+            })
     }
 
     /// After a statement that may change names is forwarded, the next one
@@ -277,7 +341,8 @@ where
                 // Its EXECUTEs are resolved against confirmed names only.
                 self.settle(|n| !n.any_statement_pending()).await?;
                 self.refresh_catalog().await;
-                let checked = self.policy.check_query(sql, &self.names);
+                let analysed = self.analysed(sql).await;
+                let checked = self.policy.check_query(sql, analysed, &self.names);
                 let frame = if checked.is_empty() {
                     Frame {
                         tag: b'Q',
@@ -295,7 +360,8 @@ where
             }
             Frontend::Parse { name, sql } => {
                 self.refresh_catalog().await;
-                let checked = self.policy.check_parse(sql);
+                let analysed = self.analysed(sql).await;
+                let checked = self.policy.check_parse(sql, analysed);
                 let name = name.to_string();
                 self.batch.checks.push(checked.clone());
                 let frame = match checked.is_empty() {

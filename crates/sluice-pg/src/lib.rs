@@ -25,6 +25,7 @@ mod pool;
 mod proxy;
 mod pump;
 pub mod scram;
+mod seats;
 mod session;
 mod settings;
 mod side;

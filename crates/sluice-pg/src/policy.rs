@@ -84,6 +84,56 @@ pub struct Policy {
 /// parser, when that analysis read no literal.
 pub type Shapes = ShapeCache<sluice_sql::Analysis>;
 
+/// A statement's analysis and, in a masked session, its masking analysis.
+pub type Analysed = (sluice_sql::Analysis, Option<Arc<StatementMask>>);
+
+/// Analyses SQL strings for one session: against the backend's catalog,
+/// through the shape caches.
+#[derive(Clone)]
+pub struct Analyser {
+    catalog: Option<crate::backend_catalog::Current>,
+    shapes: Arc<Shapes>,
+    masking: Option<Arc<ConnMasking>>,
+}
+
+impl Analyser {
+    /// The analysis of `sql` and, in a masked session, its masking
+    /// analysis: from the shape cache when a string of the same shape was
+    /// analysed before (against the same catalog) and may be shared, else
+    /// from the parser.
+    pub fn run(&self, sql: &str) -> Analysed {
+        let Some(current) = &self.catalog else {
+            let reason = "the database's catalog could not be read, so names cannot be resolved; \
+                          nothing was run (try again shortly)";
+            return (sluice_sql::Analysis::refused(reason), None);
+        };
+        let catalog = &current.catalog;
+        // An analysis holds for one catalog: its generation is in the key.
+        let key = shape_key(sql).map(|k| format!("{k}\0{}", current.generation));
+        let cached = key.as_deref().and_then(|k| self.shapes.get(k));
+        let analysis = match &cached {
+            Some(hit) => sluice_sql::Analysis::clone(hit),
+            None => sluice_sql::analyze_in(sql, catalog, &sluice_sql::FunctionPolicy::default()),
+        };
+        let shareable = key.filter(|_| analysis.cacheable);
+        if cached.is_none()
+            && let Some(k) = &shareable
+        {
+            self.shapes.insert(k.clone(), Arc::new(analysis.clone()));
+        }
+        let mask = self
+            .masking
+            .as_ref()
+            .map(|m| m.check(sql, shareable.as_deref(), catalog));
+        (analysis, mask)
+    }
+
+    /// A statement refused before analysis, with the reason.
+    pub fn refused(reason: String) -> Analysed {
+        (sluice_sql::Analysis::refused(reason), None)
+    }
+}
+
 /// Who the decisions are recorded for.
 pub struct Recorder {
     pub audit: Arc<dyn AuditSink>,
@@ -157,31 +207,15 @@ impl Policy {
     /// The analysis of `sql` and, in a masked session, its masking
     /// analysis: from the shape cache when a string of the same shape was
     /// analysed before and may be shared, else from the parser.
-    fn analyse(&self, sql: &str) -> (sluice_sql::Analysis, Option<Arc<StatementMask>>) {
-        let Some(current) = &self.catalog else {
-            let reason = "the database's catalog could not be read, so names cannot be resolved; \
-                          nothing was run (try again shortly)";
-            return (sluice_sql::Analysis::refused(reason), None);
-        };
-        let catalog = &current.catalog;
-        // An analysis holds for one catalog: its generation is in the key.
-        let key = shape_key(sql).map(|k| format!("{k}\0{}", current.generation));
-        let cached = key.as_deref().and_then(|k| self.shapes.get(k));
-        let analysis = match &cached {
-            Some(hit) => sluice_sql::Analysis::clone(hit),
-            None => sluice_sql::analyze_in(sql, catalog, &sluice_sql::FunctionPolicy::default()),
-        };
-        let shareable = key.filter(|_| analysis.cacheable);
-        if cached.is_none()
-            && let Some(k) = &shareable
-        {
-            self.shapes.insert(k.clone(), Arc::new(analysis.clone()));
+    /// What analyses this session's statements, as a value that can move
+    /// to another thread (large statements are analysed off the async
+    /// workers).
+    pub fn analyser(&self) -> Analyser {
+        Analyser {
+            catalog: self.catalog.clone(),
+            shapes: self.shapes.clone(),
+            masking: self.masking.as_ref().map(|(m, _)| m.clone()),
         }
-        let mask = self
-            .masking
-            .as_ref()
-            .map(|(m, _)| m.check(sql, shareable.as_deref(), catalog));
-        (analysis, mask)
     }
 
     /// A `COPY name TO STDOUT` whose unqualified name several schemas hold,
@@ -198,10 +232,15 @@ impl Policy {
         None
     }
 
-    /// Analyses a simple-protocol Query; `EXECUTE` of a prepared statement
-    /// is judged by what it runs, as the backend confirmed it.
-    pub fn check_query(&self, sql: &str, names: &crate::names::Names) -> Arc<Checked> {
-        let (analysis, mask) = self.analyse(sql);
+    /// A simple-protocol Query's analysis, with `EXECUTE` of a prepared
+    /// statement judged by what it runs, as the backend confirmed it.
+    pub fn check_query(
+        &self,
+        sql: &str,
+        analysed: Analysed,
+        names: &crate::names::Names,
+    ) -> Arc<Checked> {
+        let (analysis, mask) = analysed;
         let analysis = names.resolve(analysis);
         Arc::new(Checked {
             sql: sql.to_string(),
@@ -212,9 +251,9 @@ impl Policy {
         })
     }
 
-    /// Analyses the SQL of an extended-protocol Parse.
-    pub fn check_parse(&self, sql: &str) -> Arc<Checked> {
-        let (analysis, mask) = self.analyse(sql);
+    /// An extended-protocol Parse's analysis.
+    pub fn check_parse(&self, sql: &str, analysed: Analysed) -> Arc<Checked> {
+        let (analysis, mask) = analysed;
         Arc::new(Checked {
             sql: sql.to_string(),
             fingerprint: analysis.fingerprint,

@@ -42,12 +42,16 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     /// Idle backend sessions waiting for their next client.
     pub pool: Pool,
+    /// Sessions held per connection, grant and identity.
+    pub seats: Arc<crate::seats::Seats>,
     /// Backend targets (with their TLS connectors), built once each.
     targets: Mutex<HashMap<(String, Profile), Arc<Target>>>,
     /// Each masked connection's compiled masking and catalog cache.
     maskings: Mutex<HashMap<String, Arc<ConnMasking>>>,
     /// Each connection's backend catalog, names are resolved against.
     catalogs: Mutex<HashMap<String, Arc<BackendCatalog>>>,
+    /// Each live grant's slots for large analyses.
+    analysis_slots: Mutex<HashMap<String, std::sync::Weak<Semaphore>>>,
     /// Statement analyses by shape and catalog generation, shared by every
     /// session.
     pub shapes: Arc<crate::policy::Shapes>,
@@ -91,6 +95,22 @@ impl Shared {
 
     /// The connection's pool bounds; reuse off for a connection not
     /// configured.
+    /// A grant's slots for large analyses, shared by its sessions while any
+    /// is open.
+    pub fn analysis_slots(&self, grant: &str) -> Arc<Semaphore> {
+        let mut slots = self
+            .analysis_slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = slots.get(grant).and_then(std::sync::Weak::upgrade) {
+            return s;
+        }
+        slots.retain(|_, w| w.strong_count() > 0);
+        let s = Arc::new(Semaphore::new(crate::frontend::ANALYSIS_SLOTS));
+        slots.insert(grant.to_string(), Arc::downgrade(&s));
+        s
+    }
+
     /// The connection's backend catalog.
     pub fn catalog(&self, connection: &str) -> Arc<BackendCatalog> {
         let mut catalogs = self.catalogs.lock().unwrap_or_else(|e| e.into_inner());
@@ -170,9 +190,11 @@ impl PgProxy {
                 acceptor,
                 cancels: Arc::new(CancelRegistry::default()),
                 pool: Pool::default(),
+                seats: Arc::default(),
                 targets: Mutex::new(HashMap::new()),
                 maskings: Mutex::new(HashMap::new()),
                 catalogs: Mutex::new(HashMap::new()),
+                analysis_slots: Mutex::new(HashMap::new()),
                 shapes: Arc::default(),
             }),
         })

@@ -53,6 +53,20 @@ async fn run_session(
 ) {
     let grant = login.grant.clone();
     let mut client = login.reader;
+    let limits = shared
+        .config
+        .connection(&grant.connection)
+        .map(|c| c.limits)
+        .unwrap_or_default();
+    let _seat = match shared.seats.take(&grant, &limits) {
+        Ok(seat) => seat,
+        Err(e) => {
+            tracing::info!(reason = %e.message, "session refused by a session limit");
+            record_rejection(&shared, &grant, &session_id, "session limit").await;
+            let _ = client.get_mut().write_all(&e.to_bytes()).await;
+            return;
+        }
+    };
     let opened = match open_backend(&shared, &grant, &login.params).await {
         Ok(opened) => opened,
         Err(e) => {

@@ -665,3 +665,102 @@ async fn a_long_comment_cannot_hide_a_statement_from_the_audit() {
     };
     assert_eq!(recorded["sha256"], full.as_str());
 }
+
+/// Class 14: analysis ran inline for statements up to 256 MiB; three 7 MB
+/// statements stalled every other session. Statements above the listener's
+/// cap are refused unanalysed; large ones below it are analysed on
+/// blocking threads, a few at a time per grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_statements_are_capped_and_analysed_aside() {
+    let opts = Options {
+        max_statement_bytes: Some(200_000),
+        ..Options::default()
+    };
+    let h = Harness::start(opts).await;
+    h.backend(SETUP);
+    let g = h.grant(Profile::Read);
+    let mut s = login(&h, &g, &[]).await;
+    let list = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let huge = format!("SELECT count(*) FROM orders WHERE id IN ({})", list(60_000));
+    let out = all_text(&mut s, &huge).await;
+    assert!(
+        out.contains("42501") && out.contains("max_statement_bytes"),
+        "{out}"
+    );
+    // Below the cap, a large statement is analysed (off the workers) and runs.
+    let big = format!("SELECT count(*) FROM orders WHERE id IN ({})", list(20_000));
+    assert!(big.len() > 32 * 1024 && big.len() < 200_000);
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let mut s = login(&h, &g, &[]).await;
+        let big = big.clone();
+        sessions.push(tokio::spawn(async move { simple(&mut s, &big).await }));
+    }
+    let other = h.grant(Profile::Read);
+    let mut o = login(&h, &other, &[]).await;
+    assert_eq!(simple(&mut o, "SELECT 1").await, Ok(vec!["1".into()]));
+    for t in sessions {
+        assert_eq!(t.await.unwrap(), Ok(vec!["2".into()]));
+    }
+    assert_eq!(
+        simple(&mut s, "SELECT 1").await,
+        Ok(vec!["1".into()]),
+        "still usable"
+    );
+}
+
+/// Class 13: one read grant took every backend connection (about 300 idle
+/// sessions in two seconds). Sessions are limited per grant, per identity
+/// and per connection, and one identity never gets them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_agent_cannot_take_every_session() {
+    let pg = start_pg(&Options::default()).await;
+    let h = Harness::on(pg, Options::default(), |c| {
+        c.limits.max_sessions = 4;
+        c.limits.max_sessions_per_grant = 2;
+        c.limits.max_sessions_per_identity = 3;
+    })
+    .await;
+    h.backend(SETUP);
+    let try_login = |g: &TestGrant| {
+        let params = [("user", g.id.as_str()), ("database", CONN)];
+        let (addr, secret) = (h.addr, g.secret.clone());
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        async move {
+            let p: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            try_raw_greeting(addr, &p, &secret).await.map(|g| g.stream)
+        }
+    };
+    let g1 = h.grant(Profile::Read);
+    let g2 = h.grant(Profile::Read);
+    let mut held = vec![try_login(&g1).await.unwrap(), try_login(&g1).await.unwrap()];
+    assert_eq!(
+        try_login(&g1).await.err().as_deref(),
+        Some("53300"),
+        "per grant"
+    );
+    held.push(try_login(&g2).await.unwrap());
+    assert_eq!(
+        try_login(&g2).await.err().as_deref(),
+        Some("53300"),
+        "per identity"
+    );
+    // Another identity still gets in: the rest is kept for others.
+    let other = h.grant_for_subject(Profile::Read, "agent-2");
+    held.push(try_login(&other).await.unwrap());
+    assert_eq!(
+        try_login(&other).await.err().as_deref(),
+        Some("53300"),
+        "per connection"
+    );
+    // A session that ends gives its place back.
+    held.remove(0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(try_login(&g1).await.is_ok());
+}

@@ -121,7 +121,7 @@ async fn the_next_session_of_the_same_profile_gets_the_parked_backend() {
         &h,
         &b,
         "SELECT pg_backend_pid();
-         SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid();",
+         SELECT current_setting('application_name');",
     );
     assert_eq!(
         out[0], pid,

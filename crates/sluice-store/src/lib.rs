@@ -97,10 +97,12 @@ fn normalise(url: &str) -> Result<(Backend, String), StoreError> {
         let path = path.split('?').next().unwrap_or(path);
         if let Some(dir) = std::path::Path::new(path).parent()
             && !dir.as_os_str().is_empty()
+            && !dir.exists()
         {
-            std::fs::create_dir_all(dir)
+            create_private_dir(dir)
                 .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", dir.display())))?;
         }
+        private_files(path);
         return Ok((Backend::Sqlite, format!("sqlite://{path}?mode=rwc")));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -109,6 +111,37 @@ fn normalise(url: &str) -> Result<(Backend, String), StoreError> {
     Err(StoreError::Open(
         "store must be \"sqlite:PATH\" or \"postgres://…\"".into(),
     ))
+}
+
+/// Creates a directory (and its parents) readable by this user only.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// The store holds the audit chain, approvals with their bound values and
+/// grant verifiers: its files are this user's alone, also when an older
+/// version created them readable by others. The database file is made
+/// here, private, before SQLite opens it: SQLite gives its WAL and
+/// shared-memory files the database file's permissions.
+fn private_files(path: &str) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let file = format!("{path}{suffix}");
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+        }
+    }
 }
 
 /// Keeps a store password out of error messages.

@@ -278,3 +278,33 @@ async fn open_errors_never_show_the_password() {
     assert!(!err.contains("hunter2secret"), "{err}");
     assert!(Store::open("mysql://x").await.is_err());
 }
+
+/// Issue 12: the store file (audit chain, approvals with their bound
+/// values, grant verifiers) was created world-readable.
+#[tokio::test]
+async fn an_sqlite_store_is_private_to_the_gateway_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh").join("sluice.db");
+    let store = Store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    store.ping().await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    for extra in ["-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{extra}", path.display()));
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+    store.close().await;
+    // A store an older version left readable to others is tightened.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = Store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(mode(&path), 0o600);
+    store.close().await;
+}

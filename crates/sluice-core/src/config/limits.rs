@@ -1,5 +1,11 @@
-//! What one connection's agents may use (`[connections.limits]`): how long
+//! What one connection's agents may use (`[connections.limits]`): how many
+//! sessions at once (per connection, per grant, per identity), and how long
 //! a statement may run under each profile.
+//!
+//! Each client session holds a backend session. One identity may hold at
+//! most `max_sessions_per_identity` of the connection's `max_sessions`: the
+//! rest is kept for everyone else, so one agent opening sessions in a loop
+//! cannot lock the others out.
 //!
 //! A statement timeout is set at backend session start (so `RESET` and
 //! `RESET ALL` return to it); a client may lower it with `SET
@@ -17,12 +23,43 @@ use crate::Profile;
 const MAX_STATEMENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Limits for one connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// Client sessions this connection serves at once. Default 100.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    /// Sessions one grant may hold at once. Default 10.
+    #[serde(default = "default_per_grant")]
+    pub max_sessions_per_grant: usize,
+    /// Sessions one identity may hold at once, across its grants; below
+    /// `max_sessions`, the rest being kept for other identities. Default 25.
+    #[serde(default = "default_per_identity")]
+    pub max_sessions_per_identity: usize,
     /// Longest a statement may run, per profile. `"0s"` means no limit.
     #[serde(default)]
     pub statement_timeout: ProfileTimeouts,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_sessions: default_max_sessions(),
+            max_sessions_per_grant: default_per_grant(),
+            max_sessions_per_identity: default_per_identity(),
+            statement_timeout: ProfileTimeouts::default(),
+        }
+    }
+}
+
+fn default_max_sessions() -> usize {
+    100
+}
+fn default_per_grant() -> usize {
+    10
+}
+fn default_per_identity() -> usize {
+    25
 }
 
 /// A duration per profile.
@@ -76,6 +113,31 @@ impl ProfileTimeouts {
 pub(super) fn problems(c: &Config) -> Vec<(Vec<Seg>, String)> {
     let mut p = Vec::new();
     for (i, conn) in c.connections.iter().enumerate() {
+        let l = &conn.limits;
+        let mut at = |key: &'static str, message: String| {
+            p.push((
+                vec![Key("connections"), Index(i), Key("limits"), Key(key)],
+                message,
+            ))
+        };
+        if l.max_sessions == 0 || l.max_sessions > 100_000 {
+            at("max_sessions", "must be between 1 and 100000".into());
+        }
+        if l.max_sessions_per_grant == 0 || l.max_sessions_per_grant > l.max_sessions {
+            at(
+                "max_sessions_per_grant",
+                "must be at least 1 and at most max_sessions".into(),
+            );
+        }
+        if l.max_sessions_per_identity == 0
+            || (l.max_sessions_per_identity >= l.max_sessions && l.max_sessions > 1)
+        {
+            at(
+                "max_sessions_per_identity",
+                "must be at least 1 and below max_sessions (the rest is kept for other identities)"
+                    .into(),
+            );
+        }
         let t = &conn.limits.statement_timeout;
         for (key, d) in [
             ("read", t.read.0),
@@ -125,6 +187,30 @@ mod tests {
         assert_eq!(t.of(Profile::Read), Some(Duration::from_secs(10)));
         assert_eq!(t.of(Profile::Write), Some(Duration::from_secs(300)));
         assert_eq!(t.of(Profile::Admin), None);
+    }
+
+    #[test]
+    fn session_limits_leave_room_for_others() {
+        let c = Config::parse(&file(""), "s.toml").unwrap();
+        let l = c.connections[0].limits;
+        assert_eq!(
+            (
+                l.max_sessions,
+                l.max_sessions_per_grant,
+                l.max_sessions_per_identity
+            ),
+            (100, 10, 25)
+        );
+        let err = Config::parse(
+            &file("max_sessions = 20\nmax_sessions_per_identity = 20\n"),
+            "s.toml",
+        )
+        .unwrap_err();
+        assert!(
+            err.0[0].message.contains("kept for other identities"),
+            "{err:?}"
+        );
+        assert_eq!(err.0[0].location, "s.toml:10");
     }
 
     #[test]

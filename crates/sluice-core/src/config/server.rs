@@ -96,6 +96,11 @@ pub struct PostgresListenerConfig {
     /// 268435456 (256 MiB).
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
+    /// Largest SQL text (a Query, or a Parse) Sluice analyses, in bytes;
+    /// a longer one is refused (send bulk data with COPY). Default
+    /// 1048576 (1 MiB).
+    #[serde(default = "default_max_statement")]
+    pub max_statement_bytes: usize,
     /// Time a client has to finish the startup and authentication. Default "10s".
     #[serde(default = "default_auth_timeout")]
     pub auth_timeout: Dur,
@@ -110,6 +115,7 @@ impl Default for PostgresListenerConfig {
             tls_key: None,
             require_tls: false,
             max_message_bytes: default_max_message(),
+            max_statement_bytes: default_max_statement(),
             auth_timeout: default_auth_timeout(),
         }
     }
@@ -131,6 +137,9 @@ impl PostgresListenerConfig {
 
 fn default_max_message() -> usize {
     256 * 1024 * 1024
+}
+fn default_max_statement() -> usize {
+    1024 * 1024
 }
 fn default_auth_timeout() -> Dur {
     Dur::secs(10)

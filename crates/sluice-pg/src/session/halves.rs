@@ -112,6 +112,10 @@ pub async fn pump_session(
     )
     .with_names(names.clone())
     .with_catalog(shared.catalog(&grant.connection), opener)
+    .with_limits(crate::frontend::AnalysisLimits {
+        max_statement: shared.config.postgres.max_statement_bytes,
+        slots: Some(shared.analysis_slots(&grant.id)),
+    })
     .with_masking(queue.clone());
     let result_masker = masking
         .zip(queue)

@@ -192,6 +192,8 @@ pub struct Options {
     pub require_tls: bool,
     pub guardrails: Vec<GuardrailRule>,
     pub max_message_bytes: Option<usize>,
+    /// `[postgres] max_statement_bytes`.
+    pub max_statement_bytes: Option<usize>,
     /// Extra backend settings (`-c name=value`).
     pub pg_settings: Vec<(String, String)>,
 }
@@ -233,6 +235,9 @@ impl Harness {
         config.postgres.require_tls = opts.require_tls;
         if let Some(max) = opts.max_message_bytes {
             config.postgres.max_message_bytes = max;
+        }
+        if let Some(max) = opts.max_statement_bytes {
+            config.postgres.max_statement_bytes = max;
         }
         let cert_dir = opts.listener_tls.then(self_signed_pair);
         if let Some(dir) = &cert_dir {
@@ -282,6 +287,23 @@ impl Harness {
 
     pub fn grant(&self, profile: Profile) -> TestGrant {
         self.grant_for(CONN, profile, GrantStatus::Active, Duration::minutes(10))
+    }
+
+    /// An active grant of another identity (`subject`).
+    pub fn grant_for_subject(&self, profile: Profile, subject: &str) -> TestGrant {
+        let secret = new_secret();
+        let id = sluice_core::grant::new_grant_id();
+        let mut g = make_grant(
+            &id,
+            &secret,
+            CONN,
+            profile,
+            GrantStatus::Active,
+            Duration::minutes(10),
+        );
+        g.subject = subject.to_string();
+        self.authority.insert(g);
+        TestGrant { id, secret }
     }
 
     /// An active grant whose holder was in `groups` when it was issued.
