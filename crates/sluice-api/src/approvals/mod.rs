@@ -244,64 +244,62 @@ fn outcome_of(a: &Approval) -> Option<Outcome> {
 /// decided: approvers see that nobody waits for it any more.
 pub async fn withdraw(state: &Shared, id: &str) {
     let reason = "the requester's session ended before a decision";
-    let closed = state
-        .store
-        .close_approval(
-            id,
-            ApprovalStatus::Withdrawn,
-            "requester",
-            reason,
-            None,
-            Utc::now(),
-        )
-        .await
-        .unwrap_or(false);
-    if !closed {
-        return;
-    }
-    if let Ok(Some(a)) = state.store.approval(id).await {
-        let _ = state
-            .audit
-            .append(
-                event_about(EventKind::ApprovalWithdrawn, &a)
-                    .actor(Actor::system("gateway"))
-                    .detail(json!({ "approval_id": a.id, "kind": a.kind, "reason": reason })),
-            )
-            .await;
-        announce(state, &a);
-        tracing::info!(approval.id = %a.id, "statement approval withdrawn: its session ended");
+    let closing = Closing {
+        status: ApprovalStatus::Withdrawn,
+        kind: EventKind::ApprovalWithdrawn,
+        by: "requester",
+        actor: "gateway",
+        reason,
+    };
+    if close_unanswered(state, id, closing).await {
+        tracing::info!(approval.id = %id, "statement approval withdrawn: its session ended");
     }
 }
 
 /// Closes a pending approval as expired; records it once.
 pub async fn expire(state: &Shared, id: &str) {
-    let now = Utc::now();
+    let closing = Closing {
+        status: ApprovalStatus::Expired,
+        kind: EventKind::ApprovalExpired,
+        by: "sweeper",
+        actor: "sweeper",
+        reason: "nobody decided in time",
+    };
+    close_unanswered(state, id, closing).await;
+}
+
+/// How an approval nobody decided is closed.
+struct Closing {
+    status: ApprovalStatus,
+    kind: EventKind,
+    by: &'static str,
+    actor: &'static str,
+    reason: &'static str,
+}
+
+/// Closes a pending approval without a decision and records it once;
+/// false when it was no longer pending.
+async fn close_unanswered(state: &Shared, id: &str, c: Closing) -> bool {
     let closed = state
         .store
-        .close_approval(
-            id,
-            ApprovalStatus::Expired,
-            "sweeper",
-            "nobody decided in time",
-            None,
-            now,
-        )
+        .close_approval(id, c.status, c.by, c.reason, None, Utc::now())
         .await
         .unwrap_or(false);
     if !closed {
-        return;
+        return false;
     }
     if let Ok(Some(a)) = state.store.approval(id).await {
         let _ = state
             .audit
             .append(
-                event_about(EventKind::ApprovalExpired, &a)
-                    .actor(Actor::system("sweeper"))
-                    .detail(json!({ "approval_id": a.id, "kind": a.kind, "reason": "nobody decided in time" })),
+                event_about(c.kind, &a)
+                    .actor(Actor::system(c.actor))
+                    .detail(json!({ "approval_id": a.id, "kind": a.kind, "reason": c.reason })),
             )
             .await;
         announce(state, &a);
     }
+    true
 }
 
 /// Expires every pending approval whose time is up (the sweeper's pass).

@@ -291,34 +291,23 @@ impl Harness {
 
     /// An active grant of another identity (`subject`).
     pub fn grant_for_subject(&self, profile: Profile, subject: &str) -> TestGrant {
-        let secret = new_secret();
-        let id = sluice_core::grant::new_grant_id();
-        let mut g = make_grant(
-            &id,
-            &secret,
-            CONN,
-            profile,
-            GrantStatus::Active,
-            Duration::minutes(10),
-        );
-        g.subject = subject.to_string();
-        self.authority.insert(g);
-        TestGrant { id, secret }
+        self.grant_edited(profile, |g| g.subject = subject.to_string())
     }
 
     /// An active grant whose holder was in `groups` when it was issued.
     pub fn grant_in_groups(&self, profile: Profile, groups: &[&str]) -> TestGrant {
+        self.grant_edited(profile, |g| {
+            g.identity_groups = groups.iter().map(|s| s.to_string()).collect()
+        })
+    }
+
+    /// An active grant for the test connection, changed by `edit`.
+    fn grant_edited(&self, profile: Profile, edit: impl FnOnce(&mut Grant)) -> TestGrant {
         let secret = new_secret();
         let id = sluice_core::grant::new_grant_id();
-        let mut g = make_grant(
-            &id,
-            &secret,
-            CONN,
-            profile,
-            GrantStatus::Active,
-            Duration::minutes(10),
-        );
-        g.identity_groups = groups.iter().map(|s| s.to_string()).collect();
+        let ttl = Duration::minutes(10);
+        let mut g = make_grant(&id, &secret, CONN, profile, GrantStatus::Active, ttl);
+        edit(&mut g);
         self.authority.insert(g);
         TestGrant { id, secret }
     }
