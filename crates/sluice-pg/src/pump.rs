@@ -355,7 +355,7 @@ where
                 let frame = self.buf.split_to(total);
                 self.held(tag, &frame);
             }
-            Step::Pass if tag == b'N' => {
+            Step::Pass if matches!(tag, b'N' | b'A') => {
                 let scrubbed = self.mask.as_mut().and_then(|m| m.scrub(&self.buf[..total]));
                 match scrubbed {
                     Some(notice) => self.out.extend_from_slice(&notice),

@@ -764,3 +764,25 @@ async fn one_agent_cannot_take_every_session() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(try_login(&g1).await.is_ok());
 }
+
+/// A sibling of class 7: notifications carry other sessions' values (a
+/// trigger's `pg_notify(…, row_to_json(NEW))`). In a masked session their
+/// payloads go through the value detectors.
+#[tokio::test(flavor = "multi_thread")]
+async fn notification_payloads_are_masked() {
+    let h = masked_harness(Options::default()).await;
+    let g = h.grant(Profile::Read);
+    let mut s = login(&h, &g, &[]).await;
+    simple(&mut s, "LISTEN orders_changed").await.unwrap();
+    h.backend("NOTIFY orders_changed, '{\"email\": \"ada@example.com\", \"card\": \"4111-1111-1111-1111\"}'");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let out = all_text(&mut s, "SELECT 1").await;
+    assert!(
+        out.contains("orders_changed"),
+        "the notification arrived: {out}"
+    );
+    assert!(
+        !out.contains(EMAIL) && !out.contains("4111-1111-1111-1111"),
+        "{out}"
+    );
+}

@@ -73,6 +73,33 @@ pub fn scrub(frame: &[u8], masker: &Masker, stats: &mut MaskStats) -> Option<Vec
     changed.then(|| encode(tag, &out))
 }
 
+/// A NotificationResponse (`NOTIFY`, `pg_notify`) as a masked session's
+/// client may see it: other sessions' payloads (a trigger's
+/// `pg_notify(…, row_to_json(NEW)::text)`) go through the value detectors.
+pub fn scrub_notification(frame: &[u8], masker: &Masker, stats: &mut MaskStats) -> Option<Vec<u8>> {
+    let mut body = frame.get(5..)?;
+    let pid = body.get(..4)?.to_vec();
+    body = &body[4..];
+    let channel = take_cstr(&mut body)?;
+    let payload = take_cstr(&mut body)?;
+    let masked = match masker.mask_text(payload.as_bytes(), stats) {
+        Some(v) if *v == *payload.as_bytes() => return None,
+        Some(v) => v.into_owned(),
+        None => WITHHELD.as_bytes().to_vec(),
+    };
+    let mut b = BytesMut::new();
+    b.put_u8(b'A');
+    b.put_i32(0);
+    b.put_slice(&pid);
+    b.put_slice(channel.as_bytes());
+    b.put_u8(0);
+    b.put_slice(&masked);
+    b.put_u8(0);
+    let len = (b.len() - 1) as i32;
+    b[1..5].copy_from_slice(&len.to_be_bytes());
+    Some(b.to_vec())
+}
+
 fn fields(mut body: &[u8]) -> Option<Vec<(u8, &str)>> {
     let mut out = Vec::new();
     loop {
@@ -195,6 +222,27 @@ mod tests {
         assert!(
             !t.contains("123-45-6789") && t.contains("type integer: \"…"),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn notification_payloads_are_masked() {
+        let mut b = BytesMut::new();
+        b.put_u8(b'A');
+        b.put_i32(0);
+        b.put_i32(4242);
+        b.put_slice(b"orders\0{\"email\": \"ada@example.com\"}\0");
+        let len = (b.len() - 1) as i32;
+        b[1..5].copy_from_slice(&len.to_be_bytes());
+        let out = scrub_notification(&b, &masker(), &mut stats()).unwrap();
+        let t = text(&out);
+        assert!(
+            !t.contains("ada@example.com") && t.contains("orders"),
+            "{t}"
+        );
+        assert_eq!(
+            i32::from_be_bytes(out[1..5].try_into().unwrap()) as usize + 1,
+            out.len()
         );
     }
 

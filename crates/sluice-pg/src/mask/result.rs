@@ -132,10 +132,16 @@ impl ResultMasker {
         self.resolved = true;
     }
 
-    /// An ErrorResponse or NoticeResponse as this session's client may see
-    /// it (see [`super::errors`]); `None` when it passes unchanged.
+    /// An ErrorResponse, NoticeResponse or NotificationResponse as this
+    /// session's client may see it (see [`super::errors`]); `None` when it
+    /// passes unchanged.
     pub fn scrub(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
-        super::errors::scrub(frame, &self.conn.masker, &mut self.stats)
+        match frame.first() {
+            Some(b'A') => {
+                super::errors::scrub_notification(frame, &self.conn.masker, &mut self.stats)
+            }
+            _ => super::errors::scrub(frame, &self.conn.masker, &mut self.stats),
+        }
     }
 
     /// Handles one whole backend frame (header included).
