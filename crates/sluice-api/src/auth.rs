@@ -9,8 +9,8 @@ use sluice_core::Identity;
 use sluice_core::audit::{AuditEvent, EventKind};
 
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 use crate::state::Shared;
+use sluice_core::metrics::ResultLabel;
 
 /// The verified caller of a request.
 pub struct Caller(pub Identity);
@@ -42,7 +42,14 @@ impl FromRequestParts<Shared> for Caller {
 /// as a client-safe 401. Every surface that takes tokens goes through here.
 pub async fn authenticate(state: &Shared, token: &str) -> Result<Identity, ApiError> {
     match state.verifier.verify(token).await {
-        Ok(identity) => Ok(identity),
+        Ok(identity) => {
+            state
+                .metrics
+                .tokens
+                .get_or_create(&ResultLabel { result: "ok" })
+                .inc();
+            Ok(identity)
+        }
         Err(rejection) => Err(reject(state, rejection.reason(), &rejection.to_string()).await),
     }
 }
@@ -53,8 +60,12 @@ fn bearer(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-async fn reject(state: &Shared, reason: &str, message: &str) -> ApiError {
-    Metrics::inc(&state.metrics.tokens_rejected);
+async fn reject(state: &Shared, reason: &'static str, message: &str) -> ApiError {
+    state
+        .metrics
+        .tokens
+        .get_or_create(&ResultLabel { result: reason })
+        .inc();
     tracing::info!(reason, "bearer token rejected");
     let event = AuditEvent::new(EventKind::TokenRejected)
         .detail(json!({ "reason": reason, "message": message }));

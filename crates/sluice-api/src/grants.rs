@@ -18,7 +18,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::issue;
 use crate::json::JsonBody;
-use crate::metrics::Metrics;
 use crate::state::Shared;
 
 /// The longest TTL anyone may ask for; rules cap it further.
@@ -79,10 +78,19 @@ pub async fn create(
         profile: req.profile,
     };
     let issued = issue::issue(&state, &who, &ask, &req.reason).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(view(&state, &issued.grant, issued.secret.as_deref())),
-    ))
+    let mut body = view(&state, &issued.grant, issued.secret.as_deref());
+    add_decision(&state, &issued.grant, &mut body).await?;
+    // A TTL above the rule's cap is cut: say so.
+    if let Some(asked) = ttl.map(|t| t.as_secs() as i64)
+        && asked > issued.grant.ttl_secs
+    {
+        body["ttl_capped"] = json!({
+            "asked_secs": asked,
+            "max_secs": issued.grant.ttl_secs,
+            "rule": issued.grant.rule,
+        });
+    }
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 #[derive(Deserialize)]
@@ -121,7 +129,34 @@ pub async fn show(
         grant = visible_grant(&state, &who, &id).await?;
     }
     let secret = deliver_secret_once(&state, &who, &mut grant).await?;
-    Ok(Json(view(&state, &grant, secret.as_deref())))
+    let mut body = view(&state, &grant, secret.as_deref());
+    add_decision(&state, &grant, &mut body).await?;
+    Ok(Json(body))
+}
+
+/// For a grant that needed approval: its approval (id, page, who may
+/// decide) and, once decided, who decided and why, so a requester whose
+/// grant was denied learns the approver's reason.
+async fn add_decision(state: &Shared, g: &Grant, body: &mut Value) -> Result<(), ApiError> {
+    if !matches!(g.status, GrantStatus::Pending | GrantStatus::Denied)
+        && g.decided_by
+            .as_deref()
+            .is_none_or(|d| d.starts_with("rule:"))
+    {
+        return Ok(());
+    }
+    let Some(a) = state.store.grant_approval(&g.id).await? else {
+        return Ok(());
+    };
+    body["approval"] = json!({
+        "id": a.id,
+        "status": a.status,
+        "url": format!("{}/ui/approvals/{}", state.config.server.public_url(), a.id),
+        "approver_groups": state.config.approvals.approver_groups,
+        "decided_by": a.decided_by,
+        "reason": a.decision_reason,
+    });
+    Ok(())
 }
 
 /// A grant approved after it was requested gets its secret here, once,
@@ -193,9 +228,11 @@ pub async fn revoke(
             "grant {id} changed meanwhile; read it again"
         )));
     }
-    Metrics::inc(&state.metrics.grants_revoked);
     state.announce(&id, GrantStatus::Revoked);
     let grant = visible_grant(&state, &who, &id).await?;
+    state
+        .metrics
+        .grant(&grant.connection, grant.profile, "revoked");
     Ok(Json(view(&state, &grant, None)))
 }
 

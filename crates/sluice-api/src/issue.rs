@@ -12,7 +12,6 @@ use sluice_core::secret::{ScramVerifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Identity};
 
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 use crate::state::Shared;
 
 /// A grant just issued, with its secret when it is active (shown once).
@@ -30,10 +29,9 @@ pub async fn issue(
     ask: &AccessRequest<'_>,
     reason: &str,
 ) -> Result<Issued, ApiError> {
-    Metrics::inc(&state.metrics.grants_requested);
     let decision = match access::decide(&state.config, who, ask) {
         Ok(d) => d,
-        Err(denied) => return Err(refuse(state, who, ask.connection, denied).await),
+        Err(denied) => return Err(refuse(state, who, ask, denied).await),
     };
     let now = Utc::now();
     let pending = decision.needs_approval;
@@ -91,10 +89,14 @@ pub async fn issue(
         .await?;
     state.store.insert_grant(&grant).await?;
     if pending {
-        Metrics::inc(&state.metrics.grants_pending);
-        crate::approvals::open_for_grant(state, &grant).await?;
+        state
+            .metrics
+            .grant(&grant.connection, grant.profile, "pending");
+        crate::approvals::open_for_grant(state, &grant, ask.ttl, decision.rule.max_ttl.0).await?;
     } else {
-        Metrics::inc(&state.metrics.grants_active);
+        state
+            .metrics
+            .grant(&grant.connection, grant.profile, "active");
         state
             .audit
             .append(
@@ -115,10 +117,25 @@ pub async fn issue(
 async fn refuse(
     state: &Shared,
     who: &Identity,
-    connection: &str,
+    ask: &AccessRequest<'_>,
     denied: AccessDenied,
 ) -> ApiError {
-    Metrics::inc(&state.metrics.grants_refused);
+    let connection = ask.connection;
+    // Only configured names become labels: a caller cannot grow the series.
+    let label = match state.config.connection(connection) {
+        Some(c) => c.name.as_str(),
+        None => "unknown",
+    };
+    let profile = ask.profile.map_or("any", |p| p.as_str());
+    state
+        .metrics
+        .grants
+        .get_or_create(&sluice_core::metrics::GrantResult {
+            connection: label.to_string(),
+            profile,
+            result: "refused",
+        })
+        .inc();
     let event = AuditEvent::new(EventKind::GrantDenied)
         .actor(Actor::from(who))
         .connection(connection)

@@ -12,7 +12,6 @@ mod grants;
 mod health;
 pub mod issue;
 mod json;
-mod metrics;
 pub mod notify;
 mod sessions;
 mod state;
@@ -20,7 +19,6 @@ pub mod sweeper;
 pub mod ui;
 
 pub use error::ApiError;
-pub use metrics::Metrics;
 pub use state::{AppState, GrantChange, Shared};
 
 use axum::Router;

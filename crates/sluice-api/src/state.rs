@@ -10,7 +10,8 @@ use sluice_identity::dev::DevIssuer;
 use sluice_store::Store;
 use tokio::sync::broadcast;
 
-use crate::metrics::Metrics;
+use sluice_core::live::LiveSessions;
+use sluice_core::metrics::Metrics;
 
 /// A grant's status changed (activated, revoked, expired, …). Long-polls and
 /// live sessions listen for these; gateways sharing a store also poll it.
@@ -28,7 +29,10 @@ pub struct AppState {
     pub changes: broadcast::Sender<GrantChange>,
     /// Approval status changes (opened, decided, expired).
     pub approval_changes: broadcast::Sender<crate::approvals::ApprovalChange>,
-    pub metrics: Metrics,
+    /// Shared with the listeners and the audit log.
+    pub metrics: Arc<Metrics>,
+    /// Sessions open on this gateway, shared with the listeners.
+    pub live: Arc<LiveSessions>,
     /// The playground's issuer, served under `/dev-issuer` (dev mode only).
     pub dev_issuer: Option<DevIssuer>,
     /// Webhook deliveries for new approvals.
@@ -44,10 +48,17 @@ impl AppState {
             audit,
             changes: broadcast::channel(1024).0,
             approval_changes: broadcast::channel(1024).0,
-            metrics: Metrics::default(),
+            metrics: Arc::new(Metrics::new()),
+            live: Arc::default(),
             dev_issuer: None,
             notifier: crate::notify::Notifier::new(),
         }
+    }
+
+    /// The gateway's metrics, shared with its listeners.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn with_dev_issuer(mut self, issuer: DevIssuer) -> Self {

@@ -7,7 +7,6 @@ use serde_json::json;
 use sluice_core::GrantStatus;
 use sluice_core::audit::{Actor, AuditEvent, EventKind};
 
-use crate::metrics::Metrics;
 use crate::state::Shared;
 
 /// Runs until the process stops.
@@ -47,7 +46,7 @@ pub async fn sweep(state: &Shared) -> Result<usize, Box<dyn std::error::Error + 
                     .detail(json!({ "was": was, "expires_at": g.expires_at })),
             )
             .await?;
-        Metrics::inc(&state.metrics.grants_expired);
+        state.metrics.grant(&g.connection, g.profile, "expired");
         state.announce(&g.id, GrantStatus::Expired);
         tracing::info!(grant.id = %g.id, was = was.as_str(), "grant expired");
         n += 1;

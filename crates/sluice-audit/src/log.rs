@@ -16,6 +16,7 @@
 //! nobody waits for gathers for up to [`GATHER`] before its commit.
 
 use sluice_core::audit::{AuditError, AuditEvent, AuditSink, LaterError};
+use sluice_core::metrics::Histogram;
 use sluice_store::Store;
 use std::future::Future;
 use std::path::Path;
@@ -49,6 +50,9 @@ pub(crate) enum Reply {
     /// Nobody: an after-the-fact record (`record_later`), kept and retried
     /// like a journaled one but not in the journal.
     Later,
+    /// Not an event: answered once everything queued before it is stored
+    /// ([`AuditLog::flush`]).
+    Flush(oneshot::Sender<()>),
 }
 
 pub(crate) type Item = (AuditEvent, Reply);
@@ -60,6 +64,9 @@ pub struct AuditLog {
     committed: Arc<Notify>,
     recent: Arc<Recent>,
     journal: Option<Arc<tokio::sync::Mutex<Journal>>>,
+    journal_dir: Option<Arc<Path>>,
+    /// Every group commit's time, for `/metrics`.
+    commit_seconds: Histogram,
 }
 
 impl AuditLog {
@@ -82,10 +89,11 @@ impl AuditLog {
             Some((j, closed)) => (Some(Arc::new(tokio::sync::Mutex::new(j))), Some(closed)),
             None => (None, None),
         };
+        let commit_seconds = sluice_core::metrics::fast_seconds();
         tokio::spawn(writer(
             store,
             rx,
-            (committed.clone(), recent.clone()),
+            (committed.clone(), recent.clone(), commit_seconds.clone()),
             closed,
             tail,
         ));
@@ -94,6 +102,8 @@ impl AuditLog {
             committed,
             recent,
             journal,
+            journal_dir: None,
+            commit_seconds,
         }
     }
 
@@ -118,7 +128,34 @@ impl AuditLog {
         }
         journal::remove(&left);
         let closed = journal.closed();
-        Ok(Self::spawn(store, tail, Some((journal, closed))))
+        let mut log = Self::spawn(store, tail, Some((journal, closed)));
+        log.journal_dir = Some(dir.into());
+        Ok(log)
+    }
+
+    /// The group-commit time histogram, for the gateway's metrics.
+    pub fn commit_seconds(&self) -> Histogram {
+        self.commit_seconds.clone()
+    }
+
+    /// Events waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Bytes in the journal's files (0 without a journal).
+    pub fn journal_bytes(&self) -> u64 {
+        let Some(dir) = &self.journal_dir else {
+            return 0;
+        };
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     /// Pinged after every group commit, so export sinks and the
@@ -135,6 +172,19 @@ impl AuditLog {
             notify: self.committed.clone(),
             recent: self.recent.clone(),
         }
+    }
+
+    /// Returns once every event queued before the call is in the store
+    /// (journaled ones included): a gateway stopping calls it after its
+    /// sessions closed, before the final checkpoint and export.
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        let (ack, done) = oneshot::channel();
+        let marker = AuditEvent::new(sluice_core::audit::EventKind::ConfigLoaded);
+        self.tx
+            .send((marker, Reply::Flush(ack)))
+            .await
+            .map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())
     }
 
     /// Appends one event; returns its sequence number once it is durable.
@@ -209,7 +259,7 @@ impl AuditSink for AuditLog {
 async fn writer(
     store: Store,
     mut rx: mpsc::Receiver<Item>,
-    (committed, recent): (Arc<Notify>, Arc<Recent>),
+    (committed, recent, commit_seconds): (Arc<Notify>, Arc<Recent>, Histogram),
     journal: Option<journal::Closed>,
     mut tail: Option<(i64, String)>,
 ) {
@@ -220,6 +270,8 @@ async fn writer(
     let mut stored_journaled: u64 = 0;
     // A failed commit that may have been stored (see `commit`).
     let mut unsure: Option<Unsure> = None;
+    // Flushes waiting for everything queued before them to be stored.
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut retry);
         if batch.is_empty() {
@@ -229,7 +281,27 @@ async fn writer(
             }
         }
         gather(&mut rx, &mut batch).await;
+        // Flush markers are not events: they are answered once this batch
+        // (and any retry it leaves) is stored.
+        batch.retain_mut(|(_, reply)| match std::mem::replace(reply, Reply::Later) {
+            Reply::Flush(ack) => {
+                flushes.push(ack);
+                false
+            }
+            other => {
+                *reply = other;
+                true
+            }
+        });
+        if batch.is_empty() {
+            for ack in flushes.drain(..) {
+                let _ = ack.send(());
+            }
+            continue;
+        }
+        let started = std::time::Instant::now();
         let outcome = commit(&store, &mut tail, &mut unsure, &batch).await;
+        commit_seconds.observe(started.elapsed().as_secs_f64());
         if !outcome.landed.is_empty() {
             recent.committed(outcome.landed);
             committed.notify_waiters();
@@ -261,12 +333,17 @@ async fn writer(
                 (Reply::Journaled, Ok(_)) => stored_journaled += 1,
                 (Reply::Later, Ok(_)) => {}
                 (reply @ (Reply::Journaled | Reply::Later), Err(_)) => retry.push((event, reply)),
+                (Reply::Flush(_), _) => unreachable!("taken out of the batch"),
             }
         }
         if let (Some(closed), Ok(_)) = (&journal, &result) {
             closed.stored(stored_journaled);
         }
-        if !retry.is_empty() {
+        if retry.is_empty() {
+            for ack in flushes.drain(..) {
+                let _ = ack.send(());
+            }
+        } else {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
@@ -280,12 +357,14 @@ async fn writer(
 /// An event someone waits for (`append`) ends the gathering at once.
 async fn gather(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) {
     let deadline = tokio::time::Instant::now() + GATHER;
-    let mut awaited = batch.iter().any(|(_, r)| matches!(r, Reply::Ack(_)));
+    let mut awaited = batch
+        .iter()
+        .any(|(_, r)| matches!(r, Reply::Ack(_) | Reply::Flush(_)));
     loop {
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(item) => {
-                    awaited |= matches!(item.1, Reply::Ack(_));
+                    awaited |= matches!(item.1, Reply::Ack(_) | Reply::Flush(_));
                     batch.push(item);
                 }
                 Err(_) => break,
@@ -296,7 +375,7 @@ async fn gather(rx: &mut mpsc::Receiver<Item>, batch: &mut Vec<Item>) {
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(item)) => {
-                awaited |= matches!(item.1, Reply::Ack(_));
+                awaited |= matches!(item.1, Reply::Ack(_) | Reply::Flush(_));
                 batch.push(item);
             }
             // Closed (the next receive says so) or time is up.

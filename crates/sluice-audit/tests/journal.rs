@@ -97,6 +97,25 @@ async fn journaled_events_reach_the_store_in_order() {
 }
 
 #[tokio::test]
+async fn flush_returns_once_everything_queued_is_stored_and_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _journal, log) = journaled_log(&dir).await;
+    for seq in 1..=20 {
+        log.append_journaled(allowed("s_f", seq)).await.unwrap();
+    }
+    log.flush().await.unwrap();
+    assert_eq!(
+        stored_allowed(&store, "s_f").await,
+        (1..=20).collect::<Vec<_>>()
+    );
+    // The flush itself is not an event.
+    let tail = store.audit_tail().await.unwrap().unwrap().0;
+    assert_eq!(tail, 20);
+    log.flush().await.unwrap();
+    assert_eq!(store.audit_tail().await.unwrap().unwrap().0, 20);
+}
+
+#[tokio::test]
 async fn a_crashed_runs_journal_is_stored_once_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;

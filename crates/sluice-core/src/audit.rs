@@ -32,6 +32,9 @@ pub enum EventKind {
     SessionOpened,
     #[serde(rename = "session.closed")]
     SessionClosed,
+    /// An operator ended a live session (the web page's live view).
+    #[serde(rename = "session.terminated")]
+    SessionTerminated,
     #[serde(rename = "statement.allowed")]
     StatementAllowed,
     #[serde(rename = "statement.denied")]
@@ -76,6 +79,7 @@ impl EventKind {
             EventKind::SessionRejected => "session.rejected",
             EventKind::SessionOpened => "session.opened",
             EventKind::SessionClosed => "session.closed",
+            EventKind::SessionTerminated => "session.terminated",
             EventKind::StatementAllowed => "statement.allowed",
             EventKind::StatementDenied => "statement.denied",
             EventKind::ApprovalRequested => "approval.requested",

@@ -16,4 +16,4 @@ pub use class::{StatementClass, StatementFacts};
 pub use eval::{DecidedBy, Verdict, evaluate, evaluate_all};
 pub use glob::glob_match;
 pub use profile::{ParseProfileError, Profile};
-pub use rule::{Action, GuardrailRule};
+pub use rule::{Action, GuardrailRule, Hold};

@@ -9,6 +9,8 @@ pub mod config;
 pub mod grant;
 pub mod guardrail;
 pub mod identity;
+pub mod live;
+pub mod metrics;
 pub mod secret;
 
 pub use grant::{Grant, GrantStatus, Profile};

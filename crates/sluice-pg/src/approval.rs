@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_core::Grant;
-use sluice_core::guardrail::Verdict;
+use sluice_core::guardrail::{Hold, Verdict};
 use tokio::sync::mpsc;
 
-use crate::authority::{ApprovalOutcome, Authority, StatementApproval};
+use crate::authority::{ApprovalOutcome, ApprovalTicket, Authority, StatementApproval};
 use crate::errors::ClientError;
 use crate::messages;
 use crate::policy::{Checked, describe};
@@ -94,6 +94,9 @@ impl Approvals {
                 };
             }
         };
+        if verdict.hold == Hold::Fail {
+            return self.fail_at_once(&ticket, verdict).await;
+        }
         let wait = humantime::format_duration(self.timeout);
         let notice = format!(
             "sluice: statement held for approval {id} ({rule}); approve at {url} or with `sluice approvals approve {id}`; waiting up to {wait}",
@@ -112,6 +115,38 @@ impl Approvals {
             .await_approval(&ticket.id, self.timeout)
             .await;
         held(&ticket.id, outcome, wait)
+    }
+
+    /// A rule with `hold = "fail"`: no wait. An approval already given (to
+    /// this statement, on an earlier try) lets it run now; otherwise it is
+    /// refused at once with the approval's id and where to decide it. The
+    /// approval outlives this session (it belongs to the grant), so the same
+    /// statement run again, from any session of the grant, passes once
+    /// approved.
+    async fn fail_at_once(&self, ticket: &ApprovalTicket, verdict: &Verdict) -> Held {
+        let outcome = self
+            .authority
+            .await_approval(&ticket.id, Duration::ZERO)
+            .await;
+        match outcome {
+            ApprovalOutcome::TimedOut => Held::Refused {
+                error: ClientError::permission_denied(format!(
+                    "sluice: statement held for approval {id} ({rule}); it did not run. \
+                     Approve at {url} or with `sluice approvals approve {id}`; once approved, \
+                     run the same statement again and it passes (`sluice approvals wait {id}` \
+                     waits for the decision)",
+                    id = ticket.id,
+                    rule = verdict.rule,
+                    url = ticket.url,
+                )),
+                approval: serde_json::json!({ "id": ticket.id, "outcome": "pending", "url": ticket.url }),
+            },
+            decided => held(
+                &ticket.id,
+                decided,
+                humantime::format_duration(Duration::ZERO),
+            ),
+        }
     }
 }
 

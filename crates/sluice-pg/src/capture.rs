@@ -35,12 +35,23 @@ pub struct Results {
 }
 
 /// The session's capture: the rows of the statement now answering.
-#[derive(Debug)]
 pub struct Capture {
     limit: usize,
     current: Results,
     /// A RowDescription or a row arrived since the last completion.
     seen: bool,
+    /// For a session exempt from masking: the masks the recording still
+    /// goes through.
+    mask: Option<crate::mask::RecordingMask>,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture")
+            .field("limit", &self.limit)
+            .field("masked", &self.mask.is_some())
+            .finish()
+    }
 }
 
 impl Capture {
@@ -50,7 +61,14 @@ impl Capture {
             limit: limit as usize,
             current: Results::default(),
             seen: false,
+            mask: None,
         })
+    }
+
+    /// Masks what is kept (a session exempt from masking).
+    pub fn masked_by(mut self, mask: crate::mask::RecordingMask) -> Self {
+        self.mask = Some(mask);
+        self
     }
 
     /// Whether the pump should hold a frame with `tag` whole and offer it.
@@ -64,6 +82,9 @@ impl Capture {
 
     /// A RowDescription's column names.
     pub fn describe(&mut self, body: &[u8]) {
+        if let Some(m) = &mut self.mask {
+            m.describe(body);
+        }
         self.seen = true;
         self.current.columns = columns(body).unwrap_or_default();
         self.current.rows.clear();
@@ -76,7 +97,17 @@ impl Capture {
             self.current.truncated = true;
             return;
         }
-        match values(body) {
+        let masked = match &mut self.mask {
+            Some(m) => match m.row(body) {
+                Some(row) => Some(row),
+                None => {
+                    self.current.truncated = true;
+                    return;
+                }
+            },
+            None => None,
+        };
+        match values(masked.as_deref().unwrap_or(body)) {
             Some((row, cut)) => {
                 self.current.cut |= cut;
                 self.current.rows.push(row);

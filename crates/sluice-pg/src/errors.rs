@@ -262,4 +262,12 @@ impl ClientError {
     pub fn shutting_down() -> Self {
         Self::fatal("57P01", "sluice: the gateway is shutting down")
     }
+
+    /// An operator ended the session from the web page.
+    pub fn terminated(by: &str) -> Self {
+        Self::fatal(
+            "57P01",
+            format!("sluice: this session was ended by {by}; the grant itself is unchanged"),
+        )
+    }
 }

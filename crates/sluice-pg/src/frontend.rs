@@ -21,6 +21,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -150,6 +151,11 @@ pub struct ClientHalf<R, W> {
     mask: Option<Arc<MaskQueue>>,
     /// What was sent to the backend, for the decision to reuse it.
     sent: Sent,
+    /// Time spent handling the request being gathered (its frames, their
+    /// analysis, its decision and forwarding), for `gateway_added`.
+    spent: Duration,
+    /// A request was forwarded by the last message: its time is reported.
+    forwarded: bool,
 }
 
 impl<R, W> ClientHalf<R, W>
@@ -180,6 +186,8 @@ where
             catalog: None,
             limits: AnalysisLimits::default(),
             skipping: false,
+            spent: Duration::ZERO,
+            forwarded: false,
             mask: None,
             sent: Sent::default(),
         }
@@ -297,6 +305,7 @@ where
                 Ok(None) => return ClientEnd::Gone,
                 Err(e) => return self.fail(PgError::from(e)),
             };
+            let started = Instant::now();
             match self.handle(frame).await {
                 Ok(true) => {}
                 Ok(false) => return ClientEnd::Terminated,
@@ -309,7 +318,23 @@ where
             {
                 return ClientEnd::Gone;
             }
+            self.spent += started.elapsed();
+            self.report_spent();
         }
+    }
+
+    /// Reports the time a forwarded request spent here, less any wait for
+    /// an approval; a request that was not forwarded keeps gathering (its
+    /// batch is not over) or is dropped (it was denied).
+    fn report_spent(&mut self) {
+        if self.forwarded {
+            let spent = self.spent.saturating_sub(self.recorder.held_for);
+            self.recorder.meter.added(spent);
+        }
+        if self.forwarded || self.batch.frames.is_empty() {
+            self.spent = Duration::ZERO;
+        }
+        self.forwarded = false;
     }
 
     fn fail(&self, e: PgError) -> ClientEnd {
@@ -500,6 +525,7 @@ where
         match self.decide(items, "simple", Run::Executes(None)).await? {
             Decision::Forward(permit) => {
                 self.stats.allowed.fetch_add(1, Ordering::Relaxed);
+                self.forwarded = true;
                 self.sent.statements(&checked.statements);
                 self.names_may_change(&checked);
                 let effects = checked.analysis().map(Effects::of).unwrap_or_default();
@@ -575,6 +601,7 @@ where
             }
             Some(Decision::Forward(permit)) => {
                 self.stats.allowed.fetch_add(1, Ordering::Relaxed);
+                self.forwarded = true;
                 for c in &batch.checks {
                     self.sent.statements(&c.statements);
                     self.names_may_change(c);

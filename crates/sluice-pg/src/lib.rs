@@ -17,11 +17,13 @@ pub mod errors;
 mod frontend;
 mod mask;
 pub mod messages;
+mod meter;
 mod names;
 mod outcome;
 mod params;
 mod policy;
 mod pool;
+mod probe;
 mod proxy;
 mod pump;
 pub mod scram;
@@ -36,4 +38,5 @@ pub use authority::{
     ApprovalOutcome, ApprovalTicket, Authority, AuthorityError, LoginRefused, StatementApproval,
 };
 pub use errors::{ClientError, PgError};
+pub use probe::{check_tls_pair, probe};
 pub use proxy::PgProxy;

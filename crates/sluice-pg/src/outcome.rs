@@ -180,9 +180,13 @@ impl Tracker {
         }
     }
 
-    /// Keeps the first `rows` result rows of each statement (0: none).
-    pub fn recording(mut self, rows: u32) -> Self {
-        self.capture = Capture::new(rows);
+    /// Keeps the first `rows` result rows of each statement (0: none),
+    /// masked by `mask` when the session itself is exempt from masking.
+    pub fn recording(mut self, rows: u32, mask: Option<crate::mask::RecordingMask>) -> Self {
+        self.capture = match (Capture::new(rows), mask) {
+            (Some(c), Some(m)) => Some(c.masked_by(m)),
+            (c, _) => c,
+        };
         self
     }
 

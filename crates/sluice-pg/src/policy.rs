@@ -144,6 +144,11 @@ pub struct Recorder {
     /// its number as `seq`, and so do the request's `statement.completed`
     /// events, so the two can be joined.
     pub decided: u64,
+    /// The session's counters on the gateway's metrics.
+    pub meter: crate::meter::Meter,
+    /// How long the last decision waited for an approval (not time the
+    /// gateway added).
+    pub held_for: std::time::Duration,
     /// Holding statements for approval; without it, `approve` refuses.
     pub approvals: Option<crate::approval::Approvals>,
 }
@@ -341,6 +346,7 @@ impl Policy {
             rule: "default:statement-timeout".to_string(),
             reason: format!("{} is refused: {why}", stmt.command),
             by: sluice_core::guardrail::DecidedBy::Profile(self.profile),
+            hold: Default::default(),
         })
     }
 }
@@ -355,6 +361,7 @@ impl Recorder {
         protocol: &str,
         run: Run,
     ) -> Decision {
+        self.held_for = std::time::Duration::ZERO;
         if let Some(v) = items.iter().find_map(|c| c.mask_violation()) {
             return self.deny_masked(items, v, protocol).await;
         }
@@ -383,9 +390,19 @@ impl Recorder {
             )
             .await;
         match (allowed, recorded) {
-            (true, true) => Decision::Forward(Permit { seq: Some(seq) }),
-            (true, false) => Decision::Deny(ClientError::audit_unavailable()),
-            (false, _) => Decision::Deny(denial(&verdict)),
+            (true, true) => {
+                self.meter.allowed();
+                Decision::Forward(Permit { seq: Some(seq) })
+            }
+            (true, false) => {
+                self.meter.denied();
+                Decision::Deny(ClientError::audit_unavailable())
+            }
+            (false, _) => {
+                self.meter.denied();
+                tracing::info!(seq, rule = %verdict.rule, "statement denied");
+                Decision::Deny(denial(&verdict))
+            }
         }
     }
 
@@ -399,6 +416,8 @@ impl Recorder {
         run: Run,
     ) -> Decision {
         use crate::approval::Held;
+        let waiting = std::time::Instant::now();
+        let holds = self.approvals.is_some() && matches!(run, Run::Executes(_));
         let held = match (&self.approvals, run) {
             // Preparing runs nothing: the statement is held when executed,
             // with its parameters bound, so the approver sees what will run.
@@ -414,8 +433,16 @@ impl Recorder {
             },
         };
         let seq = self.next_seq();
+        if holds {
+            self.held_for = waiting.elapsed();
+            self.meter.held();
+        }
         match held {
             Held::Approved { approval } => {
+                match holds {
+                    true => self.meter.approved(self.held_for),
+                    false => self.meter.allowed(),
+                }
                 let kind = EventKind::StatementAllowed;
                 if self
                     .record(kind, seq, items, verdict, protocol, approval)
@@ -427,6 +454,11 @@ impl Recorder {
                 }
             }
             Held::Refused { error, approval } => {
+                match holds {
+                    true => self.meter.refused_after(self.held_for),
+                    false => self.meter.denied(),
+                }
+                tracing::info!(seq, rule = %verdict.rule, "held statement refused");
                 let kind = EventKind::StatementDenied;
                 self.record(kind, seq, items, verdict, protocol, approval)
                     .await;
@@ -459,6 +491,8 @@ impl Recorder {
         if let Err(e) = self.audit.record(event).await {
             tracing::error!(error = %e, "could not audit a masking denial");
         }
+        self.meter.denied();
+        tracing::info!(seq, rule = "masking", "statement denied");
         Decision::Deny(ClientError::permission_denied(v.message()))
     }
 
@@ -477,6 +511,8 @@ impl Recorder {
         if let Err(e) = self.audit.record(event).await {
             tracing::error!(error = %e, "could not audit a refusal");
         }
+        self.meter.denied();
+        tracing::info!(seq, what, "request refused");
     }
 
     fn next_seq(&mut self) -> u64 {

@@ -12,6 +12,8 @@ use sluice_core::Profile;
 use sluice_core::audit::{AuditEvent, AuditSink};
 use sluice_core::config::{Config, PoolConfig};
 use sluice_core::guardrail::GuardrailRule;
+use sluice_core::live::LiveSessions;
+use sluice_core::metrics::Metrics;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -55,6 +57,10 @@ pub struct Shared {
     /// Statement analyses by shape and catalog generation, shared by every
     /// session.
     pub shapes: Arc<crate::policy::Shapes>,
+    /// The gateway's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The gateway's open sessions (the web page's live view).
+    pub live: Arc<LiveSessions>,
 }
 
 impl Shared {
@@ -135,6 +141,15 @@ impl Shared {
             .unwrap_or_else(|| Arc::from(Vec::new()))
     }
 
+    /// A configured connection's name as a metric label; anything else
+    /// (a name a client typed) is `unknown`, so clients cannot add series.
+    pub fn label<'a>(&'a self, connection: &'a str) -> &'a str {
+        match self.config.connection(connection) {
+            Some(c) => &c.name,
+            None => "unknown",
+        }
+    }
+
     /// Records a non-statement event; failures are logged (statements fail
     /// closed on their own path).
     pub async fn record(&self, event: AuditEvent) {
@@ -196,8 +211,28 @@ impl PgProxy {
                 catalogs: Mutex::new(HashMap::new()),
                 analysis_slots: Mutex::new(HashMap::new()),
                 shapes: Arc::default(),
+                metrics: Arc::default(),
+                live: Arc::default(),
             }),
         })
+    }
+
+    /// Reports into the gateway's metrics (by default, its own).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        let shared = self.shared_mut();
+        shared.pool = std::mem::take(&mut shared.pool).with_gauges(metrics.pool.clone());
+        shared.metrics = metrics;
+        self
+    }
+
+    /// Lists sessions on the gateway's live list (by default, its own).
+    pub fn with_live_sessions(mut self, live: Arc<LiveSessions>) -> Self {
+        self.shared_mut().live = live;
+        self
+    }
+
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.shared).expect("configured before serving")
     }
 
     /// Serves clients from `listener` until `shutdown` resolves, then ends

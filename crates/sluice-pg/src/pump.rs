@@ -74,7 +74,7 @@ pub enum PumpEnd {
     ClientGone,
     /// The session was ended (grant, shutdown, or a client-half error), and
     /// the client told so.
-    Ended(ClientError),
+    Ended(Ending),
     /// The backend sent something that is not the protocol.
     BackendProtocol,
 }
@@ -108,7 +108,21 @@ pub struct Pump<R, W> {
 }
 
 /// The session's end: resolves with what to tell the client.
-pub type EndSignal = Pin<Box<dyn Future<Output = ClientError> + Send>>;
+pub type EndSignal = Pin<Box<dyn Future<Output = Ending> + Send>>;
+
+/// Why Sluice ends a session: a word for the record (`expired`, `revoked`,
+/// `shutdown`, …) and what the client is told.
+#[derive(Debug)]
+pub struct Ending {
+    pub why: &'static str,
+    pub error: ClientError,
+}
+
+impl Ending {
+    pub fn new(why: &'static str, error: ClientError) -> Self {
+        Ending { why, error }
+    }
+}
 
 impl<R, W> Pump<R, W>
 where
@@ -198,7 +212,7 @@ where
                     if write_flush(&mut self.client, &out).await.is_err() {
                         return PumpEnd::ClientGone;
                     }
-                    return self.finish(reason).await;
+                    return self.finish(Ending::new("refused by sluice", reason)).await;
                 }
             }
             for completion in self.tracker.take() {
@@ -232,7 +246,7 @@ where
                 },
                 reason = &mut end => return self.finish(reason).await,
                 reason = &mut fatal => match reason {
-                    Ok(reason) => return self.finish(reason).await,
+                    Ok(reason) => return self.finish(Ending::new("client protocol error", reason)).await,
                     Err(_) => return PumpEnd::ClientGone,
                 },
             }
@@ -427,12 +441,12 @@ where
 
     /// Tells the client why the session ends. Only at a frame boundary, so
     /// the FATAL is not spliced into a half-sent message.
-    async fn finish(&mut self, reason: ClientError) -> PumpEnd {
+    async fn finish(&mut self, ending: Ending) -> PumpEnd {
         if self.remaining == 0 {
-            let _ = write_flush(&mut self.client, &reason.to_bytes()).await;
+            let _ = write_flush(&mut self.client, &ending.error.to_bytes()).await;
         }
         let _ = self.client.shutdown().await;
-        PumpEnd::Ended(reason)
+        PumpEnd::Ended(ending)
     }
 }
 

@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use chrono::Utc;
 use rand::RngCore;
 use sluice_core::audit::{AuditEvent, EventKind};
+use sluice_core::metrics::{ConnProfile, LiveSession};
 use sluice_core::{Grant, GrantStatus};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -26,7 +27,7 @@ use crate::mask::{ConnMasking, Opener};
 use crate::messages;
 use crate::params::Parameters;
 use crate::proxy::Shared;
-use crate::pump::EndSignal;
+use crate::pump::{EndSignal, Ending};
 use crate::settings;
 use crate::startup::Login;
 use crate::tls::Stream;
@@ -62,6 +63,7 @@ async fn run_session(
         Ok(seat) => seat,
         Err(e) => {
             tracing::info!(reason = %e.message, "session refused by a session limit");
+            shared.metrics.login(&grant.connection, "limit");
             record_rejection(&shared, &grant, &session_id, "session limit").await;
             let _ = client.get_mut().write_all(&e.to_bytes()).await;
             return;
@@ -70,8 +72,21 @@ async fn run_session(
     let opened = match open_backend(&shared, &grant, &login.params).await {
         Ok(opened) => opened,
         Err(e) => {
-            tracing::warn!(error = %e, "backend unavailable");
-            record_rejection(&shared, &grant, &session_id, "backend unavailable").await;
+            // The client learns only that the backend is unavailable; the
+            // operator gets the cause (never a credential: Sluice's own
+            // words, or the backend's error text).
+            tracing::warn!(conn.name = %grant.connection, error = %e, "backend login failed");
+            shared
+                .metrics
+                .login(&grant.connection, "backend_unavailable");
+            shared
+                .metrics
+                .backend_connect_errors
+                .get_or_create(&sluice_core::metrics::Conn {
+                    connection: grant.connection.clone(),
+                })
+                .inc();
+            record_rejection_because(&shared, &grant, &session_id, "backend unavailable", &e).await;
             let _ = client.get_mut().write_all(&e.to_client().to_bytes()).await;
             return;
         }
@@ -81,6 +96,9 @@ async fn run_session(
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "masking unavailable; session refused");
+            shared
+                .metrics
+                .login(&grant.connection, "masking_unavailable");
             record_rejection(&shared, &grant, &session_id, "masking unavailable").await;
             let _ = client.get_mut().write_all(&e.to_client().to_bytes()).await;
             backend.close().await;
@@ -102,6 +120,19 @@ async fn run_session(
         return;
     }
     let started = Instant::now();
+    shared.metrics.login(&grant.connection, "ok");
+    let labels = ConnProfile::new(&grant.connection, grant.profile);
+    let _counted = LiveSession::open(&shared.metrics, &labels);
+    let listed = shared.live.open(sluice_core::live::LiveSession {
+        id: session_id.clone(),
+        grant_id: grant.id.clone(),
+        connection: grant.connection.clone(),
+        profile: grant.profile,
+        identity: grant.identity_name.clone(),
+        client_addr: login.addr.to_string(),
+        protocol: "postgres",
+        opened_at: Utc::now(),
+    });
     // Request number 0, before the client's first: with the session id it
     // names the event, so it can go through the audit journal (whose
     // recovery recognises events by session, kind and number) and the
@@ -119,7 +150,7 @@ async fn run_session(
         .await;
     tracing::info!("session opened");
     let stats = Arc::new(Stats::default());
-    let end = end_signal(shared.clone(), &grant, shutdown);
+    let end = end_signal(shared.clone(), &grant, shutdown, listed.ended());
     let (why, outcomes, returned) = pump_session(
         &shared,
         &grant,
@@ -133,7 +164,8 @@ async fn run_session(
     )
     .await;
     drop(key);
-    if why == "ended" {
+    drop(listed);
+    if matches!(why, "expired" | "revoked" | "shutdown" | "terminated") {
         // Closing the socket does not stop a running statement (pg_sleep
         // notices only when it next writes): cancel it so the grant's end
         // is the end of its work.
@@ -169,19 +201,37 @@ async fn run_session(
         .await;
 }
 
-/// The connection's masking for this session: `None` when the connection
-/// has none or the grant's holder is in an exempt group. The groups are the
-/// grant's own, recorded when it was issued (see `Grant::identity_groups`
-/// for why issuance, not now); a grant without groups exempts nobody.
-fn session_masking(shared: &Shared, grant: &Grant) -> Result<Option<Arc<ConnMasking>>, PgError> {
+/// The connection's masking for this session: for its results, `None`
+/// when the connection has none or the grant's holder is in an exempt
+/// group; for its recording, the connection's masking whenever there is one
+/// (an exemption is for the live results, not for what audit sinks get).
+/// The groups are the grant's own, recorded when it was issued (see
+/// `Grant::identity_groups` for why issuance, not now); a grant without
+/// groups exempts nobody.
+fn session_masking(shared: &Shared, grant: &Grant) -> Result<SessionMasking, PgError> {
     let Some(m) = shared.masking(&grant.connection)? else {
-        return Ok(None);
+        return Ok(SessionMasking::default());
     };
     if m.masker.is_exempt(&grant.identity_groups) {
         tracing::info!("masking exempt by group");
-        return Ok(None);
+        return Ok(SessionMasking {
+            results: None,
+            recording: Some(m),
+        });
     }
-    Ok(Some(m))
+    Ok(SessionMasking {
+        results: Some(m.clone()),
+        recording: None,
+    })
+}
+
+/// Which masks a session's results and its recording go through.
+#[derive(Default)]
+pub struct SessionMasking {
+    /// The live results (and the statement checks that protect them).
+    pub results: Option<Arc<ConnMasking>>,
+    /// Only the recording's rows (an exempt session).
+    pub recording: Option<Arc<ConnMasking>>,
 }
 
 /// A backend session with this client's settings: parked or fresh.
@@ -245,12 +295,13 @@ async fn greet(
     stream.flush().await
 }
 
-/// Resolves when the session must end: the grant expires or ends, or the
-/// gateway shuts down.
+/// Resolves when the session must end: the grant expires or ends, an
+/// operator ends the session, or the gateway shuts down.
 fn end_signal(
     shared: Arc<Shared>,
     grant: &Grant,
     mut shutdown: watch::Receiver<bool>,
+    terminated: impl std::future::Future<Output = String> + Send + 'static,
 ) -> EndSignal {
     let id = grant.id.clone();
     let left = (grant.expires_at - Utc::now()).to_std().unwrap_or_default();
@@ -260,16 +311,22 @@ fn end_signal(
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
         tokio::select! {
-            _ = tokio::time::sleep(left) => return ClientError::grant_expired(&id),
-            _ = stopping => return ClientError::shutting_down(),
+            _ = tokio::time::sleep(left) => {
+                return Ending::new("expired", ClientError::grant_expired(&id));
+            }
+            _ = stopping => return Ending::new("shutdown", ClientError::shutting_down()),
+            by = terminated => {
+                tracing::info!(by = %by, "session ended by an operator");
+                return Ending::new("terminated", ClientError::terminated(&by));
+            }
             _ = ended => {}
         }
         // Ended early: say whether it ran out or was revoked.
         match shared.authority.grant(&id).await {
             Ok(Some(g)) if g.status == GrantStatus::Expired || g.expires_at <= Utc::now() => {
-                ClientError::grant_expired(&id)
+                Ending::new("expired", ClientError::grant_expired(&id))
             }
-            _ => ClientError::grant_revoked(&id),
+            _ => Ending::new("revoked", ClientError::grant_revoked(&id)),
         }
     })
 }
@@ -279,6 +336,30 @@ fn session_event(kind: EventKind, grant: &Grant, session_id: &str) -> AuditEvent
         .grant(&grant.id)
         .connection(&grant.connection)
         .session(session_id)
+}
+
+/// A rejection with its cause, for the operator.
+async fn record_rejection_because(
+    shared: &Shared,
+    grant: &Grant,
+    session_id: &str,
+    reason: &str,
+    cause: &PgError,
+) {
+    let mut cause = cause.to_string();
+    if cause.len() > 500 {
+        let mut end = 500;
+        while !cause.is_char_boundary(end) {
+            end -= 1;
+        }
+        cause.truncate(end);
+    }
+    shared
+        .record(
+            session_event(EventKind::SessionRejected, grant, session_id)
+                .detail(serde_json::json!({ "reason": reason, "cause": cause })),
+        )
+        .await;
 }
 
 async fn record_rejection(shared: &Shared, grant: &Grant, session_id: &str, reason: &str) {

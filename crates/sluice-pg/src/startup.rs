@@ -313,7 +313,14 @@ impl LoginAttempt<'_> {
         if let Err(e) = self.shared.audit.record(event).await {
             tracing::error!(error = %e, "could not audit a refused login");
         }
-        tracing::info!(client.addr = %self.addr, reason, "login refused");
+        let label = self.shared.label(&self.database);
+        self.shared.metrics.login(label, "refused");
+        let grant = if is_grant_id(&self.user) {
+            self.user.as_str()
+        } else {
+            ""
+        };
+        tracing::info!(client.addr = %self.addr, conn.name = label, grant.id = grant, reason, "login refused");
         let _ = self.send(&client.to_bytes()).await;
     }
 

@@ -220,6 +220,7 @@ async fn a_pinned_setting_changed_behind_sluices_back_ends_the_session() {
             fingerprints: vec![],
             profiles: vec![],
             message: None,
+            hold: Default::default(),
         }],
         ..Options::default()
     };
@@ -317,6 +318,7 @@ fn hold_writes() -> Options {
             fingerprints: vec![],
             profiles: vec![],
             message: None,
+            hold: Default::default(),
         }],
         ..Options::default()
     }
@@ -549,6 +551,7 @@ async fn a_uescape_literal_cannot_borrow_another_statements_analysis() {
             fingerprints: vec![],
             profiles: vec![],
             message: None,
+            hold: Default::default(),
         }],
         ..Options::default()
     };

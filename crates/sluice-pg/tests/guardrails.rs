@@ -22,6 +22,7 @@ fn rule(name: &str, action: Action, classes: &[StatementClass], tables: &[&str])
         fingerprints: vec![],
         profiles: vec![],
         message: None,
+        hold: Default::default(),
     }
 }
 

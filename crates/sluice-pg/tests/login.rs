@@ -165,8 +165,17 @@ async fn grant_expiry_and_revocation_close_live_sessions() {
         tokio::time::sleep(StdDuration::from_millis(100)).await;
     }
     assert_eq!(h.backend_sessions(&g.id), 0);
-    let closed = h.audit.of_kind(EventKind::SessionClosed);
+    let closed = h.audit.wait_for(EventKind::SessionClosed, 2).await;
     assert_eq!(closed.len(), 2);
+    // The record says how each ended (issue 13: a revoke read "ended").
+    let ends: Vec<&str> = closed
+        .iter()
+        .filter_map(|e| e.detail["end"].as_str())
+        .collect();
+    assert!(
+        ends.contains(&"expired") && ends.contains(&"revoked"),
+        "{ends:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -69,6 +69,7 @@ fn allow(name: &str, classes: &[StatementClass]) -> GuardrailRule {
         fingerprints: vec![],
         profiles: vec![],
         message: None,
+        hold: Default::default(),
     }
 }
 

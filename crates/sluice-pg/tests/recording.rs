@@ -20,7 +20,13 @@ INSERT INTO customers VALUES (1, 'ada@example.com', '123-45-6789'),
 async fn harness(record: RecordResults, masked: bool) -> Harness {
     let pg = start_pg(&Options::default()).await;
     let masking: Option<MaskingConfig> = masked.then(|| {
-        toml::from_str(r#"columns = [{ column = "customers.ssn", style = "redact" }]"#).unwrap()
+        toml::from_str(
+            r#"
+columns = [{ column = "customers.ssn", style = "redact" }]
+exempt_groups = ["dba"]
+"#,
+        )
+        .unwrap()
     });
     let h = Harness::on(pg, Options::default(), |c| {
         c.record_results = record;
@@ -129,4 +135,32 @@ async fn none_records_decisions_only() {
     assert_eq!(details(&h, EventKind::StatementAllowed).len(), 1);
     assert!(details(&h, EventKind::StatementCompleted).is_empty());
     assert!(details(&h, EventKind::StatementResults).is_empty());
+}
+
+/// Issue 13: a session exempt from masking sees values in clear, but its
+/// recording (an audit event every sink gets) is masked by the
+/// connection's rules all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exempt_sessions_recorded_rows_are_masked_all_the_same() {
+    let h = harness(RecordResults::Rows(5), true).await;
+    let g = h.grant_in_groups(Profile::Read, &["dba"]);
+    let sql = "SELECT id, email, ssn FROM customers ORDER BY id";
+    // Twice: the first statement's columns are not yet in the catalog cache
+    // (redacted); the second has their rules.
+    for round in 0..2 {
+        let o = h.psql(&h.url(&g), &["-c", sql], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("123-45-6789"), "the client is exempt");
+        let results = h
+            .audit
+            .wait_for(EventKind::StatementResults, round + 1)
+            .await;
+        let rows = results[round].detail["rows"].to_string();
+        assert!(!rows.contains("123-45-6789"), "round {round}: {rows}");
+        assert!(!rows.contains("ada@example.com"), "detectors: {rows}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let last = h.audit.of_kind(EventKind::StatementResults).pop().unwrap();
+    assert_eq!(last.detail["rows"][0][2], "[REDACTED]", "{}", last.detail);
+    assert_eq!(last.detail["rows"][0][0], "1");
 }

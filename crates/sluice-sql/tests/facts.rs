@@ -293,6 +293,7 @@ fn rule(name: &str, action: Action, classes: &[C], tables: &[&str]) -> Guardrail
         fingerprints: vec![],
         profiles: vec![],
         message: None,
+        hold: Default::default(),
     }
 }
 
@@ -412,6 +413,7 @@ fn lexing_settings_are_refused_whatever_the_profile() {
         fingerprints: vec![],
         profiles: vec![],
         message: None,
+        hold: Default::default(),
     };
     for sql in [
         "SET standard_conforming_strings = off",

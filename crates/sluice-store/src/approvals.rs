@@ -11,6 +11,20 @@ const COLUMNS: &str = "id, kind, status, grant_id, connection, requester_subject
     requester_name, reason, session_id, statement, parameters, analysis, fingerprint, rule, \
     min_approvals, created_at, expires_at, decided_at, decided_by, decision_reason, scope";
 
+/// Which decided approvals to list; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalFilter {
+    pub status: Option<ApprovalStatus>,
+    pub kind: Option<ApprovalKind>,
+    pub connection: Option<String>,
+    /// The requester's name or subject.
+    pub requester: Option<String>,
+    /// Who decided: part of `decided_by` (which names every approver of
+    /// an N-of-M decision).
+    pub decided_by: Option<String>,
+    pub limit: i64,
+}
+
 impl Store {
     pub async fn insert_approval(&self, a: &Approval) -> Result<(), StoreError> {
         let params = a
@@ -73,6 +87,39 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(approval_from_row).collect()
+    }
+
+    /// Decided approvals (anything but pending), newest decision first,
+    /// narrowed by `f`.
+    pub async fn decided_approvals(&self, f: &ApprovalFilter) -> Result<Vec<Approval>, StoreError> {
+        // Each filter is "= value, or the value is empty": one statement for
+        // every combination, all values bound.
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM approvals WHERE status <> 'pending' \
+             AND (status = $1 OR $1 = '') AND (kind = $2 OR $2 = '') \
+             AND (connection = $3 OR $3 = '') \
+             AND (requester_name = $4 OR requester_subject = $4 OR $4 = '') \
+             AND ($5 = '' OR decided_by LIKE '%' || $5 || '%') \
+             ORDER BY COALESCE(decided_at, expires_at) DESC LIMIT $6"
+        ))
+        .bind(f.status.map(|s| s.as_str()).unwrap_or(""))
+        .bind(f.kind.map(|k| k.as_str()).unwrap_or(""))
+        .bind(f.connection.as_deref().unwrap_or(""))
+        .bind(f.requester.as_deref().unwrap_or(""))
+        .bind(f.decided_by.as_deref().unwrap_or(""))
+        .bind(f.limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(approval_from_row).collect()
+    }
+
+    /// How many approvals have `status`.
+    pub async fn count_approvals(&self, status: ApprovalStatus) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM approvals WHERE status = $1")
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// The pending approval of a grant, if any.

@@ -12,11 +12,14 @@ mod audit;
 mod error;
 mod export;
 mod grants;
+mod overview;
 mod sessions;
 
+pub use approvals::ApprovalFilter;
 pub use audit::AuditRow;
 pub use error::StoreError;
 pub use export::CheckpointRow;
+pub use overview::{HourCount, Overview};
 pub use sessions::{SessionFilter, SessionRow};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -43,8 +46,26 @@ impl Store {
     /// Opens (creating if needed) the store at `url` and migrates it.
     /// `url` is `sqlite://PATH` / `sqlite:PATH` or `postgres://…`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let (backend, url) = normalise(url, true)?;
+        let store = Self::connect(backend, &url).await?;
+        MIGRATOR
+            .run(&store.pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        Ok(store)
+    }
+
+    /// Opens the store at `url` as it is, for tools that only read it
+    /// (`sluice audit verify`): it must exist, and nothing is created or
+    /// migrated.
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        let (backend, url) = normalise(url, false)?;
+        Self::connect(backend, &url).await
+    }
+
+    async fn connect(backend: Backend, url: &str) -> Result<Store, StoreError> {
         install_default_drivers();
-        let (backend, url) = normalise(url)?;
+        let url = url.to_string();
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             // A SQLite connection is a file handle in this process: pinging
@@ -68,10 +89,6 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| StoreError::Open(redact(&e.to_string(), &url)))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Migrate(e.to_string()))?;
         Ok(Store { pool, backend })
     }
 
@@ -89,12 +106,23 @@ impl Store {
     }
 }
 
-fn normalise(url: &str) -> Result<(Backend, String), StoreError> {
+/// The backend and connection URL for `url`; `create` makes a missing
+/// SQLite file (and its directory), otherwise a missing one is an error.
+fn normalise(url: &str, create: bool) -> Result<(Backend, String), StoreError> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     {
         let path = path.split('?').next().unwrap_or(path);
+        if !create {
+            if !std::path::Path::new(path).is_file() {
+                return Err(StoreError::Open(format!(
+                    "no store at {path} (is this the gateway's configuration? \
+                     relative paths in it are read from the file's own directory)"
+                )));
+            }
+            return Ok((Backend::Sqlite, format!("sqlite://{path}?mode=rw")));
+        }
         if let Some(dir) = std::path::Path::new(path).parent()
             && !dir.as_os_str().is_empty()
             && !dir.exists()

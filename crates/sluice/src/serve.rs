@@ -16,15 +16,24 @@ use tokio::task::JoinHandle;
 
 /// A running gateway.
 pub struct Running {
+    /// The front: API, listeners, sweeper.
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The back, stopped after the front: export, checkpoints, retention.
+    stop_back: watch::Sender<bool>,
+    back: Vec<JoinHandle<()>>,
+    audit: AuditLog,
 }
 
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn".into());
+    // Colour only for a person at a terminal: escape codes in a log file
+    // or a collector are noise that breaks searches.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -65,7 +74,11 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
                 })),
         )
         .await?;
-    let mut state = AppState::new(config.clone(), verifier.clone(), store, audit);
+    let metrics = Arc::new(sluice_core::metrics::Metrics::with_audit_commit(
+        audit.commit_seconds(),
+    ));
+    let mut state =
+        AppState::new(config.clone(), verifier.clone(), store, audit).with_metrics(metrics);
     if let Some(dev) = dev {
         state = state.with_dev_issuer(dev);
     }
@@ -76,6 +89,7 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
         .with_context(|| format!("cannot listen on {} (api_listen)", config.server.api_listen))?;
     let api_addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
+    let (stop_back, stopped_back) = watch::channel(false);
     let mut tasks = Vec::new();
 
     let app = sluice_api::router(state.clone());
@@ -92,12 +106,8 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
         }
     }));
     tasks.push(start_postgres(&config, &state, &stopped).await?);
-    tasks.extend(crate::exports::start_audit_exports(
-        &config,
-        &state.store,
-        &state.audit,
-        &stopped,
-    )?);
+    let back =
+        crate::exports::start_audit_exports(&config, &state.store, &state.audit, &stopped_back)?;
     let sweeper = tokio::spawn(sluice_api::sweeper::run(state.clone()));
     let mut rx = stopped.clone();
     tasks.push(tokio::spawn(async move {
@@ -107,7 +117,13 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
     // Fetch issuers' keys now so the first request does not wait for them.
     tokio::spawn(async move { verifier.warm().await });
     tracing::info!(api = %api_addr, "sluice is listening");
-    Ok(Running { stop, tasks })
+    Ok(Running {
+        stop,
+        tasks,
+        stop_back,
+        back,
+        audit: state.audit.clone(),
+    })
 }
 
 /// The Postgres listener, wired to the store, the verifier and the audit log.
@@ -121,7 +137,9 @@ async fn start_postgres(
     });
     let proxy = Arc::new(
         sluice_pg::PgProxy::new(config.clone(), authority, Arc::new(state.audit.clone()))
-            .context("cannot start the Postgres listener")?,
+            .context("cannot start the Postgres listener")?
+            .with_metrics(state.metrics.clone())
+            .with_live_sessions(state.live.clone()),
     );
     let listener = tokio::net::TcpListener::bind(&config.postgres.listen)
         .await
@@ -144,10 +162,20 @@ async fn start_postgres(
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, flushes the audit log.
+    /// Stops accepting, lets in-flight requests and sessions finish,
+    /// stores everything the audit log holds, and only then stops export
+    /// and signs the final checkpoint: that checkpoint and the sinks cover
+    /// every event of the run.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.audit.flush().await {
+            tracing::error!(error = %e, "the audit log could not store its last events; they stay in its journal for the next start");
+        }
+        let _ = self.stop_back.send(true);
+        for t in self.back {
             let _ = t.await;
         }
     }

@@ -36,7 +36,9 @@ impl Gateway {
         pg.psql(
             "postgres",
             "CREATE TABLE items (id int PRIMARY KEY, status text); \
-             INSERT INTO items SELECT g, 'new' FROM generate_series(1, 10) g",
+             INSERT INTO items SELECT g, 'new' FROM generate_series(1, 10) g; \
+             CREATE TABLE fast_items (id int PRIMARY KEY, status text); \
+             INSERT INTO fast_items VALUES (1, 'new')",
         )
         .unwrap();
         let idp = OidcProvider::start(OidcOptions {
@@ -80,6 +82,13 @@ database = "postgres"
 user = "postgres"
 password_file = "{pw}"
 tls = "disable"
+
+[[connections.guardrails]]
+name = "fast-items-fail-fast"
+action = "approve"
+hold = "fail"
+tables = ["fast_items"]
+profiles = ["write"]
 
 [[connections.guardrails]]
 name = "writes-need-approval"
@@ -783,4 +792,55 @@ async fn a_statement_approved_after_its_wait_timed_out_runs_when_retried() {
     assert_eq!(gw.status_of(9), "late");
     // Once: a third run asks again (and times out here).
     assert!(client.batch_execute(sql).await.is_err());
+}
+
+/// Issue 13: a rule with `hold = "fail"` refuses the held statement at once,
+/// naming the approval and what to do; once approved, the same statement
+/// run again (from a new session) passes, once.
+#[tokio::test]
+async fn a_fail_fast_hold_names_the_approval_and_the_retry_passes() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let sql = "UPDATE fast_items SET status = 'done' WHERE id = 1";
+    let started = Instant::now();
+    let (ok, out) = finish(psql(&dsn, sql)).await;
+    assert!(!ok, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(3), "no wait");
+    assert!(
+        out.contains("it did not run") && out.contains("run the same statement again"),
+        "{out}"
+    );
+    let a = gw.held("fast_items").await;
+    let id = a["id"].as_str().unwrap();
+    assert!(out.contains(id), "{out}");
+    // The requester can wait for the decision with the CLI.
+    let waiter = Command::new(BIN)
+        .args(["approvals", "wait", id, "--timeout", "20s"])
+        .env("SLUICE_URL", &gw.api)
+        .env("SLUICE_TOKEN", gw.token(WRITER).await)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    gw.decide(id, DBA1, "approve", Value::Null).await;
+    let waited = tokio::time::timeout(Duration::from_secs(20), waiter.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stdout)
+    );
+    let (ok, out) = finish(psql(&dsn, sql)).await;
+    assert!(ok, "the retry passes: {out}");
+    assert_eq!(
+        gw.pg
+            .psql("postgres", "SELECT status FROM fast_items WHERE id = 1")
+            .unwrap(),
+        "done"
+    );
+    // Approved once: a third run asks again.
+    let (ok, out) = finish(psql(&dsn, sql)).await;
+    assert!(!ok && out.contains("it did not run"), "{out}");
 }

@@ -147,7 +147,11 @@ async fn a_gateway_exports_its_events_and_signs_its_chain_on_shutdown() {
             "[server]\napi_listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n\n\
              [postgres]\nlisten = \"127.0.0.1:{}\"\n\n\
              [audit.checkpoints]\nsigning_key_file = \"{}\"\nevery_events = 100\n\n\
-             [[audit.sinks]]\nname = \"local\"\nkind = \"file\"\npath = \"{}\"\n",
+             [[audit.sinks]]\nname = \"local\"\nkind = \"file\"\npath = \"{}\"\n\n\
+             [[connections]]\nname = \"db\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\n\
+             database = \"db\"\nuser = \"sluice\"\ntls = \"disable\"\n\n\
+             [[rules]]\nname = \"r\"\ngroups = [\"g\"]\nconnection = \"db\"\nprofile = \"read\"\n\
+             max_ttl = \"10m\"\n",
             free_port(),
             dir.path().join("data").display(),
             free_port(),
@@ -199,5 +203,53 @@ async fn a_gateway_exports_its_events_and_signs_its_chain_on_shutdown() {
     assert!(
         !stdout.contains("covered by the hash chain only"),
         "{stdout}"
+    );
+}
+
+/// Issue 13: `audit verify --config X` run from another directory read a
+/// relative `data_dir` against the working directory, created an empty
+/// store there and said "audit chain ok: 0 events". Relative paths are read
+/// from the file's directory, and a verifier never creates a store.
+#[tokio::test]
+async fn verify_reads_the_store_the_config_names_wherever_it_is_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().join("etc");
+    std::fs::create_dir_all(conf_dir.join("data")).unwrap();
+    let key = dir.path().join("audit.key");
+    keygen(&key);
+    signed_store(&conf_dir.join("data"), &key, 5).await;
+    let config = conf_dir.join("sluice.toml");
+    std::fs::write(&config, "[server]\ndata_dir = \"data\"\n").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |config: &Path| {
+        Command::new(BIN)
+            .args(["audit", "verify", "--config", config.to_str().unwrap()])
+            .current_dir(elsewhere.path())
+            .env_remove("SLUICE_STORE")
+            .output()
+            .unwrap()
+    };
+    let out = run(&config);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("audit chain ok: 5 events"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A config whose store does not exist is an error, and nothing is made.
+    let empty = conf_dir.join("empty.toml");
+    std::fs::write(&empty, "[server]\ndata_dir = \"nowhere\"\n").unwrap();
+    let out = run(&empty);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no store at"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!conf_dir.join("nowhere").exists());
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing created here"
     );
 }

@@ -84,9 +84,23 @@ fn base(state: &Shared, kind: ApprovalKind, grant: &Grant, wait: Duration) -> Ap
 }
 
 /// Opens the approval of a pending grant; it lapses with the grant.
-pub async fn open_for_grant(state: &Shared, grant: &Grant) -> Result<Approval, ApiError> {
+/// What an approver sees of the grant asked for: the profile, the life
+/// asked for and the life it will have (the rule's cap).
+pub async fn open_for_grant(
+    state: &Shared,
+    grant: &Grant,
+    requested_ttl: Option<Duration>,
+    max_ttl: Duration,
+) -> Result<Approval, ApiError> {
     let mut a = base(state, ApprovalKind::Grant, grant, Duration::ZERO);
     a.expires_at = grant.expires_at;
+    a.rule = Some(grant.rule.clone());
+    a.analysis = Some(serde_json::json!({
+        "profile": grant.profile.as_str(),
+        "ttl_requested_secs": requested_ttl.map(|t| t.as_secs()),
+        "ttl_secs": grant.ttl_secs,
+        "max_ttl_secs": max_ttl.as_secs(),
+    }));
     open(state, a).await
 }
 

@@ -229,7 +229,12 @@ pub(crate) struct DecideForm {
 
 /// The refusal of a POST that did not come from our own page of this
 /// session, if it did not.
-fn refuse_post(ui: &Ui, headers: &HeaderMap, s: &Session, csrf: &str) -> Option<Response> {
+pub(super) fn refuse_post(
+    ui: &Ui,
+    headers: &HeaderMap,
+    s: &Session,
+    csrf: &str,
+) -> Option<Response> {
     if !ui.same_origin(headers) {
         tracing::warn!(subject = %s.identity.subject, "web page POST refused: foreign or missing Origin");
         return Some(pages::message_for(

@@ -20,6 +20,8 @@
 mod assets;
 mod handlers;
 mod oidc;
+mod operation_pages;
+mod operations;
 mod pages;
 mod recording_pages;
 mod recordings;
@@ -79,6 +81,10 @@ pub fn router(app: Shared) -> Router {
             "/approvals/{id}",
             get(handlers::detail).post(handlers::decide),
         )
+        .route("/overview", get(operations::overview))
+        .route("/history", get(operations::history))
+        .route("/live", get(operations::live))
+        .route("/live/{id}/end", post(operations::end))
         .route("/sessions", get(recordings::list))
         .route("/sessions/{id}", get(recordings::show))
         .route("/login", get(oidc::login))

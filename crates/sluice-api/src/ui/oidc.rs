@@ -217,7 +217,18 @@ pub(crate) async fn callback(
             );
         }
     };
-    tracing::info!(subject = %who.subject, "approver signed in to the web page");
+    if who.in_any(&ui.app.config.approvals.approver_groups) {
+        tracing::info!(subject = %who.subject, name = %who.name, "approver signed in to the web page");
+    } else {
+        // Not refused (the page tells them so), but an operator should see
+        // who tried: a misconfigured group claim looks just like this.
+        tracing::info!(
+            subject = %who.subject,
+            name = %who.name,
+            groups = ?who.groups,
+            "signed in to the web page, but not in any approver group: can see nothing to decide"
+        );
+    }
     let session = ui.sessions.open(who, ui.cfg.session_lifetime.0);
     let mut resp = redirect(&login.next);
     let h = resp.headers_mut();

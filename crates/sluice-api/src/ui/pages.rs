@@ -29,7 +29,10 @@ pub(super) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup
                     a.brand href="/ui" { "Sluice approvals" }
                     @if let Some(s) = who {
                         nav {
+                            a href="/ui/overview" { "Overview" }
                             a href="/ui" { "Approvals" }
+                            a href="/ui/history" { "History" }
+                            a href="/ui/live" { "Live" }
                             a href="/ui/sessions" { "Sessions" }
                         }
                         span.who { "Signed in as " b { (s.identity.name) } }
@@ -132,7 +135,7 @@ pub(crate) fn rows(approvals: &[(Approval, Vec<Vote>)]) -> Markup {
     }
 }
 
-fn summary(a: &Approval) -> String {
+pub(super) fn summary(a: &Approval) -> String {
     match (a.kind, &a.statement) {
         (ApprovalKind::Statement, Some(s)) => truncate(s, 120),
         _ => format!("grant: {}", truncate(&a.reason, 100)),
@@ -193,6 +196,7 @@ pub(crate) fn detail(v: &Viewer, a: &Approval, votes: &[Vote]) -> Markup {
             dt { "Connection" } dd { (a.connection) }
             dt { "Grant" } dd { code { (a.grant_id) } }
             dt { "Grant reason" } dd { (a.reason) }
+            @if let (ApprovalKind::Grant, Some(g)) = (a.kind, &a.analysis) { (grant_facts(g)) }
             @if let Some(r) = &a.rule { dt { "Rule" } dd { (r) } }
             @if let Some(s) = &a.session_id {
                 dt { "Session" } dd { a href={ "/ui/sessions/" (super::segment(s)) } { code { (s) } } }
@@ -216,7 +220,7 @@ pub(crate) fn detail(v: &Viewer, a: &Approval, votes: &[Vote]) -> Markup {
                 }
             }
         }
-        @if let Some(analysis) = &a.analysis {
+        @if let (ApprovalKind::Statement, Some(analysis)) = (a.kind, &a.analysis) {
             h2 { "Analysis" }
             (analysis_view(analysis))
         }
@@ -253,6 +257,31 @@ pub(crate) fn detail(v: &Viewer, a: &Approval, votes: &[Vote]) -> Markup {
         }
     };
     layout(&format!("Approval {}", a.id), Some(v.session), body)
+}
+
+/// What a grant approval asks for: the profile, the life asked for, and
+/// the life it gets under the rule's cap.
+fn grant_facts(g: &Value) -> Markup {
+    let secs = |k: &str| {
+        g[k].as_u64()
+            .map(|s| humantime::format_duration(std::time::Duration::from_secs(s)).to_string())
+    };
+    let asked = secs("ttl_requested_secs");
+    let gets = secs("ttl_secs");
+    let cap = secs("max_ttl_secs");
+    html! {
+        @if let Some(p) = g["profile"].as_str() { dt { "Profile" } dd #grant-profile { b { (p) } } }
+        dt { "Life asked for" }
+        dd #grant-ttl-asked { @match &asked { Some(t) => (t), None => "the default" } }
+        @if let Some(t) = &gets {
+            dt { "Life if approved" }
+            dd #grant-ttl {
+                (t)
+                @if let (Some(a), Some(c)) = (&asked, &cap) { @if a != t { " (cut to the rule's cap of " (c) ")" } }
+            }
+        }
+        @if let Some(c) = &cap { dt { "Rule's cap" } dd #grant-ttl-cap { (c) } }
+    }
 }
 
 /// The analysis (`reason`, and per statement its classes, commands,

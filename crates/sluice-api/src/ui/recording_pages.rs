@@ -97,7 +97,20 @@ pub(crate) fn session(s: &Session, summary: &Value, t: &Timeline) -> Markup {
         }
         (facts(t))
         h2 { "Timeline" }
-        ol.timeline {
+        // Played back by app.js: entries appear at their offsets, at the
+        // chosen speed. Without script the whole timeline simply shows.
+        div.player #player hidden {
+            button #play type="button" { "Play" }
+            button #pause type="button" disabled { "Pause" }
+            button #restart type="button" { "Restart" }
+            label { "Speed " select #speed {
+                option value="1" { "1×" } option value="4" selected { "4×" }
+                option value="16" { "16×" } option value="64" { "64×" }
+            } }
+            label { input #skip-idle type="checkbox" checked; " skip idle gaps" }
+            span.clock #clock { "+0.000s" }
+        }
+        ol.timeline #timeline {
             @for e in &t.entries { (entry(t, e)) }
         }
         @if t.closed.is_none() {
@@ -154,7 +167,7 @@ fn entry(t: &Timeline, e: &Entry) -> Markup {
         What::Closed => "closed",
     };
     html! {
-        li class={ "entry " (kind) } {
+        li class={ "entry " (kind) } data-offset-ms=(e.offset_ms) {
             span.offset { (replay::stamp(e.offset_ms)) }
             div.what { @match &e.what {
                 What::Opened => {

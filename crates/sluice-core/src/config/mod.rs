@@ -4,10 +4,12 @@
 pub mod audit;
 pub mod connection;
 pub mod duration;
+mod every;
 pub mod issuer;
 pub mod limits;
-mod locate;
+pub mod locate;
 pub mod masking;
+mod paths;
 pub mod pool;
 pub mod rule;
 pub mod server;
@@ -94,33 +96,30 @@ impl std::fmt::Display for ConfigErrors {
 impl Config {
     /// Parses and validates `text`, read from `file` (used in messages).
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| locate::line_of(text, s.start))
-                .map(|l| format!("{file}:{l}"))
-                .unwrap_or_else(|| file.to_string());
-            ConfigErrors(vec![Problem {
-                location: line,
-                message: e.message().trim().to_string(),
-            }])
-        })?;
-        let problems = validate::validate(&config);
-        if problems.is_empty() {
-            return Ok(config);
+        let (config, mut problems) = match every::deserialize(text, file) {
+            Ok(c) => (Some(c), Vec::new()),
+            Err(every::Unread { problems, rest }) => (rest.map(|c| *c), problems),
+        };
+        // What read is validated too, so one type error does not hide the
+        // rest; a file whose array entries moved is not, as its problems
+        // could not be placed.
+        if let Some(c) = &config {
+            problems.extend(
+                validate::validate(c)
+                    .into_iter()
+                    .map(|(path, message)| Problem {
+                        location: match locate::line_of_path(text, &path) {
+                            Some(l) => format!("{file}:{l}"),
+                            None => file.to_string(),
+                        },
+                        message: format!("{}: {message}", locate::display_path(&path)),
+                    }),
+            );
         }
-        Err(ConfigErrors(
-            problems
-                .into_iter()
-                .map(|(path, message)| Problem {
-                    location: match locate::line_of_path(text, &path) {
-                        Some(l) => format!("{file}:{l}"),
-                        None => file.to_string(),
-                    },
-                    message: format!("{}: {message}", locate::display_path(&path)),
-                })
-                .collect(),
-        ))
+        match config {
+            Some(c) if problems.is_empty() => Ok(c),
+            _ => Err(ConfigErrors(problems)),
+        }
     }
 
     pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {

@@ -94,6 +94,23 @@ approval = "grant"
 }
 
 #[test]
+fn a_type_error_does_not_hide_the_problems_after_it() {
+    // A bad value with a default (the port) is reported, and what read
+    // around it is still validated: the rule's unknown connection and its
+    // too-long TTL are reported in the same run.
+    let text = GOOD
+        .replace("user = \"sluice\"", "user = \"sluice\"\nport = \"five\"")
+        .replace("connection = \"orders\"", "connection = \"nowhere\"")
+        .replace("max_ttl = \"15m\"", "max_ttl = \"48h\"");
+    let err = Config::parse(&text, "f").unwrap_err();
+    let all = err.to_string();
+    assert!(all.contains("\"five\""), "{all}");
+    assert!(all.contains("no connection named \"nowhere\""), "{all}");
+    assert!(all.contains("at most 24h"), "{all}");
+    assert_eq!(err.0.len(), 3, "{all}");
+}
+
+#[test]
 fn bad_durations_and_profiles_name_the_line() {
     let text = GOOD.replace("max_ttl = \"15m\"", "max_ttl = \"15\"");
     let err = Config::parse(&text, "f").unwrap_err();

@@ -26,6 +26,9 @@ pub struct Verdict {
     pub reason: String,
     /// Whether a rule or a profile decided.
     pub by: DecidedBy,
+    /// For a held statement: whether the session waits or fails at once.
+    #[serde(default)]
+    pub hold: super::Hold,
 }
 
 impl Verdict {
@@ -51,6 +54,7 @@ impl Verdict {
             rule,
             reason,
             by: DecidedBy::Profile(profile),
+            hold: super::Hold::Wait,
         }
     }
 }
@@ -103,6 +107,7 @@ pub fn evaluate(profile: Profile, rules: &[GuardrailRule], stmt: &StatementFacts
                 rule: rule.name.clone(),
                 reason,
                 by: DecidedBy::Rule,
+                hold: rule.hold,
             };
         }
     }
@@ -184,6 +189,7 @@ mod tests {
             fingerprints: vec![],
             profiles: vec![],
             message: None,
+            hold: Default::default(),
         }
     }
 

@@ -27,6 +27,21 @@ impl Action {
     }
 }
 
+/// What a session does when a rule holds its statement for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hold {
+    /// The session waits for the decision (up to `[approvals]
+    /// statement_timeout`), then runs or refuses the statement. Suits
+    /// people at a prompt; most drivers hide the NOTICE that says why.
+    #[default]
+    Wait,
+    /// The statement is refused at once with an error naming the approval
+    /// and where to decide it; the same statement run again after the
+    /// approval passes. Suits agents: they see why, and can retry.
+    Fail,
+}
+
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -81,6 +96,11 @@ pub struct GuardrailRule {
     /// Extra words for the client when the rule denies or holds a statement.
     #[serde(default)]
     pub message: Option<String>,
+    /// For `approve` rules: `"wait"` (the session waits for the decision;
+    /// the default) or `"fail"` (refused at once, naming the approval; the
+    /// same statement passes when run again after approval).
+    #[serde(default)]
+    pub hold: Hold,
 }
 
 impl GuardrailRule {
@@ -224,6 +244,7 @@ mod tests {
             fingerprints: vec![],
             profiles: vec![],
             message: None,
+            hold: Default::default(),
         }
     }
 

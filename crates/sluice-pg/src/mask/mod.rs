@@ -20,6 +20,7 @@ mod catalog;
 pub mod copy_table;
 mod errors;
 mod queue;
+mod recording;
 mod result;
 mod statement;
 
@@ -33,6 +34,7 @@ use sluice_sql::literals;
 
 pub use catalog::{Catalog, Opener};
 pub use queue::{Expect, MaskQueue};
+pub use recording::RecordingMask;
 pub use result::{Need, ResultMasker, Step};
 pub use statement::StatementMask;
 

@@ -461,15 +461,15 @@ fn schema_changed(body: &[u8]) -> bool {
     })
 }
 
-struct Field<'a> {
-    name: &'a str,
-    table_oid: u32,
-    attnum: i16,
-    type_oid: u32,
-    format: i16,
+pub(super) struct Field<'a> {
+    pub(super) name: &'a str,
+    pub(super) table_oid: u32,
+    pub(super) attnum: i16,
+    pub(super) type_oid: u32,
+    pub(super) format: i16,
 }
 
-fn row_fields(mut body: &[u8]) -> Option<Vec<Field<'_>>> {
+pub(super) fn row_fields(mut body: &[u8]) -> Option<Vec<Field<'_>>> {
     let b = &mut body;
     let n = take_i16(b)?.max(0) as usize;
     let mut out = Vec::with_capacity(n.min(1600));
@@ -494,7 +494,7 @@ fn row_fields(mut body: &[u8]) -> Option<Vec<Field<'_>>> {
 
 /// Writes `body`'s DataRow to `out` with every value through the plan:
 /// NULL stays NULL, lengths are recomputed. False when malformed.
-fn mask_row(
+pub(super) fn mask_row(
     plan: &MaskPlan,
     mut body: &[u8],
     stats: &mut MaskStats,

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use sluice_core::Profile;
 use sluice_core::config::PoolConfig;
+use sluice_core::metrics::{Family, Gauge, PoolLabel};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::backend::{self, Backend, Target};
@@ -58,6 +59,9 @@ pub struct Pool {
     parked: Mutex<HashMap<Key, Vec<Parked>>>,
     /// Shutting down: nothing more is parked.
     closed: AtomicBool,
+    /// `sluice_pool_sessions{state="idle"}`, kept as sessions are parked
+    /// and taken.
+    gauges: Family<PoolLabel, Gauge>,
 }
 
 /// A backend session ready for one client, with that client's settings.
@@ -68,6 +72,22 @@ pub struct Checkout {
 }
 
 impl Pool {
+    /// Reports parked sessions into these gauges.
+    pub fn with_gauges(mut self, gauges: Family<PoolLabel, Gauge>) -> Self {
+        self.gauges = gauges;
+        self
+    }
+
+    /// Sets the idle gauge of `key` (called with the map locked).
+    fn count(&self, key: &Key, idle: usize) {
+        let label = PoolLabel {
+            connection: key.0.clone(),
+            profile: key.1.as_str(),
+            state: "idle",
+        };
+        self.gauges.get_or_create(&label).set(idle as i64);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<Parked>>> {
         // A poisoned map is still a valid map: entries move in and out whole.
         self.parked.lock().unwrap_or_else(|e| e.into_inner())
@@ -133,14 +153,17 @@ impl Pool {
         let mut dead = Vec::new();
         let found = {
             let mut parked = self.lock();
-            let list = parked.get_mut(&(connection.to_string(), profile))?;
-            loop {
+            let key = (connection.to_string(), profile);
+            let list = parked.get_mut(&key)?;
+            let found = loop {
                 let Some(mut p) = list.pop() else { break None };
                 if !p.expired(limits, now) && quiet(&mut p.backend) {
                     break Some(p.backend);
                 }
                 dead.push(p.backend);
-            }
+            };
+            self.count(&key, list.len());
+            found
         };
         for backend in dead {
             backend.close().await;
@@ -171,12 +194,14 @@ impl Pool {
         }
         let refused = {
             let mut parked = self.lock();
-            let list = parked.entry((connection.to_string(), profile)).or_default();
+            let key = (connection.to_string(), profile);
+            let list = parked.entry(key.clone()).or_default();
             if list.len() < limits.max_idle && !self.closed.load(Ordering::Acquire) {
                 list.push(Parked {
                     backend,
                     since: Instant::now(),
                 });
+                self.count(&key, list.len());
                 None
             } else {
                 Some(backend)
@@ -194,12 +219,13 @@ impl Pool {
         let mut expired = Vec::new();
         {
             let mut parked = self.lock();
-            for ((connection, _), list) in parked.iter_mut() {
-                let bounds = limits(connection);
+            for (key, list) in parked.iter_mut() {
+                let bounds = limits(&key.0);
                 let (old, kept) = std::mem::take(list)
                     .into_iter()
                     .partition(|p| bounds.is_none_or(|b| p.expired(&b, now)));
                 *list = kept;
+                self.count(key, list.len());
                 expired.extend(old.into_iter().map(|p: Parked| p.backend));
             }
             parked.retain(|_, list| !list.is_empty());
@@ -212,7 +238,14 @@ impl Pool {
     /// Closes every parked session (shutdown).
     pub async fn close_all(&self) {
         self.closed.store(true, Ordering::Release);
-        let all: Vec<Parked> = self.lock().drain().flat_map(|(_, list)| list).collect();
+        let all: Vec<Parked> = self
+            .lock()
+            .drain()
+            .flat_map(|(key, list)| {
+                self.count(&key, 0);
+                list
+            })
+            .collect();
         for p in all {
             p.backend.close().await;
         }

@@ -16,7 +16,7 @@ use crate::codec::FrameReader;
 use crate::completions::{self, Writer};
 use crate::deny::Denials;
 use crate::frontend::{ClientEnd, ClientHalf, Stats};
-use crate::mask::{ConnMasking, MaskQueue, Opener, ResultMasker};
+use crate::mask::{MaskQueue, Opener, ResultMasker};
 use crate::names::Names;
 use crate::outcome::{Inflight, Tracker};
 use crate::policy::{Policy, Recorder};
@@ -48,9 +48,12 @@ pub async fn pump_session(
     stats: Arc<Stats>,
     end: EndSignal,
     opener: Opener,
-    masking: Option<Arc<ConnMasking>>,
+    session_masking: crate::session::SessionMasking,
 ) -> (&'static str, Writer, Option<Returned>) {
-    let masking = masking.map(|m| (m, opener.clone()));
+    let masking = session_masking.results.map(|m| (m, opener.clone()));
+    let recording_mask = session_masking
+        .recording
+        .map(|m| crate::mask::RecordingMask::new(m, opener.clone()));
     let queue = masking.as_ref().map(|_| Arc::new(MaskQueue::default()));
     let (client_stream, client_buf) = client.into_parts();
     let (client_read, client_write) = tokio::io::split(client_stream);
@@ -71,6 +74,8 @@ pub async fn pump_session(
         grant_id: grant.id.clone(),
         connection: grant.connection.clone(),
         decided: 0,
+        meter: crate::meter::Meter::new(&shared.metrics, &grant.connection, grant.profile),
+        held_for: std::time::Duration::ZERO,
         approvals: Some(crate::approval::Approvals {
             authority: shared.authority.clone(),
             grant: grant.clone(),
@@ -120,7 +125,7 @@ pub async fn pump_session(
     let result_masker = masking
         .zip(queue)
         .map(|((m, opener), q)| ResultMasker::new(m, opener, q));
-    let tracker = Tracker::new(inflight).recording(record.rows());
+    let tracker = Tracker::new(inflight).recording(record.rows(), recording_mask);
     let mut pump = Pump::new(
         backend_read,
         backend_buf,
@@ -177,9 +182,9 @@ async fn race(half: &mut Half, pump: &mut BackendPump, end: EndSignal) -> (&'sta
             PumpEnd::BackendClosed => ("backend closed", false),
             PumpEnd::ClientGone => ("client closed", false),
             PumpEnd::BackendProtocol => ("backend protocol error", false),
-            PumpEnd::Ended(reason) => {
-                tracing::info!(reason = %reason.message, "session ended by sluice");
-                ("ended", false)
+            PumpEnd::Ended(ending) => {
+                tracing::info!(reason = %ending.error.message, end = ending.why, "session ended by sluice");
+                (ending.why, false)
             }
         },
     }

@@ -31,6 +31,16 @@ pub enum ApprovalsCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Wait until an approval is decided (as its requester or an approver).
+    /// Exits 0 when approved, 1 when denied, expired or withdrawn, 2 when
+    /// the wait runs out first. For an agent whose held statement failed at
+    /// once: wait, then run the same statement again.
+    Wait {
+        id: String,
+        /// Longest to wait ("30s", "15m").
+        #[arg(long, default_value = "15m")]
+        timeout: String,
+    },
 }
 
 pub async fn run(cmd: ApprovalsCommand) -> Result<ExitCode> {
@@ -64,6 +74,7 @@ pub async fn run(cmd: ApprovalsCommand) -> Result<ExitCode> {
                 .await?;
             report(&a);
         }
+        ApprovalsCommand::Wait { id, timeout } => return wait(&client, &id, &timeout).await,
         ApprovalsCommand::Deny { id, reason } => {
             let a = client
                 .post(
@@ -75,6 +86,38 @@ pub async fn run(cmd: ApprovalsCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Polls the approval until it is decided or `timeout` passes.
+async fn wait(client: &Client, id: &str, timeout: &str) -> Result<ExitCode> {
+    let limit = humantime::parse_duration(timeout).map_err(|e| {
+        anyhow::anyhow!("--timeout {timeout:?}: {e} (write it like \"30s\" or \"15m\")")
+    })?;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let a = client.get(&format!("/v1/approvals/{id}")).await?;
+        match a["status"].as_str() {
+            Some("pending") => {}
+            Some("approved") => {
+                println!(
+                    "approval {id} is approved by {}: run the statement again",
+                    s(&a["decided_by"])
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(status) => {
+                let reason = a["decision_reason"].as_str().unwrap_or("");
+                println!("approval {id} is {status}: {reason}");
+                return Ok(ExitCode::from(1));
+            }
+            None => anyhow::bail!("approval {id}: unexpected answer {a}"),
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!("approval {id} is still pending after {timeout}");
+            return Ok(ExitCode::from(2));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 fn s(v: &Value) -> &str {

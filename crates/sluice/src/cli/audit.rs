@@ -57,12 +57,15 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// The store as it is: verify and export read it, and never create or
+    /// migrate one (a verifier pointed at the wrong place must say so, not
+    /// report an empty chain).
     async fn open(&self) -> Result<Store> {
         let url = match &self.store {
             Some(u) => u.clone(),
             None => super::config::load(&self.config)?.server.store_url(),
         };
-        Ok(Store::open(&url).await?)
+        Ok(Store::open_existing(&url).await?)
     }
 }
 

@@ -128,6 +128,24 @@ fn print_grant(g: &Value, json: bool) {
     if let Some(who) = g["identity"]["name"].as_str() {
         println!("identity    {who} ({})", str_of(&g["identity"]["kind"]));
     }
+    let cap = &g["ttl_capped"];
+    if cap.is_object() {
+        println!(
+            "note        asked for {}s; rule {} allows at most {}s, so the grant lives {}s",
+            cap["asked_secs"],
+            str_of(&cap["rule"]),
+            cap["max_secs"],
+            cap["max_secs"]
+        );
+    }
+    let a = &g["approval"];
+    if g["status"] == "denied" && a.is_object() {
+        println!(
+            "denied by   {}: {}",
+            str_of(&a["decided_by"]),
+            a["reason"].as_str().unwrap_or("(no reason given)")
+        );
+    }
     let c = &g["credentials"];
     if c.is_object() {
         println!();
@@ -140,6 +158,25 @@ fn print_grant(g: &Value, json: bool) {
         println!("  dsn       {}", str_of(&c["dsn"]));
     } else if g["status"] == "pending" {
         println!();
-        println!("waiting for an approver; run with --wait to wait here");
+        let groups: Vec<&str> = a["approver_groups"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "waiting for approval {} by a member of {}",
+            str_of(&a["id"]),
+            if groups.is_empty() {
+                "the approver groups".to_string()
+            } else {
+                groups.join(", ")
+            }
+        );
+        if let Some(url) = a["url"].as_str() {
+            println!("  decided at {url}");
+        }
+        println!(
+            "  `sluice grant show {}` prints the credentials, once, after approval (or run with --wait)",
+            str_of(&g["id"])
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod audit;
+mod check;
 mod client;
 mod config;
 mod grant;
@@ -68,12 +69,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Serve { config, log_json } => {
             crate::serve::init_logging(log_json);
-            let config = config::load(&config)?;
+            let config = config::load_for_serving(&config)?;
             crate::serve::run(config, None).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev(a) => crate::dev::run(a).await.map(|_| ExitCode::SUCCESS),
-        Command::Config { command } => config::run(command),
+        Command::Config { command } => config::run(command).await,
         Command::Token(a) => token::run(a).await.map(|_| ExitCode::SUCCESS),
         Command::Grant { command } => grant::run(command).await,
         Command::Approvals { command } => approvals::run(command).await,

@@ -42,12 +42,19 @@ pub async fn run(args: DevArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let dir = std::fs::canonicalize(&args.data_dir)?;
-    let playground = match start_database(&dir).await {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::warn!("no playground database ({e:#}); the gateway starts without one");
-            None
-        }
+    let playground = if sluice_testkit::pg::bin("initdb").is_err() {
+        tracing::warn!(
+            "no PostgreSQL server binaries (initdb) on this machine: the gateway starts \
+             without a playground database (install the postgresql package to get one)"
+        );
+        None
+    } else {
+        // The binaries are here, so a database that does not start is a
+        // problem to fix, not to work around silently.
+        Some(start_database(&dir).await.context(
+            "the playground database did not start; fix the cause above, or run \
+             `sluice dev --data-dir DIR` with a directory you own",
+        )?)
     };
     let (cert, key) = self_signed(&dir)?;
     let text = config_text(&dir, &args, playground.as_ref(), &cert, &key);
@@ -68,13 +75,49 @@ pub async fn run(args: DevArgs) -> Result<()> {
     eprintln!("\nstopping the playground ...");
     running.stop().await;
     if let Some(mut p) = playground {
+        let root = p.server.root().to_path_buf();
         tokio::task::spawn_blocking(move || p.server.stop()).await?;
+        if !root.starts_with(&dir) {
+            // Kept in the temporary directory for the postgres user: ours to remove.
+            let _ = std::fs::remove_dir_all(&root);
+        }
     }
     Ok(())
 }
 
-async fn start_database(dir: &Path) -> Result<Playground> {
+/// Where the playground's database files live: beside the playground,
+/// unless PostgreSQL must run as another user (Sluice runs as root, and
+/// `initdb` refuses to) who cannot enter that directory (a `mktemp -d`, or a
+/// checkout under `/root`): then in the system's temporary directory, which
+/// everyone can enter.
+fn database_root(dir: &Path) -> PathBuf {
     let root = dir.join("pg");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || enterable_by_others(dir) {
+        return root;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    std::env::temp_dir().join(format!("sluice-dev-pg-{:016x}", h.finish()))
+}
+
+/// Whether every directory from `/` down to `dir` lets other users pass.
+fn enterable_by_others(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    dir.ancestors()
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o001 != 0))
+}
+
+async fn start_database(dir: &Path) -> Result<Playground> {
+    let root = database_root(dir);
+    if root != dir.join("pg") {
+        tracing::info!(
+            path = %root.display(),
+            "the playground database lives in the temporary directory: PostgreSQL runs as \
+             an unprivileged user who cannot enter the playground's directory"
+        );
+    }
     let server = tokio::task::spawn_blocking(move || PgServer::start_in(&root, Default::default()))
         .await??;
     let app = random_password();
@@ -95,7 +138,7 @@ async fn start_database(dir: &Path) -> Result<Playground> {
         sample::sql()
     );
     let s = &server;
-    let setup_file = dir.join("pg").join("setup.sql");
+    let setup_file = server.root().join("setup.sql");
     std::fs::write(&setup_file, setup)?;
     let out = std::process::Command::new(sluice_testkit::pg::bin("psql")?)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
