@@ -143,6 +143,7 @@ async fn refuse(
     if let Err(e) = state.audit.append(event).await {
         return ApiError::internal(e);
     }
+    tracing::info!(subject = %who.subject, conn.name = label, reason = %denied, "grant refused");
     match denied {
         AccessDenied::UnknownConnection(_) => ApiError::new(
             StatusCode::NOT_FOUND,

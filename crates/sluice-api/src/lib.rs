@@ -53,6 +53,11 @@ pub fn router(state: Shared) -> Router {
     }
     // The approvers' web page (sign-in, pending list, decisions).
     app = app.nest("/ui", ui::router(state.clone()));
+    // A nested router answers `/ui` but not `/ui/`, which people type.
+    app = app.route(
+        "/ui/",
+        get(|| async { axum::response::Redirect::permanent("/ui") }),
+    );
     app.layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
         // Long-polls wait at most 60 s; nothing should take longer than that.
         .layer(TimeoutLayer::with_status_code(

@@ -94,6 +94,8 @@ impl Approvals {
                 };
             }
         };
+        tracing::info!(approval.id = %ticket.id, rule = %verdict.rule,
+            fail_at_once = verdict.hold == Hold::Fail, "statement held for approval");
         if verdict.hold == Hold::Fail {
             return self.fail_at_once(&ticket, verdict).await;
         }

@@ -320,7 +320,7 @@ impl LoginAttempt<'_> {
         } else {
             ""
         };
-        tracing::info!(client.addr = %self.addr, conn.name = label, grant.id = grant, reason, "login refused");
+        tracing::info!(client.addr = %self.addr, conn.name = %label, grant.id = %grant, reason, "login refused");
         let _ = self.send(&client.to_bytes()).await;
     }
 

@@ -246,3 +246,55 @@ async fn the_token_fallback_needs_tls() {
     );
     assert!(!h.audit.all_json().contains(token));
 }
+
+/// Issue 13: an operator ends one live session from the web page's live
+/// view. The session is listed while open, its running statement is
+/// cancelled, the client is told who ended it, the close records
+/// `terminated`, and the grant stays usable.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_ends_one_live_session_and_the_grant_stays() {
+    let h = Harness::start(Options::default()).await;
+    let g = h.grant(Profile::Read);
+    let client = h.connect(&g).await;
+    client.simple_query("SELECT 1").await.unwrap();
+    let listed = h.live.list();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].grant_id, g.id);
+    assert_eq!(listed[0].protocol, "postgres");
+    let live_gauge = || {
+        h.metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with("sluice_sessions_live{"))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    assert_eq!(live_gauge().as_deref(), Some("1"));
+
+    let sleeper = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await });
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert!(h.live.end(&listed[0].id, "Dana Admin"));
+    let err = tokio::time::timeout(StdDuration::from_secs(5), sleeper)
+        .await
+        .expect("the session ends at once")
+        .unwrap()
+        .unwrap_err();
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("ended by Dana Admin") || err.is_closed(),
+        "{text}"
+    );
+    let closed = h.audit.wait_for(EventKind::SessionClosed, 1).await;
+    assert_eq!(closed[0].detail["end"], "terminated");
+    for _ in 0..50 {
+        if h.backend_sessions(&g.id) == 0 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    assert_eq!(h.backend_sessions(&g.id), 0, "its statement was cancelled");
+    assert!(h.live.list().is_empty());
+    assert_eq!(live_gauge().as_deref(), Some("0"));
+    // The grant itself is untouched: a new session opens.
+    let again = h.connect(&g).await;
+    again.simple_query("SELECT 1").await.unwrap();
+}

@@ -123,11 +123,14 @@ statement_timeout = "3s"
         );
         let file = dir.path().join("sluice.toml");
         std::fs::write(&file, config).unwrap();
+        // Its log goes to a file, as under a service manager: no terminal.
+        let log = std::fs::File::create(dir.path().join("sluice.log")).unwrap();
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&file)
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -238,6 +241,22 @@ statement_timeout = "3s"
             body,
         )
         .await
+    }
+
+    /// What `sluice serve` logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("sluice.log")).unwrap_or_default()
+    }
+
+    async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.api))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     fn status_of(&self, id: i32) -> String {
@@ -843,4 +862,241 @@ async fn a_fail_fast_hold_names_the_approval_and_the_retry_passes() {
     // Approved once: a third run asks again.
     let (ok, out) = finish(psql(&dsn, sql)).await;
     assert!(!ok && out.contains("it did not run"), "{out}");
+}
+
+/// Issue 13: a denied grant told its requester only `status denied`, and
+/// a TTL above the rule's cap was cut silently. The requester now learns
+/// who may approve, that `grant show` prints the credentials once after
+/// approval, that the TTL was capped, and who denied it and why, in text
+/// and in JSON, with and without `--wait`.
+#[tokio::test]
+async fn a_denied_grant_tells_the_requester_who_denied_it_and_why() {
+    let gw = Gateway::start().await;
+    let contractor = gw.token(CONTRACTOR).await;
+    let cli = |token: &str, args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("SLUICE_URL", &gw.api)
+            .env("SLUICE_TOKEN", token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    };
+    let out = cli(
+        &contractor,
+        &[
+            "grant",
+            "request",
+            "shop",
+            "--reason",
+            "audit prep",
+            "--ttl",
+            "2h",
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("waiting for approval a_"), "{text}");
+    assert!(text.contains("by a member of dba"), "{text}");
+    assert!(
+        text.contains("prints the credentials, once, after approval"),
+        "{text}"
+    );
+    assert!(
+        text.contains("asked for 7200s; rule contractors allows at most 900s"),
+        "{text}"
+    );
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("grant       "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let approval = gw
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/grants/{id}"),
+            CONTRACTOR,
+            Value::Null,
+        )
+        .await
+        .1["approval"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = gw
+        .decide(
+            &approval,
+            DBA1,
+            "deny",
+            json!({"reason": "not during the freeze"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let out = cli(&contractor, &["grant", "show", &id])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("status      denied"), "{text}");
+    assert!(text.contains("denied by   dba-1"), "{text}");
+    assert!(text.contains("not during the freeze"), "{text}");
+    let out = cli(&contractor, &["grant", "show", &id, "--json"])
+        .output()
+        .await
+        .unwrap();
+    let g: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(g["approval"]["reason"], "not during the freeze");
+    assert_eq!(g["approval"]["status"], "denied");
+    assert_eq!(g["approval"]["approver_groups"], json!(["dba"]));
+
+    // With --wait, the reason comes when the decision does.
+    let waiting = cli(
+        &contractor,
+        &["grant", "request", "shop", "--reason", "again", "--wait"],
+    )
+    .spawn()
+    .unwrap();
+    let pending = loop {
+        let (_, list) = gw
+            .call(
+                reqwest::Method::GET,
+                "/v1/approvals?status=pending",
+                DBA1,
+                Value::Null,
+            )
+            .await;
+        if let Some(a) = list["approvals"].as_array().and_then(|l| {
+            l.iter()
+                .find(|a| a["kind"] == "grant" && a["reason"] == "again")
+                .cloned()
+        }) {
+            break a;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    gw.decide(
+        pending["id"].as_str().unwrap(),
+        DBA2,
+        "deny",
+        json!({"reason": "use the read replica"}),
+    )
+    .await;
+    let out = tokio::time::timeout(Duration::from_secs(20), waiting.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("denied by   dba-2: use the read replica"),
+        "{text}"
+    );
+}
+
+/// The value of the series `name{labels}` in a Prometheus text page.
+fn series(page: &str, name_and_labels: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+/// Issue 13: `/metrics` follows sessions, logins, decisions, holds and the
+/// audit log, labelled by connection and profile; the log says what was
+/// refused, held and decided, with ids and without colour codes.
+#[tokio::test]
+async fn metrics_and_logs_follow_sessions_decisions_and_holds() {
+    let gw = Gateway::start().await;
+    let dsn = gw.dsn(WRITER).await;
+    let (ok, out) = finish(psql(&dsn, "SELECT count(*) FROM items")).await;
+    assert!(ok, "{out}");
+    let (ok, out) = finish(psql(&dsn, "DROP TABLE items")).await;
+    assert!(!ok, "{out}");
+    let update = psql(&dsn, "UPDATE items SET status = 'paid' WHERE id = 2");
+    let approval = gw.held("WHERE id = 2").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = approval["id"].as_str().unwrap();
+    let (status, _) = gw
+        .decide(id, DBA1, "approve", json!({"reason": "ok"}))
+        .await;
+    assert_eq!(status, 200);
+    let (ok, out) = finish(update).await;
+    assert!(ok, "{out}");
+    // A login with a wrong secret.
+    let wrong = dsn.replacen("sls_", "sls_x", 1);
+    let (ok, _) = finish(psql(&wrong, "SELECT 1")).await;
+    assert!(!ok);
+
+    let at = "{connection=\"shop\",profile=\"write\"";
+    let page = gw.metrics().await;
+    let get = |s: &str| series(&page, s).unwrap_or_else(|| panic!("{s} missing:\n{page}"));
+    assert!(
+        get(&format!(
+            "sluice_statements_total{at},decision=\"allowed\"}}"
+        )) >= 1.0
+    );
+    assert_eq!(
+        get(&format!(
+            "sluice_statements_total{at},decision=\"denied\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        get(&format!("sluice_statements_total{at},decision=\"held\"}}")),
+        1.0
+    );
+    assert_eq!(
+        get(&format!(
+            "sluice_statements_total{at},decision=\"approved\"}}"
+        )),
+        1.0
+    );
+    assert_eq!(get(&format!("sluice_hold_wait_seconds_count{at}}}")), 1.0);
+    assert!(get(&format!("sluice_hold_wait_seconds_sum{at}}}")) >= 0.3);
+    assert!(get(&format!("sluice_gateway_added_seconds_count{at}}}")) >= 2.0);
+    assert_eq!(
+        get("sluice_logins_total{connection=\"shop\",result=\"ok\"}"),
+        3.0
+    );
+    assert_eq!(
+        get("sluice_logins_total{connection=\"shop\",result=\"refused\"}"),
+        1.0
+    );
+    assert_eq!(get(&format!("sluice_sessions_live{at}}}")), 0.0);
+    assert!(get(&format!("sluice_pool_sessions{at},state=\"idle\"}}")) >= 1.0);
+    assert!(get("sluice_audit_commit_seconds_count") >= 1.0);
+    assert_eq!(get("sluice_approvals_open"), 0.0);
+    get("sluice_audit_queue_depth");
+    get("sluice_audit_journal_bytes");
+    assert!(get("sluice_token_verifications_total{result=\"ok\"}") >= 2.0);
+
+    let log = gw.log();
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes in a log file:\n{log}"
+    );
+    let line = |words: &[&str]| log.lines().any(|l| words.iter().all(|w| l.contains(w)));
+    assert!(
+        line(&["statement denied", "grant.id=", "session.id=", "rule="]),
+        "{log}"
+    );
+    assert!(
+        line(&["statement held for approval", &format!("approval.id={id}")]),
+        "{log}"
+    );
+    assert!(
+        line(&[
+            "approval decided",
+            &format!("approval.id={id}"),
+            "approved",
+            "by=dba-1"
+        ]),
+        "{log}"
+    );
+    assert!(line(&["login refused", "conn.name=shop"]), "{log}");
+    assert!(!log.contains("sls_"), "no grant secret in the log");
 }

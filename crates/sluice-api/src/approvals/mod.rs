@@ -387,6 +387,8 @@ pub async fn vote(
             "you already voted on approval {id}"
         )));
     }
+    tracing::info!(approval.id = %a.id, grant.id = %a.grant_id, by = %who.subject,
+        decision = decision.as_str(), "approval vote recorded");
     let votes = state.store.votes(&a.id).await?;
     match tally(a.min_approvals.max(1) as usize, &votes) {
         Tally::Waiting { .. } => {}
@@ -451,6 +453,8 @@ async fn settle(
     {
         return Ok(()); // someone else settled it first
     }
+    tracing::info!(approval.id = %a.id, grant.id = %a.grant_id, kind = a.kind.as_str(),
+        status = status.as_str(), by = %by, "approval decided");
     match (a.kind, status) {
         (ApprovalKind::Grant, ApprovalStatus::Approved) => activate_grant(state, a, &by).await?,
         (ApprovalKind::Grant, _) => deny_grant(state, a, &by, reason).await?,

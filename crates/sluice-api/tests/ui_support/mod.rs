@@ -137,11 +137,26 @@ impl UiGateway {
         groups: &[&str],
         reason: &str,
     ) -> (String, String) {
+        self.pending_grant_for(sub, groups, reason, None).await
+    }
+
+    /// [`Self::pending_grant`] asking for a life of `ttl`.
+    pub async fn pending_grant_for(
+        &self,
+        sub: &str,
+        groups: &[&str],
+        reason: &str,
+        ttl: Option<&str>,
+    ) -> (String, String) {
+        let mut body = json!({"connection": "orders", "reason": reason});
+        if let Some(t) = ttl {
+            body["ttl"] = t.into();
+        }
         let resp = self
             .http
             .post(format!("{}/v1/grants", self.url))
             .bearer_auth(self.token(sub, groups))
-            .json(&json!({"connection": "orders", "reason": reason}))
+            .json(&body)
             .send()
             .await
             .expect("POST /v1/grants");
@@ -188,6 +203,20 @@ impl UiGateway {
     /// for approval and approved, closed. `text` is the read's statement
     /// and `value` one of its result values (tests make them hostile).
     pub async fn record_session(&self, grant_id: &str, session: &str, text: &str, value: &str) {
+        self.record_session_paced(grant_id, session, text, value, Duration::ZERO)
+            .await
+    }
+
+    /// [`Self::record_session`] with `gap` between its events, so a
+    /// playback has time to show them one by one.
+    pub async fn record_session_paced(
+        &self,
+        grant_id: &str,
+        session: &str,
+        text: &str,
+        value: &str,
+        gap: Duration,
+    ) {
         use sluice_core::audit::{AuditEvent, EventKind};
         let ev = |kind, detail| {
             AuditEvent::new(kind)
@@ -254,6 +283,7 @@ impl UiGateway {
         ];
         for e in events {
             self.state.audit.append(e).await.expect("record an event");
+            tokio::time::sleep(gap).await;
         }
     }
 

@@ -203,6 +203,10 @@ pub struct Harness {
     pub addr: SocketAddr,
     pub authority: Arc<TestAuthority>,
     pub audit: Arc<MemAudit>,
+    /// The listener's open sessions (the web page's live view).
+    pub live: Arc<sluice_core::live::LiveSessions>,
+    /// The listener's metrics.
+    pub metrics: Arc<sluice_core::metrics::Metrics>,
     pub cert_dir: Option<tempfile::TempDir>,
     _pwfile: tempfile::NamedTempFile,
     stop: Option<oneshot::Sender<()>>,
@@ -249,8 +253,13 @@ impl Harness {
         config.connections.push(conn);
         let authority = Arc::new(TestAuthority::default());
         let audit = Arc::new(MemAudit::default());
+        let live = Arc::new(sluice_core::live::LiveSessions::default());
+        let metrics = Arc::new(sluice_core::metrics::Metrics::new());
         let proxy = Arc::new(
-            PgProxy::new(Arc::new(config), authority.clone(), audit.clone()).expect("proxy"),
+            PgProxy::new(Arc::new(config), authority.clone(), audit.clone())
+                .expect("proxy")
+                .with_live_sessions(live.clone())
+                .with_metrics(metrics.clone()),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -261,6 +270,8 @@ impl Harness {
         Harness {
             pg,
             addr,
+            live,
+            metrics,
             authority,
             audit,
             cert_dir,

@@ -106,7 +106,7 @@
     player.setAttribute('data-state', next >= entries.length ? 'done' : 'paused');
   }
   function start() {
-    if (next >= entries.length) reset();
+    if (next === 0 || next >= entries.length) reset();
     play.disabled = true;
     pause.disabled = false;
     player.setAttribute('data-state', 'playing');
