@@ -347,4 +347,79 @@ mod tests {
                 .contains("sluice_sessions_live{connection=\"orders\",profile=\"read\"} 0")
         );
     }
+
+    /// The metric families a page holds (`# TYPE name kind`), with the
+    /// names as queried (`_total`, `_bucket`… added as the type implies).
+    fn families(page: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for l in page.lines() {
+            let Some(rest) = l.strip_prefix("# TYPE ") else { continue };
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else { continue };
+            match kind {
+                "counter" => out.push(format!("{name}_total")),
+                "histogram" => {
+                    for s in ["_bucket", "_sum", "_count"] {
+                        out.push(format!("{name}{s}"));
+                    }
+                }
+                _ => out.push(name.to_string()),
+            }
+        }
+        out
+    }
+
+    /// Every `sluice_…` name the README's table and the Grafana dashboard
+    /// use is one this registry serves, and the README lists every family.
+    #[test]
+    fn the_readme_and_the_dashboard_name_only_real_metrics() {
+        let m = Metrics::new();
+        // Families with labels appear once they have a series.
+        let at = ConnProfile::new("c", Profile::Read);
+        m.decided(&at, "allowed");
+        m.login("c", "ok");
+        m.grant("c", Profile::Read, "active");
+        let _ = LiveSession::open(&m, &at);
+        m.hold_wait.get_or_create(&at).observe(1.0);
+        m.added_latency.get_or_create(&at).observe(0.001);
+        m.sink_lag.get_or_create(&SinkLabel { sink: "s".into() }).set(0);
+        m.backend_connect_errors.get_or_create(&Conn { connection: "c".into() }).inc();
+        m.pool.get_or_create(&PoolLabel { connection: "c".into(), profile: "read", state: "idle" }).set(0);
+        m.tokens.get_or_create(&ResultLabel { result: "ok" }).inc();
+        let served = families(&m.render());
+        let names = |text: &str| -> Vec<String> {
+            let mut found = Vec::new();
+            let mut rest = text;
+            while let Some(i) = rest.find("sluice_") {
+                let tail = &rest[i..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                    .unwrap_or(tail.len());
+                found.push(tail[..end].to_string());
+                rest = &tail[end..];
+            }
+            found
+        };
+        let readme = include_str!("../../../README.md");
+        let dashboard = include_str!("../../../docs/grafana-dashboard.json");
+        for name in names(dashboard) {
+            assert!(served.contains(&name), "the dashboard uses {name}, which is not served");
+        }
+        let section = readme
+            .split("**Metrics.**")
+            .nth(1)
+            .and_then(|s| s.split("**Logs.**").next())
+            .expect("the README's Metrics section");
+        let listed = names(section);
+        for name in &listed {
+            assert!(served.iter().any(|s| s.starts_with(name.as_str())), "the README lists {name}, which is not served");
+        }
+        for family in m.render().lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let name = family.split_whitespace().next().unwrap();
+            assert!(
+                listed.iter().any(|l| l.starts_with(name)),
+                "{name} is served but not in the README's Metrics section"
+            );
+        }
+    }
 }
