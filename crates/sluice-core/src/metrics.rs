@@ -353,9 +353,13 @@ mod tests {
     fn families(page: &str) -> Vec<String> {
         let mut out = Vec::new();
         for l in page.lines() {
-            let Some(rest) = l.strip_prefix("# TYPE ") else { continue };
+            let Some(rest) = l.strip_prefix("# TYPE ") else {
+                continue;
+            };
             let mut parts = rest.split_whitespace();
-            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else { continue };
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
             match kind {
                 "counter" => out.push(format!("{name}_total")),
                 "histogram" => {
@@ -382,9 +386,21 @@ mod tests {
         let _ = LiveSession::open(&m, &at);
         m.hold_wait.get_or_create(&at).observe(1.0);
         m.added_latency.get_or_create(&at).observe(0.001);
-        m.sink_lag.get_or_create(&SinkLabel { sink: "s".into() }).set(0);
-        m.backend_connect_errors.get_or_create(&Conn { connection: "c".into() }).inc();
-        m.pool.get_or_create(&PoolLabel { connection: "c".into(), profile: "read", state: "idle" }).set(0);
+        m.sink_lag
+            .get_or_create(&SinkLabel { sink: "s".into() })
+            .set(0);
+        m.backend_connect_errors
+            .get_or_create(&Conn {
+                connection: "c".into(),
+            })
+            .inc();
+        m.pool
+            .get_or_create(&PoolLabel {
+                connection: "c".into(),
+                profile: "read",
+                state: "idle",
+            })
+            .set(0);
         m.tokens.get_or_create(&ResultLabel { result: "ok" }).inc();
         let served = families(&m.render());
         let names = |text: &str| -> Vec<String> {
@@ -403,7 +419,10 @@ mod tests {
         let readme = include_str!("../../../README.md");
         let dashboard = include_str!("../../../docs/grafana-dashboard.json");
         for name in names(dashboard) {
-            assert!(served.contains(&name), "the dashboard uses {name}, which is not served");
+            assert!(
+                served.contains(&name),
+                "the dashboard uses {name}, which is not served"
+            );
         }
         let section = readme
             .split("**Metrics.**")
@@ -412,7 +431,10 @@ mod tests {
             .expect("the README's Metrics section");
         let listed = names(section);
         for name in &listed {
-            assert!(served.iter().any(|s| s.starts_with(name.as_str())), "the README lists {name}, which is not served");
+            assert!(
+                served.iter().any(|s| s.starts_with(name.as_str())),
+                "the README lists {name}, which is not served"
+            );
         }
         for family in m.render().lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
             let name = family.split_whitespace().next().unwrap();
