@@ -96,6 +96,14 @@ impl Chrome {
 
     /// Sends one command (to the page once attached) and returns its result.
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method} failed: {e}"),
+        }
+    }
+
+    /// [`Self::call`], with DevTools' own error returned rather than fatal.
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -116,9 +124,9 @@ impl Chrome {
             let v: Value = serde_json::from_str(&text).expect("DevTools JSON");
             if v["id"] == id {
                 if let Some(e) = v.get("error") {
-                    panic!("{method} failed: {e}");
+                    return Err(e.clone());
                 }
-                return v["result"].clone();
+                return Ok(v["result"].clone());
             }
         }
     }
@@ -129,12 +137,16 @@ impl Chrome {
 
     /// Evaluates `expr` in the page (promises awaited) and returns its value.
     pub async fn eval(&mut self, expr: &str) -> Value {
-        let r = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
-            )
-            .await;
+        let params = json!({"expression": expr, "returnByValue": true, "awaitPromise": true});
+        let r = match self.try_call("Runtime.evaluate", params).await {
+            Ok(r) => r,
+            // A page that navigated away under the evaluation: callers that
+            // poll (wait_for) ask again; the others see no value.
+            Err(e) if e.to_string().contains("navigated or closed") => {
+                return json!({"exception": e});
+            }
+            Err(e) => panic!("Runtime.evaluate failed: {e}"),
+        };
         if let Some(e) = r.get("exceptionDetails") {
             // Mid-navigation the context may vanish; callers poll again.
             return json!({"exception": e});
