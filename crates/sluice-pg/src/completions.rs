@@ -24,7 +24,7 @@ use sluice_core::config::RecordResults;
 
 use crate::capture::Results;
 use crate::outcome::{Completion, Outcome};
-use crate::policy::Recorder;
+use sluice_gate::Gate;
 
 /// Outcomes a session keeps while the audit writer's queue is full.
 const BACKLOG: usize = 1024;
@@ -57,9 +57,9 @@ struct Backlog {
     lost: u64,
 }
 
-/// Starts recording a session's outcomes through the recorder's audit
-/// sink; with `record` set to `none` nothing is ever queued.
-pub fn start(recorder: &Recorder, record: RecordResults) -> (Completions, Writer) {
+/// Starts recording a session's outcomes through the gate's audit sink;
+/// with `record` set to `none` nothing is ever queued.
+pub fn start(recorder: &Gate, record: RecordResults) -> (Completions, Writer) {
     let queue = Arc::new(Queue {
         audit: recorder.audit.clone(),
         state: Mutex::new(Backlog::default()),

@@ -37,8 +37,6 @@ pub enum PgError {
     Io(#[from] std::io::Error),
     #[error("backend: {0}")]
     Backend(String),
-    #[error("authority: {0}")]
-    Authority(String),
     #[error("masking: {0}")]
     Masking(String),
     #[error("audit: {0}")]
@@ -65,10 +63,7 @@ impl PgError {
             | PgError::Timeout
             | PgError::Io(_) => Fault::Client,
             PgError::Backend(_) => Fault::Backend,
-            PgError::TlsConfig(_)
-            | PgError::Authority(_)
-            | PgError::Masking(_)
-            | PgError::Audit(_) => Fault::Gateway,
+            PgError::TlsConfig(_) | PgError::Masking(_) | PgError::Audit(_) => Fault::Gateway,
         }
     }
 

@@ -34,8 +34,9 @@ use crate::mask::{Expect, MaskQueue, StatementMask};
 use crate::messages::{self, Frontend};
 use crate::names::{Change, Effects, Names, Portal};
 use crate::outcome::Inflight;
-use crate::policy::{Checked, Decision, Permit, Policy, Recorder, Run};
+use crate::policy::{Checked, Decision, Permit, Policy, Run};
 use crate::pool::Sent;
+use sluice_gate::Gate;
 
 /// A pipeline longer than this (bytes) before Sync is decided in parts, as
 /// if the client had sent Flush: memory stays bounded.
@@ -132,7 +133,7 @@ pub struct ClientHalf<R, W> {
     backend: W,
     out: BytesMut,
     policy: Policy,
-    recorder: Recorder,
+    gate: Gate,
     denials: Arc<Denials>,
     /// What the pump should pair backend answers with, in send order.
     inflight: Arc<Inflight>,
@@ -167,7 +168,7 @@ where
         reader: FrameReader<R>,
         backend: W,
         policy: Policy,
-        recorder: Recorder,
+        gate: Gate,
         denials: Arc<Denials>,
         inflight: Arc<Inflight>,
         stats: Arc<Stats>,
@@ -177,7 +178,7 @@ where
             backend,
             out: BytesMut::new(),
             policy,
-            recorder,
+            gate,
             denials,
             inflight,
             stats,
@@ -328,8 +329,8 @@ where
     /// batch is not over) or is dropped (it was denied).
     fn report_spent(&mut self) {
         if self.forwarded {
-            let spent = self.spent.saturating_sub(self.recorder.held_for);
-            self.recorder.meter.added(spent);
+            let spent = self.spent.saturating_sub(self.gate.held_for);
+            self.gate.meter.added(spent);
         }
         if self.forwarded || self.batch.frames.is_empty() {
             self.spent = Duration::ZERO;
@@ -380,7 +381,16 @@ where
             }
             Frontend::FunctionCall => {
                 self.end_batch(End::Early).await?;
-                self.recorder.record_refusal("function-call message").await;
+                self.gate
+                    .refuse(
+                        Vec::new(),
+                        "function-call",
+                        "default:function-call",
+                        "function-call message",
+                        serde_json::Value::Null,
+                        String::new(),
+                    )
+                    .await;
                 self.deny_simple(ClientError::function_call_denied());
             }
             Frontend::Parse { name, sql } => {
@@ -505,8 +515,11 @@ where
         protocol: &str,
         run: Run,
     ) -> Result<Decision, PgError> {
-        let may_hold = self.policy.may_hold(items);
-        let decide = self.recorder.decide(&self.policy, items, protocol, run);
+        let verdict = self.policy.verdict(items);
+        let may_hold = self.gate.may_hold(&verdict);
+        let decide = self
+            .policy
+            .decide(&mut self.gate, items, &verdict, protocol, run);
         if !may_hold {
             return Ok(decide.await);
         }

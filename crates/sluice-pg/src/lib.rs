@@ -4,8 +4,6 @@
 //! analysed and checked against the connection's guardrails before it is
 //! forwarded. See DESIGN.md §2–§3.
 
-mod approval;
-pub mod authority;
 mod backend;
 mod backend_catalog;
 mod cancel;
@@ -17,7 +15,6 @@ pub mod errors;
 mod frontend;
 mod mask;
 pub mod messages;
-mod meter;
 mod names;
 mod outcome;
 mod params;
@@ -27,16 +24,12 @@ mod probe;
 mod proxy;
 mod pump;
 pub mod scram;
-mod seats;
 mod session;
 mod settings;
 mod side;
 mod startup;
 mod tls;
 
-pub use authority::{
-    ApprovalOutcome, ApprovalTicket, Authority, AuthorityError, LoginRefused, StatementApproval,
-};
 pub use errors::{ClientError, PgError};
 pub use probe::{check_tls_pair, probe};
 pub use proxy::PgProxy;

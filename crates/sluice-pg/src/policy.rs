@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use sluice_core::Profile;
-use sluice_core::audit::{AuditEvent, AuditSink, EventKind};
 use sluice_core::guardrail::{Action, GuardrailRule, StatementFacts, Verdict, evaluate_all};
+use sluice_gate::{Decision as GateDecision, Denial, DenialKind, Gate, Subject};
+pub use sluice_gate::{Permit, Run};
 
 use sluice_sql::cache::ShapeCache;
 use sluice_sql::shape::shape_key;
@@ -134,55 +135,75 @@ impl Analyser {
     }
 }
 
-/// Who the decisions are recorded for.
-pub struct Recorder {
-    pub audit: Arc<dyn AuditSink>,
-    pub session_id: String,
-    pub grant_id: String,
-    pub connection: String,
-    /// The session's requests decided so far: each decision event carries
-    /// its number as `seq`, and so do the request's `statement.completed`
-    /// events, so the two can be joined.
-    pub decided: u64,
-    /// The session's counters on the gateway's metrics.
-    pub meter: crate::meter::Meter,
-    /// How long the last decision waited for an approval (not time the
-    /// gateway added).
-    pub held_for: std::time::Duration,
-    /// Holding statements for approval; without it, `approve` refuses.
-    pub approvals: Option<crate::approval::Approvals>,
-}
-
-/// Leave to forward one request: its audit record is written.
-pub struct Permit {
-    seq: Option<u64>,
-}
-
-impl Permit {
-    /// For requests that run no statement (Describe, Close, Sync alone).
-    pub fn nothing_runs() -> Self {
-        Permit { seq: None }
-    }
-
-    /// The request's number in its `statement.allowed` event, when it runs
-    /// something.
-    pub fn seq(&self) -> Option<u64> {
-        self.seq
-    }
-}
-
-/// Whether a request runs anything, and with which bound parameters.
-pub enum Run {
-    /// Parse/Describe only: nothing executes yet.
-    PrepareOnly,
-    /// Runs, with the Bind parameters (extended protocol) as text.
-    Executes(Option<Vec<Option<String>>>),
-}
-
-/// The outcome of a request.
+/// A request's fate, with the client's error when it is refused.
 pub enum Decision {
     Forward(Permit),
     Deny(ClientError),
+}
+
+/// The client's words for a gate's denial.
+pub fn client_error(d: Denial) -> ClientError {
+    match d.kind {
+        DenialKind::Refused => ClientError::permission_denied(d.message),
+        DenialKind::AuditUnavailable => ClientError::audit_unavailable(),
+    }
+}
+
+/// One request's statements as the gate sees them.
+struct Items<'a>(&'a [Arc<Checked>]);
+
+impl Subject for Items<'_> {
+    fn describe(&self) -> Vec<serde_json::Value> {
+        self.0.iter().map(|c| describe(c)).collect()
+    }
+
+    fn text(&self) -> String {
+        self.0
+            .iter()
+            .map(|c| c.sql.as_str())
+            .collect::<Vec<_>>()
+            .join(";\n")
+    }
+
+    fn shape(&self, parameters: Option<&[Option<String>]>) -> (String, serde_json::Value) {
+        (shape_key_of(self.0, parameters), shape_note(self.0))
+    }
+}
+
+/// The request's shape, as a shape approval admits it: each statement's
+/// fingerprint and the kinds of its constants (list and array lengths,
+/// NULLs), and the kinds of its bound parameters.
+fn shape_key_of(items: &[Arc<Checked>], parameters: Option<&[Option<String>]>) -> String {
+    let mut parts: Vec<String> = items
+        .iter()
+        .map(|c| match sluice_sql::approval::shape(&c.sql) {
+            Some(s) => s.key,
+            None => c.fingerprint.clone(),
+        })
+        .collect();
+    if let Some(params) = parameters {
+        let kinds: Vec<String> = params
+            .iter()
+            .map(|p| sluice_sql::approval::parameter_kind(p.as_deref()))
+            .collect();
+        parts.push(format!("params:{}", kinds.join(",")));
+    }
+    parts.join(";")
+}
+
+/// What approving the shape would admit, in words for the approver.
+fn shape_note(items: &[Arc<Checked>]) -> serde_json::Value {
+    let shapes: Vec<_> = items
+        .iter()
+        .filter_map(|c| sluice_sql::approval::shape(&c.sql))
+        .collect();
+    let normalized: Vec<&str> = shapes.iter().map(|s| s.normalized.as_str()).collect();
+    serde_json::json!({
+        "normalized": normalized.join(";\n"),
+        "admits": "approving the shape lets this grant run this statement again, without \
+                   asking, with other values in the $n places: of the same kinds, with lists \
+                   and arrays of the same lengths and NULLs in the same places",
+    })
 }
 
 impl Policy {
@@ -308,16 +329,6 @@ impl Policy {
         })
     }
 
-    /// Whether deciding these may hold them for an approval (a rule that
-    /// asks for one applies to this profile, and the verdict says so).
-    pub fn may_hold(&self, items: &[Arc<Checked>]) -> bool {
-        let any_rule = self
-            .rules
-            .iter()
-            .any(|r| r.action == Action::Approve && r.applies_to(self.profile));
-        any_rule && self.verdict(items).action == Action::Approve
-    }
-
     /// The verdict over every statement of a request, judged as a whole.
     /// A statement timeout raised above the profile's cap (or turned off)
     /// is denied whatever the rules say.
@@ -351,233 +362,49 @@ impl Policy {
     }
 }
 
-impl Recorder {
-    /// Decides a request and records the decision; a request whose record
-    /// cannot be written is denied (fail closed).
+impl Policy {
+    /// Decides a request: the masking checks this session needs, then the
+    /// gate with `verdict` (from [`Policy::verdict`]).
     pub async fn decide(
-        &mut self,
-        policy: &Policy,
-        items: &[Arc<Checked>],
-        protocol: &str,
-        run: Run,
-    ) -> Decision {
-        self.held_for = std::time::Duration::ZERO;
-        if let Some(v) = items.iter().find_map(|c| c.mask_violation()) {
-            return self.deny_masked(items, v, protocol).await;
-        }
-        if let Some(v) = policy.copy_ambiguity(items).await {
-            return self.deny_masked(items, &v, protocol).await;
-        }
-        let verdict = policy.verdict(items);
-        if verdict.action == Action::Approve {
-            return self.decide_held(items, &verdict, protocol, run).await;
-        }
-        let allowed = verdict.action == Action::Allow;
-        let kind = if allowed {
-            EventKind::StatementAllowed
-        } else {
-            EventKind::StatementDenied
-        };
-        let seq = self.next_seq();
-        let recorded = self
-            .record(
-                kind,
-                seq,
-                items,
-                &verdict,
-                protocol,
-                serde_json::Value::Null,
-            )
-            .await;
-        match (allowed, recorded) {
-            (true, true) => {
-                self.meter.allowed();
-                Decision::Forward(Permit { seq: Some(seq) })
-            }
-            (true, false) => {
-                self.meter.denied();
-                Decision::Deny(ClientError::audit_unavailable())
-            }
-            (false, _) => {
-                self.meter.denied();
-                tracing::info!(seq, rule = %verdict.rule, "statement denied");
-                Decision::Deny(denial(&verdict))
-            }
-        }
-    }
-
-    /// A request a guardrail holds for approval: waits for the decision,
-    /// then records and forwards or refuses it.
-    async fn decide_held(
-        &mut self,
-        items: &[Arc<Checked>],
-        verdict: &Verdict,
-        protocol: &str,
-        run: Run,
-    ) -> Decision {
-        use crate::approval::Held;
-        let waiting = std::time::Instant::now();
-        let holds = self.approvals.is_some() && matches!(run, Run::Executes(_));
-        let held = match (&self.approvals, run) {
-            // Preparing runs nothing: the statement is held when executed,
-            // with its parameters bound, so the approver sees what will run.
-            (_, Run::PrepareOnly) => Held::Approved {
-                approval: serde_json::json!({ "deferred": "held when executed" }),
-            },
-            (Some(a), Run::Executes(parameters)) => {
-                a.hold(&self.session_id, items, verdict, parameters).await
-            }
-            (None, _) => Held::Refused {
-                error: denial(verdict),
-                approval: serde_json::Value::Null,
-            },
-        };
-        let seq = self.next_seq();
-        if holds {
-            self.held_for = waiting.elapsed();
-            self.meter.held();
-        }
-        match held {
-            Held::Approved { approval } => {
-                match holds {
-                    true => self.meter.approved(self.held_for),
-                    false => self.meter.allowed(),
-                }
-                let kind = EventKind::StatementAllowed;
-                if self
-                    .record(kind, seq, items, verdict, protocol, approval)
-                    .await
-                {
-                    Decision::Forward(Permit { seq: Some(seq) })
-                } else {
-                    Decision::Deny(ClientError::audit_unavailable())
-                }
-            }
-            Held::Refused { error, approval } => {
-                match holds {
-                    true => self.meter.refused_after(self.held_for),
-                    false => self.meter.denied(),
-                }
-                tracing::info!(seq, rule = %verdict.rule, "held statement refused");
-                let kind = EventKind::StatementDenied;
-                self.record(kind, seq, items, verdict, protocol, approval)
-                    .await;
-                Decision::Deny(error)
-            }
-        }
-    }
-
-    /// A request that uses a masked column where masking cannot protect
-    /// it: refused (42501 naming the column) and recorded as denied.
-    async fn deny_masked(
-        &mut self,
-        items: &[Arc<Checked>],
-        v: &sluice_sql::MaskViolation,
-        protocol: &str,
-    ) -> Decision {
-        let seq = self.next_seq();
-        let statements: Vec<serde_json::Value> = items.iter().map(|c| describe(c)).collect();
-        let event = self
-            .event(EventKind::StatementDenied)
-            .detail(serde_json::json!({
-                "seq": seq,
-                "protocol": protocol,
-                "statements": statements,
-                "decision": "deny",
-                "rule": "masking",
-                "reason": v.message(),
-                "masked_column": v.column,
-            }));
-        if let Err(e) = self.audit.record(event).await {
-            tracing::error!(error = %e, "could not audit a masking denial");
-        }
-        self.meter.denied();
-        tracing::info!(seq, rule = "masking", "statement denied");
-        Decision::Deny(ClientError::permission_denied(v.message()))
-    }
-
-    /// Records a request Sluice refuses without analysis (the function-call
-    /// message).
-    pub async fn record_refusal(&mut self, what: &str) {
-        let seq = self.next_seq();
-        let event = self
-            .event(EventKind::StatementDenied)
-            .detail(serde_json::json!({
-                "seq": seq,
-                "protocol": "function-call",
-                "decision": "deny",
-                "reason": what,
-            }));
-        if let Err(e) = self.audit.record(event).await {
-            tracing::error!(error = %e, "could not audit a refusal");
-        }
-        self.meter.denied();
-        tracing::info!(seq, what, "request refused");
-    }
-
-    fn next_seq(&mut self) -> u64 {
-        self.decided += 1;
-        self.decided
-    }
-
-    /// An event about this session.
-    pub fn event(&self, kind: EventKind) -> AuditEvent {
-        AuditEvent::new(kind)
-            .grant(&self.grant_id)
-            .connection(&self.connection)
-            .session(&self.session_id)
-    }
-
-    async fn record(
         &self,
-        kind: EventKind,
-        seq: u64,
+        gate: &mut Gate,
         items: &[Arc<Checked>],
         verdict: &Verdict,
         protocol: &str,
-        approval: serde_json::Value,
-    ) -> bool {
-        let statements: Vec<serde_json::Value> = items.iter().map(|c| describe(c)).collect();
-        let mut detail = serde_json::json!({
-            "seq": seq,
-            "protocol": protocol,
-            "statements": statements,
-            "decision": verdict.action.as_str(),
-            "rule": verdict.rule,
-            "reason": verdict.reason,
-        });
-        if !approval.is_null() {
-            detail["approval"] = approval;
+        run: Run,
+    ) -> Decision {
+        if let Some(v) = items.iter().find_map(|c| c.mask_violation()) {
+            return Decision::Deny(deny_masked(gate, items, v, protocol).await);
         }
-        let event = self.event(kind).detail(detail);
-        // An allowed statement is forwarded as soon as its record is
-        // durable (the audit journal); a denial waits for the store.
-        let recorded = if kind == EventKind::StatementAllowed {
-            self.audit.record_durable(event).await
-        } else {
-            self.audit.record(event).await.map(|_| ())
-        };
-        match recorded {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, session.id = %self.session_id, "audit write failed; statement refused");
-                false
-            }
+        if let Some(v) = self.copy_ambiguity(items).await {
+            return Decision::Deny(deny_masked(gate, items, &v, protocol).await);
+        }
+        match gate.decide(&Items(items), verdict, protocol, run).await {
+            GateDecision::Forward(permit) => Decision::Forward(permit),
+            GateDecision::Deny(d) => Decision::Deny(client_error(d)),
         }
     }
 }
 
-/// What a denied request's client is told. `approve` without a way to hold
-/// the statement is answered as a denial that says approval is required.
-fn denial(verdict: &Verdict) -> ClientError {
-    let message = match verdict.action {
-        Action::Approve => format!(
-            "{} (approval required, but this session cannot wait for one)",
-            verdict.client_message()
-        ),
-        _ => verdict.client_message(),
-    };
-    ClientError::permission_denied(message)
+/// A request that uses a masked column where masking cannot protect it:
+/// refused (42501 naming the column) and recorded as denied.
+async fn deny_masked(
+    gate: &mut Gate,
+    items: &[Arc<Checked>],
+    v: &sluice_sql::MaskViolation,
+    protocol: &str,
+) -> ClientError {
+    let d = gate
+        .refuse(
+            Items(items).describe(),
+            protocol,
+            "masking",
+            &v.message(),
+            serde_json::json!({ "masked_column": v.column }),
+            v.message(),
+        )
+        .await;
+    client_error(d)
 }
 
 /// One analysed SQL string as audit detail: no parameter values (the

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_core::Profile;
-use sluice_core::audit::{AuditEvent, AuditSink};
+use sluice_core::audit::AuditSink;
 use sluice_core::config::{Config, PoolConfig};
 use sluice_core::guardrail::GuardrailRule;
 use sluice_core::live::LiveSessions;
@@ -18,7 +18,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::authority::Authority;
 use crate::backend::Target;
 use crate::backend_catalog::BackendCatalog;
 use crate::cancel::CancelRegistry;
@@ -27,6 +26,7 @@ use crate::mask::ConnMasking;
 use crate::pool::{self, Pool};
 use crate::startup::{self, Opening};
 use crate::{session, tls};
+use sluice_gate::{Control, Seats};
 
 /// Client connections served at once; more wait in the accept backlog.
 /// An idle one costs about 48 KiB and two file descriptors (client and
@@ -38,14 +38,14 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// The Postgres listener's state, shared by every connection.
 pub struct Shared {
     pub config: Arc<Config>,
-    pub authority: Arc<dyn Authority>,
+    pub control: Arc<dyn Control>,
     pub audit: Arc<dyn AuditSink>,
     pub acceptor: Option<tokio_rustls::TlsAcceptor>,
     pub cancels: Arc<CancelRegistry>,
     /// Idle backend sessions waiting for their next client.
     pub pool: Pool,
     /// Sessions held per connection, grant and identity.
-    pub seats: Arc<crate::seats::Seats>,
+    pub seats: Arc<Seats>,
     /// Backend targets (with their TLS connectors), built once each.
     targets: Mutex<HashMap<(String, Profile), Arc<Target>>>,
     /// Each masked connection's compiled masking and catalog cache.
@@ -149,25 +149,6 @@ impl Shared {
             None => "unknown",
         }
     }
-
-    /// Records a non-statement event; failures are logged (statements fail
-    /// closed on their own path).
-    pub async fn record(&self, event: AuditEvent) {
-        let kind = event.kind.as_str();
-        if let Err(e) = self.audit.record(event).await {
-            tracing::error!(error = %e, event = kind, "audit write failed");
-        }
-    }
-
-    /// Records an event that may be durable in the audit journal before it
-    /// is in the store (see [`AuditSink::record_durable`]); failures are
-    /// logged.
-    pub async fn record_durable(&self, event: AuditEvent) {
-        let kind = event.kind.as_str();
-        if let Err(e) = self.audit.record_durable(event).await {
-            tracing::error!(error = %e, event = kind, "audit write failed");
-        }
-    }
 }
 
 /// The PostgreSQL wire proxy.
@@ -180,7 +161,7 @@ impl PgProxy {
     /// configured.
     pub fn new(
         config: Arc<Config>,
-        authority: Arc<dyn Authority>,
+        control: Arc<dyn Control>,
         audit: Arc<dyn AuditSink>,
     ) -> Result<Self, PgError> {
         let acceptor = match (&config.postgres.tls_cert, &config.postgres.tls_key) {
@@ -200,7 +181,7 @@ impl PgProxy {
         Ok(PgProxy {
             shared: Arc::new(Shared {
                 config,
-                authority,
+                control,
                 audit,
                 acceptor,
                 cancels: Arc::new(CancelRegistry::default()),

@@ -10,11 +10,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use chrono::Utc;
-use rand::RngCore;
-use sluice_core::audit::{AuditEvent, EventKind};
-use sluice_core::metrics::{ConnProfile, LiveSession};
-use sluice_core::{Grant, GrantStatus};
+use sluice_core::Grant;
+use sluice_gate::{EndReason, Presence, SessionRecord, end_signal, new_session_id};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -54,6 +51,7 @@ async fn run_session(
 ) {
     let grant = login.grant.clone();
     let mut client = login.reader;
+    let record = SessionRecord::new(shared.audit.clone(), &grant, &session_id);
     let limits = shared
         .config
         .connection(&grant.connection)
@@ -64,8 +62,9 @@ async fn run_session(
         Err(e) => {
             tracing::info!(reason = %e.message, "session refused by a session limit");
             shared.metrics.login(&grant.connection, "limit");
-            record_rejection(&shared, &grant, &session_id, "session limit").await;
-            let _ = client.get_mut().write_all(&e.to_bytes()).await;
+            record.rejected("session limit", None).await;
+            let refusal = ClientError::too_many_sessions(&e.message);
+            let _ = client.get_mut().write_all(&refusal.to_bytes()).await;
             return;
         }
     };
@@ -86,7 +85,9 @@ async fn run_session(
                     connection: grant.connection.clone(),
                 })
                 .inc();
-            record_rejection_because(&shared, &grant, &session_id, "backend unavailable", &e).await;
+            record
+                .rejected("backend unavailable", Some(&e.to_string()))
+                .await;
             let _ = client.get_mut().write_all(&e.to_client().to_bytes()).await;
             return;
         }
@@ -99,7 +100,7 @@ async fn run_session(
             shared
                 .metrics
                 .login(&grant.connection, "masking_unavailable");
-            record_rejection(&shared, &grant, &session_id, "masking unavailable").await;
+            record.rejected("masking unavailable", None).await;
             let _ = client.get_mut().write_all(&e.to_client().to_bytes()).await;
             backend.close().await;
             return;
@@ -121,36 +122,33 @@ async fn run_session(
     }
     let started = Instant::now();
     shared.metrics.login(&grant.connection, "ok");
-    let labels = ConnProfile::new(&grant.connection, grant.profile);
-    let _counted = LiveSession::open(&shared.metrics, &labels);
-    let listed = shared.live.open(sluice_core::live::LiveSession {
-        id: session_id.clone(),
-        grant_id: grant.id.clone(),
-        connection: grant.connection.clone(),
-        profile: grant.profile,
-        identity: grant.identity_name.clone(),
-        client_addr: login.addr.to_string(),
-        protocol: "postgres",
-        opened_at: Utc::now(),
-    });
+    let presence = Presence::enter(
+        &shared.live,
+        &shared.metrics,
+        &grant,
+        &session_id,
+        "postgres",
+        login.addr.to_string(),
+    );
     // Request number 0, before the client's first: with the session id it
     // names the event, so it can go through the audit journal (whose
     // recovery recognises events by session, kind and number) and the
     // client's first statement does not wait for a store commit.
-    shared
-        .record_durable(
-            session_event(EventKind::SessionOpened, &grant, &session_id).detail(
-                serde_json::json!({
-                    "seq": 0,
-                    "client_addr": login.addr.to_string(),
-                    "profile": grant.profile.as_str(),
-                }),
-            ),
-        )
+    record
+        .opened(serde_json::json!({
+            "seq": 0,
+            "client_addr": login.addr.to_string(),
+            "profile": grant.profile.as_str(),
+        }))
         .await;
     tracing::info!("session opened");
     let stats = Arc::new(Stats::default());
-    let end = end_signal(shared.clone(), &grant, shutdown, listed.ended());
+    let end = ending(
+        shared.control.clone(),
+        &grant,
+        shutdown,
+        presence.terminated(),
+    );
     let (why, outcomes, returned) = pump_session(
         &shared,
         &grant,
@@ -164,7 +162,7 @@ async fn run_session(
     )
     .await;
     drop(key);
-    drop(listed);
+    drop(presence);
     if matches!(why, "expired" | "revoked" | "shutdown" | "terminated") {
         // Closing the socket does not stop a running statement (pg_sleep
         // notices only when it next writes): cancel it so the grant's end
@@ -196,9 +194,7 @@ async fn run_session(
         "end": why,
     });
     tracing::info!(end = why, "session closed");
-    shared
-        .record_durable(session_event(EventKind::SessionClosed, &grant, &session_id).detail(detail))
-        .await;
+    record.closed(detail).await;
 }
 
 /// The connection's masking for this session: for its results, `None`
@@ -295,86 +291,23 @@ async fn greet(
     stream.flush().await
 }
 
-/// Resolves when the session must end: the grant expires or ends, an
-/// operator ends the session, or the gateway shuts down.
-fn end_signal(
-    shared: Arc<Shared>,
+/// When the session must end, and what its client is told then.
+fn ending(
+    control: Arc<dyn sluice_gate::Control>,
     grant: &Grant,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     terminated: impl std::future::Future<Output = String> + Send + 'static,
 ) -> EndSignal {
     let id = grant.id.clone();
-    let left = (grant.expires_at - Utc::now()).to_std().unwrap_or_default();
-    let ended = shared.authority.ended(&id);
+    let end = end_signal(control, grant, shutdown, terminated);
     Box::pin(async move {
-        let stopping = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
+        let reason = end.await;
+        let error = match &reason {
+            EndReason::Expired => ClientError::grant_expired(&id),
+            EndReason::Revoked => ClientError::grant_revoked(&id),
+            EndReason::Terminated { by } => ClientError::terminated(by),
+            EndReason::Shutdown => ClientError::shutting_down(),
         };
-        tokio::select! {
-            _ = tokio::time::sleep(left) => {
-                return Ending::new("expired", ClientError::grant_expired(&id));
-            }
-            _ = stopping => return Ending::new("shutdown", ClientError::shutting_down()),
-            by = terminated => {
-                tracing::info!(by = %by, "session ended by an operator");
-                return Ending::new("terminated", ClientError::terminated(&by));
-            }
-            _ = ended => {}
-        }
-        // Ended early: say whether it ran out or was revoked.
-        match shared.authority.grant(&id).await {
-            Ok(Some(g)) if g.status == GrantStatus::Expired || g.expires_at <= Utc::now() => {
-                Ending::new("expired", ClientError::grant_expired(&id))
-            }
-            _ => Ending::new("revoked", ClientError::grant_revoked(&id)),
-        }
+        Ending::new(reason.as_str(), error)
     })
-}
-
-fn session_event(kind: EventKind, grant: &Grant, session_id: &str) -> AuditEvent {
-    AuditEvent::new(kind)
-        .grant(&grant.id)
-        .connection(&grant.connection)
-        .session(session_id)
-}
-
-/// A rejection with its cause, for the operator.
-async fn record_rejection_because(
-    shared: &Shared,
-    grant: &Grant,
-    session_id: &str,
-    reason: &str,
-    cause: &PgError,
-) {
-    let mut cause = cause.to_string();
-    if cause.len() > 500 {
-        let mut end = 500;
-        while !cause.is_char_boundary(end) {
-            end -= 1;
-        }
-        cause.truncate(end);
-    }
-    shared
-        .record(
-            session_event(EventKind::SessionRejected, grant, session_id)
-                .detail(serde_json::json!({ "reason": reason, "cause": cause })),
-        )
-        .await;
-}
-
-async fn record_rejection(shared: &Shared, grant: &Grant, session_id: &str, reason: &str) {
-    shared
-        .record(
-            session_event(EventKind::SessionRejected, grant, session_id)
-                .detail(serde_json::json!({ "reason": reason })),
-        )
-        .await;
-}
-
-/// A random session id: `s_` and 32 hex characters (128 bits).
-fn new_session_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("s_{hex}")
 }

@@ -14,13 +14,13 @@ use sluice_core::{Grant, GrantStatus};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::authority::is_grant_id;
 use crate::codec::{Frame, FrameReader, take_cstr, take_i32};
 use crate::errors::{ClientError, PgError};
 use crate::messages::{self, StartupPacket};
 use crate::proxy::Shared;
 use crate::scram::{MECHANISM, ScramError, ScramServer};
 use crate::tls::Stream;
+use sluice_gate::is_grant_id;
 
 /// Largest startup packet accepted.
 pub const STARTUP_CAP: usize = 10 * 1024;
@@ -206,7 +206,7 @@ impl LoginAttempt<'_> {
             .await?;
         let first = self.password_frame().await?;
         let client_first = sasl_initial(&first)?;
-        let grant = match self.shared.authority.grant(&self.user).await {
+        let grant = match self.shared.control.grant(&self.user).await {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!(error = %e, "grant lookup failed");
@@ -260,7 +260,7 @@ impl LoginAttempt<'_> {
             take_cstr(&mut body).ok_or_else(|| PgError::Protocol("bad password message".into()))?;
         let result = self
             .shared
-            .authority
+            .control
             .grant_from_token(token, &self.database, self.addr)
             .await;
         Ok(result.map_err(|refused| {

@@ -146,7 +146,7 @@ async fn grant_expiry_and_revocation_close_live_sessions() {
     client.simple_query("SELECT 1").await.unwrap();
     let sleeper = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await });
     tokio::time::sleep(StdDuration::from_millis(300)).await;
-    h.authority.revoke(&g.id);
+    h.control.revoke(&g.id);
     let result = tokio::time::timeout(StdDuration::from_secs(5), sleeper)
         .await
         .expect("revocation ends the session at once")
@@ -216,7 +216,7 @@ async fn the_token_fallback_needs_tls() {
     .await;
     let token = "eyJhbGciOiJSUzI1NiJ9.test-token.sig";
     let id = sluice_core::grant::new_grant_id();
-    h.authority.accept_token(
+    h.control.accept_token(
         token,
         make_grant(
             &id,

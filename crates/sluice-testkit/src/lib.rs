@@ -2,7 +2,7 @@
 //! on ephemeral ports, so tests run in parallel and never touch the machine's
 //! own services.
 
+pub mod fakes;
 pub mod oidc;
-pub mod pg;
-pub mod ports;
+pub use sluice_launch::{pg, ports};
 pub mod wire;

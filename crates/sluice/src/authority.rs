@@ -10,8 +10,8 @@ use sluice_api::Shared;
 use sluice_api::approvals::{self, Outcome, StatementRequest};
 use sluice_core::Grant;
 use sluice_core::access::{self, AccessRequest};
-use sluice_pg::{
-    ApprovalOutcome, ApprovalTicket, Authority, AuthorityError, LoginRefused, StatementApproval,
+use sluice_gate::{
+    ApprovalOutcome, ApprovalRequest, ApprovalTicket, Control, ControlError, LoginRefused,
 };
 
 pub struct GatewayAuthority {
@@ -22,15 +22,15 @@ pub struct GatewayAuthority {
 /// another gateway sharing the store (local changes arrive at once).
 const RECHECK: Duration = Duration::from_secs(2);
 
-impl Authority for GatewayAuthority {
-    fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, AuthorityError>> {
+impl Control for GatewayAuthority {
+    fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, ControlError>> {
         let id = id.to_string();
         Box::pin(async move {
             self.state
                 .store
                 .grant(&id)
                 .await
-                .map_err(|e| AuthorityError(e.to_string()))
+                .map_err(|e| ControlError(e.to_string()))
         })
     }
 
@@ -104,8 +104,8 @@ impl Authority for GatewayAuthority {
 
     fn request_approval(
         &self,
-        r: StatementApproval,
-    ) -> BoxFuture<'_, Result<ApprovalTicket, AuthorityError>> {
+        r: ApprovalRequest,
+    ) -> BoxFuture<'_, Result<ApprovalTicket, ControlError>> {
         Box::pin(async move {
             let request = StatementRequest {
                 grant: r.grant,
@@ -118,7 +118,7 @@ impl Authority for GatewayAuthority {
             };
             let a = approvals::open_for_statement(&self.state, request)
                 .await
-                .map_err(|e| AuthorityError(e.message))?;
+                .map_err(|e| ControlError(e.message))?;
             let url = format!(
                 "{}/ui/approvals/{}",
                 self.state.config.server.public_url(),

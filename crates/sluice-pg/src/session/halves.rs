@@ -19,11 +19,12 @@ use crate::frontend::{ClientEnd, ClientHalf, Stats};
 use crate::mask::{MaskQueue, Opener, ResultMasker};
 use crate::names::Names;
 use crate::outcome::{Inflight, Tracker};
-use crate::policy::{Policy, Recorder};
+use crate::policy::Policy;
 use crate::pool::track;
 use crate::proxy::Shared;
 use crate::pump::{EndSignal, Pump, PumpEnd};
 use crate::tls::Stream;
+use sluice_gate::{Gate, GateSpec, Holds, Meter};
 
 type Half = ClientHalf<ReadHalf<Stream>, WriteHalf<Stream>>;
 type BackendPump = Pump<ReadHalf<Stream>, WriteHalf<Stream>>;
@@ -68,22 +69,26 @@ pub async fn pump_session(
     let denials = Arc::new(Denials::new());
     let rules = shared.rules(&grant.connection);
     let (notices, notices_rx) = tokio::sync::mpsc::channel(8);
-    let recorder = Recorder {
+    // A held statement is announced by a NoticeResponse, written by the
+    // pump between frames; a client that reads none never blocks us.
+    let tell: sluice_gate::Tell = Box::new(move |text: String| {
+        let _ = notices.try_send(crate::messages::notice_response(&text));
+    });
+    let recorder = Gate::new(GateSpec {
         audit: shared.audit.clone(),
         session_id: session_id.to_string(),
         grant_id: grant.id.clone(),
         connection: grant.connection.clone(),
-        decided: 0,
-        meter: crate::meter::Meter::new(&shared.metrics, &grant.connection, grant.profile),
-        held_for: std::time::Duration::ZERO,
-        approvals: Some(crate::approval::Approvals {
-            authority: shared.authority.clone(),
-            grant: grant.clone(),
-            notices,
-            timeout: shared.config.approvals.statement_timeout.0,
-            opened: Default::default(),
-        }),
-    };
+        profile: grant.profile,
+        rules: rules.clone(),
+        meter: Meter::new(&shared.metrics, &grant.connection, grant.profile),
+        holds: Some(Holds::new(
+            shared.control.clone(),
+            grant.clone(),
+            tell,
+            shared.config.approvals.statement_timeout.0,
+        )),
+    });
     let record = shared
         .config
         .connection(&grant.connection)

@@ -3,183 +3,23 @@
 //! audit sink that collects events.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration as StdDuration;
+use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use futures::future::BoxFuture;
-use sluice_core::audit::{AuditError, AuditEvent, AuditSink, EventKind, LaterError};
 use sluice_core::config::{Config, ConnectionConfig, Dur, TlsMode};
 use sluice_core::guardrail::GuardrailRule;
 use sluice_core::secret::{ScramVerifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Profile};
-use sluice_pg::{Authority, AuthorityError, LoginRefused, PgProxy};
+use sluice_pg::PgProxy;
+pub use sluice_testkit::fakes::{FakeControl, MemAudit};
 use sluice_testkit::pg::{PgOptions, PgServer};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 /// The connection name every test uses.
 pub const CONN: &str = "app";
-
-/// Grants in memory; `ended` fires on revoke.
-#[derive(Default)]
-pub struct TestAuthority {
-    grants: Mutex<HashMap<String, Grant>>,
-    tokens: Mutex<HashMap<String, Grant>>,
-    ended: Mutex<HashMap<String, watch::Sender<bool>>>,
-}
-
-impl TestAuthority {
-    pub fn insert(&self, grant: Grant) {
-        self.ended
-            .lock()
-            .unwrap()
-            .entry(grant.id.clone())
-            .or_insert_with(|| watch::channel(false).0);
-        self.grants.lock().unwrap().insert(grant.id.clone(), grant);
-    }
-
-    pub fn revoke(&self, id: &str) {
-        if let Some(g) = self.grants.lock().unwrap().get_mut(id) {
-            g.status = GrantStatus::Revoked;
-        }
-        if let Some(tx) = self.ended.lock().unwrap().get(id) {
-            let _ = tx.send(true);
-        }
-    }
-
-    pub fn accept_token(&self, token: &str, grant: Grant) {
-        self.insert(grant.clone());
-        self.tokens.lock().unwrap().insert(token.to_string(), grant);
-    }
-}
-
-impl Authority for TestAuthority {
-    fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, AuthorityError>> {
-        let g = self.grants.lock().unwrap().get(id).cloned();
-        Box::pin(async move { Ok(g) })
-    }
-
-    fn grant_from_token(
-        &self,
-        token: &str,
-        _connection: &str,
-        _client_addr: SocketAddr,
-    ) -> BoxFuture<'_, Result<Grant, LoginRefused>> {
-        let g = self.tokens.lock().unwrap().get(token).cloned();
-        Box::pin(async move { g.ok_or_else(|| LoginRefused::new("the token is not valid")) })
-    }
-
-    fn ended(&self, grant_id: &str) -> BoxFuture<'static, ()> {
-        let rx = self
-            .ended
-            .lock()
-            .unwrap()
-            .entry(grant_id.to_string())
-            .or_insert_with(|| watch::channel(false).0)
-            .subscribe();
-        Box::pin(async move {
-            let mut rx = rx;
-            let _ = rx.wait_for(|e| *e).await;
-            // A dropped sender would resolve at once: never end for that.
-            if !*rx.borrow() {
-                std::future::pending::<()>().await;
-            }
-        })
-    }
-}
-
-/// Audit events in memory; can be made to fail, or to be slow, for all
-/// events or for one kind.
-#[derive(Default)]
-pub struct MemAudit {
-    pub events: Arc<Mutex<Vec<AuditEvent>>>,
-    pub fail: AtomicBool,
-    /// Events of this kind fail.
-    pub fail_kind: Mutex<Option<EventKind>>,
-    /// Events of this kind take this long to record.
-    pub slow_kind: Mutex<Option<(EventKind, StdDuration)>>,
-}
-
-impl MemAudit {
-    /// Waits (up to 10 s) until `n` events of `kind` are recorded.
-    pub async fn wait_for(&self, kind: EventKind, n: usize) -> Vec<AuditEvent> {
-        let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
-        loop {
-            let events = self.of_kind(kind);
-            if events.len() >= n || std::time::Instant::now() > deadline {
-                return events;
-            }
-            tokio::time::sleep(StdDuration::from_millis(20)).await;
-        }
-    }
-
-    pub fn of_kind(&self, kind: EventKind) -> Vec<AuditEvent> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.kind == kind)
-            .cloned()
-            .collect()
-    }
-
-    pub fn all_json(&self) -> String {
-        serde_json::to_string(&*self.events.lock().unwrap()).unwrap()
-    }
-}
-
-impl AuditSink for MemAudit {
-    fn record(
-        &self,
-        event: AuditEvent,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<i64, AuditError>> + Send + '_>>
-    {
-        let fails = *self.fail_kind.lock().unwrap() == Some(event.kind);
-        let slow = match *self.slow_kind.lock().unwrap() {
-            Some((kind, delay)) if kind == event.kind => Some(delay),
-            _ => None,
-        };
-        Box::pin(async move {
-            if let Some(delay) = slow {
-                tokio::time::sleep(delay).await;
-            }
-            if fails || self.fail.load(Ordering::SeqCst) {
-                return Err(AuditError("disk full".into()));
-            }
-            let mut events = self.events.lock().unwrap();
-            events.push(event);
-            Ok(events.len() as i64)
-        })
-    }
-
-    /// Never waits, as the real log's queue: a slow kind lands later, a
-    /// failing kind is reported as a stopped log (the outcome is lost).
-    fn record_later(&self, event: AuditEvent) -> Result<(), LaterError> {
-        if *self.fail_kind.lock().unwrap() == Some(event.kind) || self.fail.load(Ordering::SeqCst) {
-            return Err(LaterError::Stopped);
-        }
-        let slow = match *self.slow_kind.lock().unwrap() {
-            Some((kind, delay)) if kind == event.kind => Some(delay),
-            _ => None,
-        };
-        let events = self.events.clone();
-        match slow {
-            Some(delay) => {
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    events.lock().unwrap().push(event);
-                });
-            }
-            None => events.lock().unwrap().push(event),
-        }
-        Ok(())
-    }
-}
 
 /// How a harness is built.
 #[derive(Default)]
@@ -201,7 +41,7 @@ pub struct Options {
 pub struct Harness {
     pub pg: PgServer,
     pub addr: SocketAddr,
-    pub authority: Arc<TestAuthority>,
+    pub control: Arc<FakeControl>,
     pub audit: Arc<MemAudit>,
     /// The listener's open sessions (the web page's live view).
     pub live: Arc<sluice_core::live::LiveSessions>,
@@ -251,12 +91,12 @@ impl Harness {
         let mut conn = connection(&pg, pwfile.path().into(), opts.backend_tls, opts.guardrails);
         edit(&mut conn);
         config.connections.push(conn);
-        let authority = Arc::new(TestAuthority::default());
+        let control = Arc::new(FakeControl::default());
         let audit = Arc::new(MemAudit::default());
         let live = Arc::new(sluice_core::live::LiveSessions::default());
         let metrics = Arc::new(sluice_core::metrics::Metrics::new());
         let proxy = Arc::new(
-            PgProxy::new(Arc::new(config), authority.clone(), audit.clone())
+            PgProxy::new(Arc::new(config), control.clone(), audit.clone())
                 .expect("proxy")
                 .with_live_sessions(live.clone())
                 .with_metrics(metrics.clone()),
@@ -272,7 +112,7 @@ impl Harness {
             addr,
             live,
             metrics,
-            authority,
+            control,
             audit,
             cert_dir,
             _pwfile: pwfile,
@@ -291,7 +131,7 @@ impl Harness {
     ) -> TestGrant {
         let secret = new_secret();
         let id = sluice_core::grant::new_grant_id();
-        self.authority
+        self.control
             .insert(make_grant(&id, &secret, connection, profile, status, ttl));
         TestGrant { id, secret }
     }
@@ -319,7 +159,7 @@ impl Harness {
         let ttl = Duration::minutes(10);
         let mut g = make_grant(&id, &secret, CONN, profile, GrantStatus::Active, ttl);
         edit(&mut g);
-        self.authority.insert(g);
+        self.control.insert(g);
         TestGrant { id, secret }
     }
 

@@ -9,7 +9,7 @@ mod sample;
 use anyhow::{Context, Result};
 use sluice_core::config::Config;
 use sluice_identity::dev::DevIssuer;
-use sluice_testkit::pg::PgServer;
+use sluice_launch::pg::PgServer;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let dir = std::fs::canonicalize(&args.data_dir)?;
-    let playground = if sluice_testkit::pg::bin("initdb").is_err() {
+    let playground = if sluice_launch::pg::bin("initdb").is_err() {
         tracing::warn!(
             "no PostgreSQL server binaries (initdb) on this machine: the gateway starts \
              without a playground database (install the postgresql package to get one)"
@@ -140,7 +140,7 @@ async fn start_database(dir: &Path) -> Result<Playground> {
     let s = &server;
     let setup_file = server.root().join("setup.sql");
     std::fs::write(&setup_file, setup)?;
-    let out = std::process::Command::new(sluice_testkit::pg::bin("psql")?)
+    let out = std::process::Command::new(sluice_launch::pg::bin("psql")?)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
         .arg(s.url("playground"))
         .arg("-f")

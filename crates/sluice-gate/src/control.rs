@@ -1,16 +1,17 @@
-//! What the proxy asks of the rest of Sluice: grants, the token fallback,
-//! and the news that a grant has ended. The binary implements it over the
-//! store and the identity verifier; tests implement it in memory.
+//! What a protocol adapter asks of the control plane: grants, the token
+//! fallback, the news that a grant has ended, and approvals of held
+//! requests. The control plane implements it over the store and the
+//! identity verifier; tests use the fake in `sluice-testkit`.
 
 use std::net::SocketAddr;
 
 use futures::future::BoxFuture;
 use sluice_core::Grant;
 
-/// The grant store could not answer (the login fails closed).
+/// The control plane could not answer (the login or request fails closed).
 #[derive(Debug, thiserror::Error)]
-#[error("grant lookup failed: {0}")]
-pub struct AuthorityError(pub String);
+#[error("the control plane could not answer: {0}")]
+pub struct ControlError(pub String);
 
 /// The token fallback was refused. `message` is shown to the client, so it
 /// must be client-safe (no token, no internals).
@@ -28,17 +29,21 @@ impl LoginRefused {
     }
 }
 
-/// A statement a guardrail holds for approval.
+/// A request (a statement, a command, a file operation) a guardrail holds
+/// for approval.
 #[derive(Debug, Clone)]
-pub struct StatementApproval {
+pub struct ApprovalRequest {
     pub grant: Grant,
     pub session_id: String,
-    /// The exact statement text.
+    /// Exactly what will run: the statement or command text.
     pub statement: String,
-    /// Bound parameters (extended protocol), as text for the approver.
+    /// Values bound apart from the text (Postgres' extended protocol), as
+    /// text for the approver.
     pub parameters: Option<Vec<Option<String>>>,
-    /// The analysis: classes, commands, tables, fingerprint.
+    /// The analysis: classes, commands, resources, and what approving the
+    /// shape admits.
     pub analysis: serde_json::Value,
+    /// The shape a shape approval admits.
     pub fingerprint: String,
     /// The guardrail that asked for approval.
     pub rule: String,
@@ -59,11 +64,11 @@ pub enum ApprovalOutcome {
     TimedOut,
 }
 
-/// The proxy's view of the grant store and the identity layer.
-pub trait Authority: Send + Sync + 'static {
+/// A protocol adapter's view of the control plane.
+pub trait Control: Send + Sync + 'static {
     /// The grant named by a login's user name (grant ids look like `g_` and
     /// 26 base32 characters), or `None`.
-    fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, AuthorityError>>;
+    fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, ControlError>>;
 
     /// Fallback login: the OIDC token given as the password (over TLS only).
     /// Verifies it and creates an active grant on the fly for `connection`
@@ -77,7 +82,7 @@ pub trait Authority: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Grant, LoginRefused>>;
 
     /// Resolves when the grant stops being usable (revoked, expired, …). The
-    /// proxy also sleeps until `expires_at` itself.
+    /// session also sleeps until `expires_at` itself.
     fn ended(&self, grant_id: &str) -> BoxFuture<'static, ()>;
 
     /// True when statements of this shape were approved for the rest of the
@@ -86,17 +91,13 @@ pub trait Authority: Send + Sync + 'static {
         Box::pin(async { false })
     }
 
-    /// Opens an approval for a held statement. Without approvals, an error:
-    /// the statement is then refused as "approval required".
+    /// Opens an approval for a held request. Without approvals, an error:
+    /// the request is then refused as "approval required".
     fn request_approval(
         &self,
-        _request: StatementApproval,
-    ) -> BoxFuture<'_, Result<ApprovalTicket, AuthorityError>> {
-        Box::pin(async {
-            Err(AuthorityError(
-                "statement approvals are not available".into(),
-            ))
-        })
+        _request: ApprovalRequest,
+    ) -> BoxFuture<'_, Result<ApprovalTicket, ControlError>> {
+        Box::pin(async { Err(ControlError("approvals are not available".into())) })
     }
 
     /// Waits for the approval's decision, at most `timeout`.

@@ -1,62 +1,73 @@
-//! Statements held for a human's approval.
+//! Requests held for a human's approval.
 //!
-//! A guardrail whose action is `approve` holds the request: Sluice opens an
-//! approval (with the exact statement, its bound parameters and its
-//! analysis), tells the client with a NOTICE where to approve it, and waits.
-//! Only this session waits: its backend connection stays idle and other
-//! sessions go on. Approved, the request is forwarded as if allowed; denied
-//! or timed out, it is refused like any denial (42501, the session stays
-//! usable, transaction semantics as for a denial). If the session ends
-//! while it waits (its client goes, the grant ends), the approval is
-//! withdrawn: nothing runs without the client that asked for it.
+//! A guardrail whose action is `approve` holds the request: the gate opens
+//! an approval (with exactly what will run, its bound values and its
+//! analysis), tells the client where to approve it (a NOTICE on Postgres,
+//! a line on stderr over SSH) and waits. Only this session waits; others
+//! go on. Approved, the request is forwarded as if allowed; denied or timed
+//! out, it is refused like any denial and the session stays usable. A rule
+//! with `hold = "fail"` does not wait: the request fails at once naming the
+//! approval, and passes when run again once approved. If the session ends
+//! while an approval it opened is undecided, the approval is withdrawn:
+//! nothing runs without the client that asked for it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use sluice_core::Grant;
 use sluice_core::guardrail::{Hold, Verdict};
-use tokio::sync::mpsc;
 
-use crate::authority::{ApprovalOutcome, ApprovalTicket, Authority, StatementApproval};
-use crate::errors::ClientError;
-use crate::messages;
-use crate::policy::{Checked, describe};
+use crate::control::{ApprovalOutcome, ApprovalRequest, ApprovalTicket, Control};
+use crate::decide::{Denial, Subject};
 
-/// What a session needs to hold statements.
-pub struct Approvals {
-    pub authority: Arc<dyn Authority>,
+/// Tells the client something while its request waits (never blocks).
+pub type Tell = Box<dyn Fn(String) + Send + Sync>;
+
+/// What a session needs to hold requests.
+pub struct Holds {
+    pub control: Arc<dyn Control>,
     pub grant: Grant,
-    /// NoticeResponses to the client, written by the pump between frames.
-    pub notices: mpsc::Sender<Bytes>,
+    /// How the client is told a request is held.
+    pub tell: Tell,
+    /// How long a held request waits (`[approvals] statement_timeout`).
     pub timeout: Duration,
     /// Approvals this session opened (or joined), withdrawn when it ends.
-    pub opened: std::sync::Mutex<Vec<String>>,
+    opened: std::sync::Mutex<Vec<String>>,
 }
 
 /// How a held request ended.
 pub enum Held {
     /// Run it. `approval` names the approval (or the shape approval) for the record.
     Approved { approval: serde_json::Value },
-    /// Refuse it with this error.
+    /// Refuse it.
     Refused {
-        error: ClientError,
+        denial: Denial,
         approval: serde_json::Value,
     },
 }
 
-impl Approvals {
+impl Holds {
+    pub fn new(control: Arc<dyn Control>, grant: Grant, tell: Tell, timeout: Duration) -> Holds {
+        Holds {
+            control,
+            grant,
+            tell,
+            timeout,
+            opened: Default::default(),
+        }
+    }
+
     /// Holds the request until an approver decides, or the wait ends.
     pub async fn hold(
         &self,
         session_id: &str,
-        items: &[Arc<Checked>],
+        subject: &dyn Subject,
         verdict: &Verdict,
         parameters: Option<Vec<Option<String>>>,
     ) -> Held {
-        let fingerprint = fingerprint(items, parameters.as_deref());
+        let (fingerprint, admits) = subject.shape(parameters.as_deref());
         if self
-            .authority
+            .control
             .shape_approved(&self.grant.id, &fingerprint)
             .await
         {
@@ -64,29 +75,25 @@ impl Approvals {
                 approval: serde_json::json!({ "shape": fingerprint }),
             };
         }
-        let request = StatementApproval {
+        let request = ApprovalRequest {
             grant: self.grant.clone(),
             session_id: session_id.to_string(),
-            statement: items
-                .iter()
-                .map(|c| c.sql.as_str())
-                .collect::<Vec<_>>()
-                .join(";\n"),
+            statement: subject.text(),
             parameters,
             analysis: serde_json::json!({
-                "statements": items.iter().map(|c| describe(c)).collect::<Vec<_>>(),
+                "statements": subject.describe(),
                 "reason": verdict.reason,
-                "shape": shape_note(items),
+                "shape": admits,
             }),
             fingerprint,
             rule: verdict.rule.clone(),
         };
-        let ticket = match self.authority.request_approval(request).await {
+        let ticket = match self.control.request_approval(request).await {
             Ok(t) => t,
             Err(e) => {
-                tracing::warn!(error = %e, "could not open an approval; statement refused");
+                tracing::warn!(error = %e, "could not open an approval; request refused");
                 return Held::Refused {
-                    error: ClientError::permission_denied(format!(
+                    denial: Denial::refused(format!(
                         "{} (approval required, but no approval could be opened)",
                         verdict.client_message()
                     )),
@@ -100,39 +107,34 @@ impl Approvals {
             return self.fail_at_once(&ticket, verdict).await;
         }
         let wait = humantime::format_duration(self.timeout);
-        let notice = format!(
+        (self.tell)(format!(
             "sluice: statement held for approval {id} ({rule}); approve at {url} or with `sluice approvals approve {id}`; waiting up to {wait}",
             id = ticket.id,
             rule = verdict.rule,
             url = ticket.url,
-        );
-        // The client may not read notices at all; never wait on it.
-        let _ = self.notices.try_send(messages::notice_response(&notice));
+        ));
         self.opened
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(ticket.id.clone());
-        let outcome = self
-            .authority
-            .await_approval(&ticket.id, self.timeout)
-            .await;
+        let outcome = self.control.await_approval(&ticket.id, self.timeout).await;
         held(&ticket.id, outcome, wait)
     }
 
     /// A rule with `hold = "fail"`: no wait. An approval already given (to
-    /// this statement, on an earlier try) lets it run now; otherwise it is
+    /// this request, on an earlier try) lets it run now; otherwise it is
     /// refused at once with the approval's id and where to decide it. The
     /// approval outlives this session (it belongs to the grant), so the same
-    /// statement run again, from any session of the grant, passes once
+    /// request run again, from any session of the grant, passes once
     /// approved.
     async fn fail_at_once(&self, ticket: &ApprovalTicket, verdict: &Verdict) -> Held {
         let outcome = self
-            .authority
+            .control
             .await_approval(&ticket.id, Duration::ZERO)
             .await;
         match outcome {
             ApprovalOutcome::TimedOut => Held::Refused {
-                error: ClientError::permission_denied(format!(
+                denial: Denial::refused(format!(
                     "sluice: statement held for approval {id} ({rule}); it did not run. \
                      Approve at {url} or with `sluice approvals approve {id}`; once approved, \
                      run the same statement again and it passes (`sluice approvals wait {id}` \
@@ -152,7 +154,7 @@ impl Approvals {
     }
 }
 
-impl Drop for Approvals {
+impl Drop for Holds {
     /// The session ended: approvals it opened that nobody decided are
     /// withdrawn, so an approver's later "yes" runs nothing, and approvers
     /// see that the requester is gone.
@@ -161,11 +163,11 @@ impl Drop for Approvals {
         if opened.is_empty() {
             return;
         }
-        let authority = self.authority.clone();
+        let control = self.control.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 for id in opened {
-                    authority.withdraw_approval(&id).await;
+                    control.withdraw_approval(&id).await;
                 }
             });
         }
@@ -178,13 +180,13 @@ fn held(id: &str, outcome: ApprovalOutcome, wait: humantime::FormattedDuration) 
             approval: serde_json::json!({ "id": id, "by": by, "outcome": "approved" }),
         },
         ApprovalOutcome::Denied { by, reason } => Held::Refused {
-            error: ClientError::permission_denied(format!(
+            denial: Denial::refused(format!(
                 "sluice: statement denied by approver {by}: {reason}"
             )),
             approval: serde_json::json!({ "id": id, "by": by, "outcome": "denied", "reason": reason }),
         },
         ApprovalOutcome::TimedOut => Held::Refused {
-            error: ClientError::permission_denied(format!(
+            denial: Denial::refused(format!(
                 "sluice: approval {id} was not granted within {wait}; the statement did not run. \
                  The approval stays open while this session lasts: run the same statement \
                  again to wait for it, or to run it once approved"
@@ -192,40 +194,4 @@ fn held(id: &str, outcome: ApprovalOutcome, wait: humantime::FormattedDuration) 
             approval: serde_json::json!({ "id": id, "outcome": "timed out" }),
         },
     }
-}
-
-/// The request's shape, as a shape approval admits it: each statement's
-/// fingerprint and the kinds of its constants (list and array lengths,
-/// NULLs), and the kinds of its bound parameters.
-fn fingerprint(items: &[Arc<Checked>], parameters: Option<&[Option<String>]>) -> String {
-    let mut parts: Vec<String> = items
-        .iter()
-        .map(|c| match sluice_sql::approval::shape(&c.sql) {
-            Some(s) => s.key,
-            None => c.fingerprint.clone(),
-        })
-        .collect();
-    if let Some(params) = parameters {
-        let kinds: Vec<String> = params
-            .iter()
-            .map(|p| sluice_sql::approval::parameter_kind(p.as_deref()))
-            .collect();
-        parts.push(format!("params:{}", kinds.join(",")));
-    }
-    parts.join(";")
-}
-
-/// What approving the shape would admit, in words for the approver.
-fn shape_note(items: &[Arc<Checked>]) -> serde_json::Value {
-    let shapes: Vec<_> = items
-        .iter()
-        .filter_map(|c| sluice_sql::approval::shape(&c.sql))
-        .collect();
-    let normalized: Vec<&str> = shapes.iter().map(|s| s.normalized.as_str()).collect();
-    serde_json::json!({
-        "normalized": normalized.join(";\n"),
-        "admits": "approving the shape lets this grant run this statement again, without \
-                   asking, with other values in the $n places: of the same kinds, with lists \
-                   and arrays of the same lengths and NULLs in the same places",
-    })
 }

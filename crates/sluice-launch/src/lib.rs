@@ -1,0 +1,7 @@
+//! Real servers on ephemeral loopback ports, started and stopped by their
+//! owner: the playground's (`sluice dev`) and, through `sluice-testkit`,
+//! every test suite's. Not test code: the release binary uses it for the
+//! playground, so it holds nothing but launching.
+
+pub mod pg;
+pub mod ports;
