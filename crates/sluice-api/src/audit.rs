@@ -8,7 +8,7 @@ use sluice_core::access;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::Shared;
+use sluice_control::Shared;
 
 #[derive(Deserialize)]
 pub struct Page {

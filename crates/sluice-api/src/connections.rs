@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sluice_core::access;
 
 use crate::auth::Caller;
-use crate::state::Shared;
+use sluice_control::Shared;
 
 pub async fn list(State(state): State<Shared>, Caller(who): Caller) -> Json<Value> {
     let items: Vec<Value> = access::eligible_rules(&state.config, &who)

@@ -61,6 +61,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<sluice_control::Error> for ApiError {
+    fn from(e: sluice_control::Error) -> Self {
+        use sluice_control::Kind;
+        let status = match e.kind {
+            Kind::BadRequest => StatusCode::BAD_REQUEST,
+            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.code, e.message)
+    }
+}
+
 impl From<sluice_store::StoreError> for ApiError {
     fn from(e: sluice_store::StoreError) -> Self {
         ApiError::internal(e)

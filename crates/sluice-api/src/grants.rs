@@ -16,9 +16,9 @@ use sluice_core::{Grant, GrantStatus, Identity, Profile};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::issue;
 use crate::json::JsonBody;
-use crate::state::Shared;
+use sluice_control::Shared;
+use sluice_control::issue;
 
 /// The longest TTL anyone may ask for; rules cap it further.
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);

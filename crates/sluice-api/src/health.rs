@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
-use crate::state::Shared;
+use sluice_control::Shared;
 
 pub async fn healthz() -> &'static str {
     "ok\n"

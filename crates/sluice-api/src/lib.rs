@@ -1,25 +1,22 @@
-//! Sluice's control API (`/v1`), health and metrics.
+//! Sluice's control API (`/v1`), health and metrics, and the approvers'
+//! web page: HTTP over the control plane (`sluice-control`).
 //!
 //! Every handler takes the verified caller from the `Caller` extractor, so
 //! no route can forget authentication; errors are JSON `{error, message}`.
 
-pub mod approvals;
+mod approvals;
 mod audit;
 pub mod auth;
 mod connections;
 mod error;
 mod grants;
 mod health;
-pub mod issue;
 mod json;
-pub mod notify;
 mod sessions;
-mod state;
-pub mod sweeper;
 pub mod ui;
 
 pub use error::ApiError;
-pub use state::{AppState, GrantChange, Shared};
+pub use sluice_control::{AppState, GrantChange, Shared};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -16,7 +16,7 @@ use sluice_store::{SessionFilter, SessionRow};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::Shared;
+use sluice_control::Shared;
 
 /// The most sessions one list returns.
 const MAX_LIST: i64 = 1000;

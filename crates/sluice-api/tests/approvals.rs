@@ -269,9 +269,9 @@ async fn held(gw: &Gateway, grant: &Value, session: &str, statement: &str) -> St
         .await
         .unwrap()
         .unwrap();
-    sluice_api::approvals::open_for_statement(
+    sluice_control::approvals::open_for_statement(
         &gw.state,
-        sluice_api::approvals::StatementRequest {
+        sluice_control::approvals::StatementRequest {
             grant,
             session_id: session.into(),
             statement: statement.into(),
@@ -321,7 +321,7 @@ async fn every_event_of_a_statement_approval_names_its_session() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    sluice_api::approvals::expire(&gw.state, &expired).await;
+    sluice_control::approvals::expire(&gw.state, &expired).await;
     // A grant approval has no session, and says none.
     let writer = gw.token(WRITER).await;
     let (_, grant_approval) = pending_grant(&gw, &writer).await;

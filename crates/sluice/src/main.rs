@@ -1,6 +1,5 @@
 //! `sluice`: the gateway (`serve`, `dev`) and its command-line client.
 
-mod authority;
 mod cli;
 mod dev;
 mod exports;

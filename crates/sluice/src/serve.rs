@@ -108,7 +108,7 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
     tasks.push(start_postgres(&config, &state, &stopped).await?);
     let back =
         crate::exports::start_audit_exports(&config, &state.store, &state.audit, &stopped_back)?;
-    let sweeper = tokio::spawn(sluice_api::sweeper::run(state.clone()));
+    let sweeper = tokio::spawn(sluice_control::sweeper::run(state.clone()));
     let mut rx = stopped.clone();
     tasks.push(tokio::spawn(async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -132,11 +132,11 @@ async fn start_postgres(
     state: &Shared,
     stopped: &watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>> {
-    let authority = Arc::new(crate::authority::GatewayAuthority {
+    let control = Arc::new(sluice_control::GateControl {
         state: state.clone(),
     });
     let proxy = Arc::new(
-        sluice_pg::PgProxy::new(config.clone(), authority, Arc::new(state.audit.clone()))
+        sluice_pg::PgProxy::new(config.clone(), control, Arc::new(state.audit.clone()))
             .context("cannot start the Postgres listener")?
             .with_metrics(state.metrics.clone())
             .with_live_sessions(state.live.clone()),

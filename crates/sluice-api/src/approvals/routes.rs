@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use sluice_core::approval::{Approval, ApprovalStatus, Decision, Scope};
 use sluice_core::{Identity, access};
 
-use super::approval_json;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::Shared;
+use sluice_control::Shared;
+use sluice_control::approvals::approval_json;
 
 const MAX_REASON: usize = 1000;
 
@@ -124,7 +124,7 @@ async fn decide(
         ));
     }
     visible(&state, &who, &id).await?;
-    let a = super::vote(
+    let a = sluice_control::approvals::vote(
         &state,
         &who,
         &id,

@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::session::{Session, same_secret};
 use super::{Ui, UiRef, pages, redirect};
-use crate::approvals;
+use sluice_control::approvals;
 
 /// Reasons longer than this are refused (as by the API).
 const MAX_REASON: usize = 1000;
@@ -296,7 +296,10 @@ pub(crate) async fn decide(
             url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>(),
             decision.as_str()
         )),
-        Err(e) => pages::message_for(&s, e.status, "Your vote was not recorded", &e.message),
+        Err(e) => {
+            let e = crate::ApiError::from(e);
+            pages::message_for(&s, e.status, "Your vote was not recorded", &e.message)
+        }
     }
 }
 

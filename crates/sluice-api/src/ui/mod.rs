@@ -37,8 +37,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sluice_core::config::{IssuerConfig, UiConfig};
 
-use crate::state::Shared;
 use session::{Cookies, Session, Sessions};
+use sluice_control::Shared;
 
 /// What the web page's handlers share.
 pub(crate) struct Ui {

@@ -102,7 +102,7 @@ impl UiGateway {
         let verifier = sluice_identity::Verifier::new(config.issuers.clone()).expect("verifier");
         let state: Shared =
             Arc::new(AppState::new(config, verifier, store, audit).with_dev_issuer(issuer.clone()));
-        let sweeper = tokio::spawn(sluice_api::sweeper::run(state.clone()));
+        let sweeper = tokio::spawn(sluice_control::sweeper::run(state.clone()));
         let app = sluice_api::router(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
@@ -180,9 +180,9 @@ impl UiGateway {
     /// A held statement on `grant_id`'s grant, as the Postgres listener opens it.
     pub async fn held_statement(&self, grant_id: &str, statement: &str) -> String {
         let grant = self.state.store.grant(grant_id).await.unwrap().unwrap();
-        let a = sluice_api::approvals::open_for_statement(
+        let a = sluice_control::approvals::open_for_statement(
             &self.state,
-            sluice_api::approvals::StatementRequest {
+            sluice_control::approvals::StatementRequest {
                 grant,
                 session_id: "s_test".into(),
                 statement: statement.into(),

@@ -1,20 +1,22 @@
-//! The Postgres listener's view of the control plane: grants from the
-//! store, token logins through the same verification and issuing path as
-//! the API, and the end of a grant as soon as any gateway records it.
+//! The protocol adapters' view of the control plane (the gate's `Control`
+//! trait): grants from the store, token logins through the same
+//! verification and issuing path as the API, approvals of held requests,
+//! and the end of a grant as soon as any gateway records it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::Shared;
+use crate::approvals::{self, Outcome, StatementRequest};
 use futures::future::BoxFuture;
-use sluice_api::Shared;
-use sluice_api::approvals::{self, Outcome, StatementRequest};
 use sluice_core::Grant;
 use sluice_core::access::{self, AccessRequest};
 use sluice_gate::{
     ApprovalOutcome, ApprovalRequest, ApprovalTicket, Control, ControlError, LoginRefused,
 };
 
-pub struct GatewayAuthority {
+/// The control plane as the gate sees it.
+pub struct GateControl {
     pub state: Shared,
 }
 
@@ -22,7 +24,7 @@ pub struct GatewayAuthority {
 /// another gateway sharing the store (local changes arrive at once).
 const RECHECK: Duration = Duration::from_secs(2);
 
-impl Control for GatewayAuthority {
+impl Control for GateControl {
     fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, ControlError>> {
         let id = id.to_string();
         Box::pin(async move {
@@ -44,7 +46,7 @@ impl Control for GatewayAuthority {
         let connection = connection.to_string();
         Box::pin(async move {
             let state = &self.state;
-            let who = sluice_api::auth::authenticate(state, &token)
+            let who = crate::auth::authenticate(state, &token)
                 .await
                 .map_err(|e| LoginRefused::new(e.message))?;
             let ask = AccessRequest {
@@ -62,7 +64,7 @@ impl Control for GatewayAuthority {
                 )));
             }
             let reason = format!("token login from {client_addr}");
-            sluice_api::issue::issue(state, &who, &ask, &reason)
+            crate::issue::issue(state, &who, &ask, &reason)
                 .await
                 .map(|issued| issued.grant)
                 .map_err(|e| LoginRefused::new(e.message))

@@ -66,7 +66,7 @@ impl AppState {
         self
     }
 
-    pub(crate) fn announce(&self, id: &str, status: GrantStatus) {
+    pub fn announce(&self, id: &str, status: GrantStatus) {
         // No receivers is fine: nobody is waiting on this grant.
         let _ = self.changes.send(GrantChange {
             id: id.to_string(),

@@ -27,7 +27,7 @@ use sluice_core::audit::{Actor, AuditEvent, EventKind};
 use sluice_core::config::{WebhookConfig, WebhookKind};
 use tokio::sync::Semaphore;
 
-use crate::state::Shared;
+use crate::Shared;
 
 /// Attempts per delivery, the first included.
 const MAX_ATTEMPTS: u32 = 5;

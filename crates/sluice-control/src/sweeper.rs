@@ -7,7 +7,7 @@ use serde_json::json;
 use sluice_core::GrantStatus;
 use sluice_core::audit::{Actor, AuditEvent, EventKind};
 
-use crate::state::Shared;
+use crate::Shared;
 
 /// Runs until the process stops.
 pub async fn run(state: Shared) {

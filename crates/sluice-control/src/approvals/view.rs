@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use sluice_core::approval::{Approval, Vote};
 
-use crate::state::Shared;
+use crate::Shared;
 
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -2,7 +2,6 @@
 //! and the Postgres listener's token login), so policy, audit and storage
 //! happen the same way whoever asks.
 
-use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::json;
 use sluice_core::access::{self, AccessDenied, AccessRequest};
@@ -11,8 +10,8 @@ use sluice_core::grant::new_grant_id;
 use sluice_core::secret::{ScramVerifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Identity};
 
-use crate::error::ApiError;
-use crate::state::Shared;
+use crate::Shared;
+use crate::error::Error;
 
 /// A grant just issued, with its secret when it is active (shown once).
 pub struct Issued {
@@ -28,7 +27,7 @@ pub async fn issue(
     who: &Identity,
     ask: &AccessRequest<'_>,
     reason: &str,
-) -> Result<Issued, ApiError> {
+) -> Result<Issued, Error> {
     let decision = match access::decide(&state.config, who, ask) {
         Ok(d) => d,
         Err(denied) => return Err(refuse(state, who, ask, denied).await),
@@ -62,7 +61,7 @@ pub async fn issue(
         ttl_secs: decision.ttl.as_secs() as i64,
         created_at: now,
         activated_at: (!pending).then_some(now),
-        expires_at: now + chrono::Duration::from_std(life).map_err(ApiError::internal)?,
+        expires_at: now + chrono::Duration::from_std(life).map_err(Error::internal)?,
         decided_by: (!pending).then(|| format!("rule:{}", decision.rule.name)),
         scram_verifier: secret
             .as_deref()
@@ -119,7 +118,7 @@ async fn refuse(
     who: &Identity,
     ask: &AccessRequest<'_>,
     denied: AccessDenied,
-) -> ApiError {
+) -> Error {
     let connection = ask.connection;
     // Only configured names become labels: a caller cannot grow the series.
     let label = match state.config.connection(connection) {
@@ -141,16 +140,16 @@ async fn refuse(
         .connection(connection)
         .detail(json!({ "reason": denied.to_string() }));
     if let Err(e) = state.audit.append(event).await {
-        return ApiError::internal(e);
+        return Error::internal(e);
     }
     tracing::info!(subject = %who.subject, conn.name = label, reason = %denied, "grant refused");
     match denied {
-        AccessDenied::UnknownConnection(_) => ApiError::new(
-            StatusCode::NOT_FOUND,
+        AccessDenied::UnknownConnection(_) => Error::new(
+            crate::Kind::NotFound,
             "unknown_connection",
             denied.to_string(),
         ),
-        AccessDenied::InvalidTtl(_) => ApiError::bad_request(denied.to_string()),
-        _ => ApiError::forbidden(denied.to_string()),
+        AccessDenied::InvalidTtl(_) => Error::bad_request(denied.to_string()),
+        _ => Error::forbidden(denied.to_string()),
     }
 }
