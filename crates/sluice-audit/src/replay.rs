@@ -23,6 +23,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sluice_core::audit::detail as typed;
 
 /// A whole session, ready to print.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -223,8 +224,9 @@ pub fn timeline(session_id: &str, events: &[Value]) -> Timeline {
         }
         match e["kind"].as_str().unwrap_or_default() {
             "session.opened" => {
-                t.client_addr = string(&d["client_addr"]);
-                t.profile = string(&d["profile"]);
+                let o: typed::SessionOpened = typed::read(d);
+                t.client_addr = Some(o.client_addr).filter(|a| !a.is_empty());
+                t.profile = Some(o.profile).filter(|p| !p.is_empty());
                 t.entries.push(entry(at, What::Opened));
             }
             "approval.requested" => {
@@ -254,14 +256,18 @@ pub fn timeline(session_id: &str, events: &[Value]) -> Timeline {
                 t.entries.push(entry(at, What::Request(r)));
             }
             "statement.completed" => {
+                let c: typed::Completed = typed::read(d);
                 let o = Outcome {
                     offset_ms: at,
-                    index: d["index"].as_u64().unwrap_or(0),
-                    outcome: string(&d["outcome"]).unwrap_or_default(),
-                    command: string(&d["command"]),
-                    rows: d["rows"].as_u64(),
+                    index: c.index,
+                    outcome: c.outcome,
+                    command: c.command,
+                    rows: c.rows,
                     duration_ms: d["duration_ms"].as_f64(),
-                    error: failure(&d["error"]),
+                    error: c.error.map(|f| Failure {
+                        sqlstate: f.sqlstate.unwrap_or_default(),
+                        message: f.message.unwrap_or_default(),
+                    }),
                 };
                 request_for(&mut t, d, at).outcomes.push(o);
             }
@@ -270,16 +276,18 @@ pub fn timeline(session_id: &str, events: &[Value]) -> Timeline {
                 request_for(&mut t, d, at).results.push(r);
             }
             "session.rejected" => {
-                let reason = string(&d["reason"]).unwrap_or_default();
-                t.entries.push(entry(at, What::Rejected { reason }));
+                let r: typed::SessionRejected = typed::read(d);
+                t.entries
+                    .push(entry(at, What::Rejected { reason: r.reason }));
             }
             "session.closed" => {
+                let c: typed::SessionClosed = typed::read(d);
                 t.closed = Some(Closed {
                     offset_ms: at,
-                    duration_ms: d["duration_ms"].as_u64(),
-                    end: string(&d["end"]),
-                    statements_allowed: d["statements_allowed"].as_u64(),
-                    statements_denied: d["statements_denied"].as_u64(),
+                    duration_ms: Some(c.duration_ms),
+                    end: Some(c.end).filter(|e| !e.is_empty()),
+                    statements_allowed: Some(c.statements_allowed),
+                    statements_denied: Some(c.statements_denied),
                 });
                 t.entries.push(entry(at, What::Closed));
             }
@@ -308,44 +316,46 @@ fn string(v: &Value) -> Option<String> {
 /// decided; a held request waited from the one to the other (or, for a
 /// recording without the decision, to its own record).
 fn request(d: &Value, at: i64, asked: &[(String, i64)], decided: &[(String, i64)]) -> Request {
-    let statements = d["statements"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| Text {
-                    text: string(&s["text"]).unwrap_or_default(),
-                    classes: strings(&s["classes"]),
-                    tables: strings(&s["tables"]),
-                })
-                .collect()
+    let decision: typed::Decision = typed::read(d);
+    let statements = decision
+        .statements
+        .into_iter()
+        .map(|s| Text {
+            text: s.text,
+            classes: s.classes,
+            tables: s.tables,
         })
-        .unwrap_or_default();
-    let approval = d.get("approval").filter(|a| a.is_object()).map(|a| {
-        let id = string(&a["id"]);
-        let when = |list: &[(String, i64)], id: &str| {
-            list.iter()
-                .rev()
-                .find(|(x, _)| x == id)
-                .map(|(_, offset)| *offset)
-        };
-        let wait_ms = id.as_deref().and_then(|id| {
-            let from = when(asked, id)?;
-            Some(when(decided, id).unwrap_or(at) - from)
+        .collect();
+    let approval = decision
+        .approval
+        .as_ref()
+        .filter(|a| a.is_object())
+        .map(|a| {
+            let id = string(&a["id"]);
+            let when = |list: &[(String, i64)], id: &str| {
+                list.iter()
+                    .rev()
+                    .find(|(x, _)| x == id)
+                    .map(|(_, offset)| *offset)
+            };
+            let wait_ms = id.as_deref().and_then(|id| {
+                let from = when(asked, id)?;
+                Some(when(decided, id).unwrap_or(at) - from)
+            });
+            Approval {
+                id,
+                by: string(&a["by"]),
+                outcome: string(&a["outcome"]),
+                shape: string(&a["shape"]),
+                wait_ms,
+            }
         });
-        Approval {
-            id,
-            by: string(&a["by"]),
-            outcome: string(&a["outcome"]),
-            shape: string(&a["shape"]),
-            wait_ms,
-        }
-    });
     Request {
-        seq: d["seq"].as_u64().unwrap_or(0),
-        protocol: string(&d["protocol"]),
-        decision: string(&d["decision"]).unwrap_or_default(),
-        rule: string(&d["rule"]),
-        reason: string(&d["reason"]),
+        seq: decision.seq,
+        protocol: Some(decision.protocol).filter(|p| !p.is_empty()),
+        decision: decision.decision,
+        rule: decision.rule,
+        reason: Some(decision.reason).filter(|r| !r.is_empty()),
         statements,
         approval,
         ..Request::default()
@@ -370,13 +380,6 @@ fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| a.iter().filter_map(string).collect())
         .unwrap_or_default()
-}
-
-fn failure(v: &Value) -> Option<Failure> {
-    v.is_object().then(|| Failure {
-        sqlstate: string(&v["sqlstate"]).unwrap_or_default(),
-        message: string(&v["message"]).unwrap_or_default(),
-    })
 }
 
 fn results(d: &Value, at: i64) -> Results {

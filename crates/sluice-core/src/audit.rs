@@ -2,6 +2,8 @@
 //! storage and verification live in `sluice-audit`; this is only the noun
 //! and the sink every layer writes through.
 
+pub mod detail;
+
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -179,6 +181,11 @@ impl AuditEvent {
     pub fn detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = detail;
         self
+    }
+
+    /// The detail as one of the typed details of [`detail`].
+    pub fn with(self, detail: &impl Serialize) -> Self {
+        self.detail(detail::to_value(detail))
     }
 }
 

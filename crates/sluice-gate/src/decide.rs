@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_core::Profile;
+use sluice_core::audit::detail::{self, StatementRecord};
 use sluice_core::audit::{AuditEvent, AuditSink, EventKind};
 use sluice_core::guardrail::{Action, GuardrailRule, StatementFacts, Verdict, evaluate_all};
 
@@ -24,12 +25,22 @@ use crate::meter::Meter;
 /// What a request does, as the adapter analysed it.
 pub trait Subject: Send + Sync {
     /// Each statement as the audit record shows it (`text`, classes…).
-    fn describe(&self) -> Vec<serde_json::Value>;
+    fn describe(&self) -> Vec<StatementRecord>;
     /// Exactly what will run, for an approver.
     fn text(&self) -> String;
     /// The shape a shape approval admits (with the bound values' kinds),
     /// and what it admits, in words for the approver.
     fn shape(&self, parameters: Option<&[Option<String>]>) -> (String, serde_json::Value);
+}
+
+/// A request the adapter refuses before any verdict, as its record shows it.
+pub struct Refusal {
+    pub protocol: String,
+    pub statements: Vec<StatementRecord>,
+    pub rule: String,
+    pub reason: String,
+    /// The masked column the refusal protects, if that is why.
+    pub masked_column: Option<String>,
 }
 
 /// Whether a request runs anything yet.
@@ -275,37 +286,26 @@ impl Gate {
 
     /// A refusal the adapter made before any verdict (a masked column it
     /// cannot protect, a message it does not pass): recorded as denied by
-    /// `rule` with `reason`, plus `extra` fields; the client is told
-    /// `message`.
-    pub async fn refuse(
-        &mut self,
-        described: Vec<serde_json::Value>,
-        protocol: &str,
-        rule: &str,
-        reason: &str,
-        extra: serde_json::Value,
-        message: String,
-    ) -> Denial {
+    /// `refusal.rule` with its reason; the client is told `message`.
+    pub async fn refuse(&mut self, refusal: Refusal, message: String) -> Denial {
         let seq = self.next_seq();
-        let mut detail = serde_json::json!({
-            "seq": seq,
-            "protocol": protocol,
-            "decision": "deny",
-            "rule": rule,
-            "reason": reason,
-        });
-        if !described.is_empty() {
-            detail["statements"] = described.into();
-        }
-        if let (Some(d), serde_json::Value::Object(more)) = (detail.as_object_mut(), extra) {
-            d.extend(more);
-        }
-        let event = self.event(EventKind::StatementDenied).detail(detail);
+        let rule = refusal.rule.clone();
+        let detail = detail::Decision {
+            seq,
+            protocol: refusal.protocol,
+            statements: refusal.statements,
+            decision: "deny".into(),
+            rule: Some(refusal.rule),
+            reason: refusal.reason,
+            approval: None,
+            masked_column: refusal.masked_column,
+        };
+        let event = self.event(EventKind::StatementDenied).with(&detail);
         if let Err(e) = self.audit.record(event).await {
             tracing::error!(error = %e, "could not audit a refusal");
         }
         self.meter.denied();
-        tracing::info!(seq, rule, "statement denied");
+        tracing::info!(seq, rule = %rule, "statement denied");
         Denial::refused(message)
     }
 
@@ -331,18 +331,17 @@ impl Gate {
         protocol: &str,
         approval: serde_json::Value,
     ) -> bool {
-        let mut detail = serde_json::json!({
-            "seq": seq,
-            "protocol": protocol,
-            "statements": subject.describe(),
-            "decision": verdict.action.as_str(),
-            "rule": verdict.rule,
-            "reason": verdict.reason,
-        });
-        if !approval.is_null() {
-            detail["approval"] = approval;
-        }
-        let event = self.event(kind).detail(detail);
+        let detail = detail::Decision {
+            seq,
+            protocol: protocol.to_string(),
+            statements: subject.describe(),
+            decision: verdict.action.as_str().to_string(),
+            rule: Some(verdict.rule.clone()),
+            reason: verdict.reason.clone(),
+            approval: (!approval.is_null()).then_some(approval),
+            masked_column: None,
+        };
+        let event = self.event(kind).with(&detail);
         // An allowed request is forwarded as soon as its record is durable
         // (the audit journal); a denial waits for the store.
         let recorded = if kind == EventKind::StatementAllowed {

@@ -81,7 +81,11 @@ impl Holds {
             statement: subject.text(),
             parameters,
             analysis: serde_json::json!({
-                "statements": subject.describe(),
+                "statements": subject
+                    .describe()
+                    .iter()
+                    .map(sluice_core::audit::detail::to_value)
+                    .collect::<Vec<_>>(),
                 "reason": verdict.reason,
                 "shape": admits,
             }),

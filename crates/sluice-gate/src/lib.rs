@@ -21,7 +21,7 @@ pub use control::{
     ApprovalOutcome, ApprovalRequest, ApprovalTicket, Control, ControlError, LoginRefused,
     is_grant_id,
 };
-pub use decide::{Decision, Denial, DenialKind, Gate, GateSpec, Permit, Run, Subject};
+pub use decide::{Decision, Denial, DenialKind, Gate, GateSpec, Permit, Refusal, Run, Subject};
 pub use ending::{EndReason, EndSignal, end_signal};
 pub use hold::{Held, Holds, Tell};
 pub use meter::Meter;

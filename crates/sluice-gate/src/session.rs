@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use rand::RngCore;
 use sluice_core::Grant;
+use sluice_core::audit::detail::{SessionClosed, SessionOpened, SessionRejected};
 use sluice_core::audit::{AuditEvent, AuditSink, EventKind};
 use sluice_core::live::{LiveSession, LiveSessions, Open};
 use sluice_core::metrics::{ConnProfile, LiveSession as Counted, Metrics};
@@ -54,28 +55,29 @@ impl SessionRecord {
     }
 
     /// `session.opened`, durable before the session reads its first
-    /// request. `detail` must carry `"seq": 0` (the journal recognises
-    /// events by session, kind and number).
-    pub async fn opened(&self, detail: serde_json::Value) {
-        self.durable(self.event(EventKind::SessionOpened).detail(detail))
+    /// request. Its `seq` is 0 (the journal recognises events by session,
+    /// kind and number).
+    pub async fn opened(&self, detail: &SessionOpened) {
+        self.durable(self.event(EventKind::SessionOpened).with(detail))
             .await;
     }
 
-    /// `session.closed`, after the session's outcomes. `detail` carries a
-    /// `seq` after its requests', and `end`.
-    pub async fn closed(&self, detail: serde_json::Value) {
-        self.durable(self.event(EventKind::SessionClosed).detail(detail))
+    /// `session.closed`, after the session's outcomes: a `seq` after its
+    /// requests', and how it ended.
+    pub async fn closed(&self, detail: &SessionClosed) {
+        self.durable(self.event(EventKind::SessionClosed).with(detail))
             .await;
     }
 
     /// `session.rejected`: the session did not open, for `reason` (client
     /// words) and, for the operator, `cause` (never a credential).
     pub async fn rejected(&self, reason: &str, cause: Option<&str>) {
-        let mut detail = serde_json::json!({ "reason": reason });
-        if let Some(cause) = cause {
-            detail["cause"] = truncated(cause, MAX_CAUSE).into();
-        }
-        let event = self.event(EventKind::SessionRejected).detail(detail);
+        let detail = SessionRejected {
+            reason: reason.to_string(),
+            cause: cause.map(|c| truncated(c, MAX_CAUSE)),
+            ..SessionRejected::default()
+        };
+        let event = self.event(EventKind::SessionRejected).with(&detail);
         if let Err(e) = self.audit.record(event).await {
             tracing::error!(error = %e, event = "session.rejected", "audit write failed");
         }

@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sluice_core::audit::detail as typed;
 use sluice_core::audit::{AuditEvent, AuditSink, EventKind, LaterError};
 use sluice_core::config::RecordResults;
 
@@ -166,17 +167,14 @@ impl Writer {
 }
 
 fn results(c: &Completion, r: &Results) -> serde_json::Value {
-    let mut detail = serde_json::json!({
-        "seq": c.seq,
-        "index": c.index,
-        "columns": r.columns,
-        "rows": r.rows,
-        "truncated": r.truncated,
-    });
-    if r.cut {
-        detail["values_cut_at"] = serde_json::json!(crate::capture::MAX_VALUE);
-    }
-    detail
+    typed::to_value(&typed::Results {
+        seq: c.seq,
+        index: c.index as u64,
+        columns: r.columns.clone(),
+        rows: r.rows.clone(),
+        truncated: r.truncated,
+        values_cut_at: r.cut.then_some(crate::capture::MAX_VALUE),
+    })
 }
 
 /// The event's detail: the request's `seq` (as in `statement.allowed`),
@@ -191,31 +189,29 @@ fn detail(c: &Completion) -> serde_json::Value {
             "error",
             None,
             None,
-            Some(serde_json::json!({ "sqlstate": sqlstate, "message": message })),
+            Some(typed::Failure {
+                sqlstate: sqlstate.clone(),
+                message: message.clone(),
+            }),
         ),
     };
-    // Microsecond precision: most statements take well under a millisecond.
-    let duration_ms = (c.duration.as_micros() as f64) / 1000.0;
-    let mut detail = serde_json::json!({
-        "seq": c.seq,
-        "index": c.index,
-        "protocol": c.protocol,
-        "outcome": outcome,
-        "command": command,
-        "rows": rows,
-        "duration_ms": duration_ms,
-        "error": error,
-    });
-    // How many values were masked, by rule or detector; never the values.
-    if !c.masked.is_empty() {
-        let masked: serde_json::Map<String, serde_json::Value> = c
+    typed::to_value(&typed::Completed {
+        seq: c.seq,
+        index: c.index as u64,
+        protocol: c.protocol.to_string(),
+        outcome: outcome.to_string(),
+        command: command.map(str::to_string),
+        rows,
+        // Microsecond precision: most statements take well under a millisecond.
+        duration_ms: (c.duration.as_micros() as f64) / 1000.0,
+        error,
+        // How many values were masked, by rule or detector; never the values.
+        masked: c
             .masked
             .iter()
-            .map(|(label, n)| (label.clone(), serde_json::json!(n)))
-            .collect();
-        detail["masked"] = serde_json::Value::Object(masked);
-    }
-    detail
+            .map(|(k, n)| (k.clone(), *n as u64))
+            .collect(),
+    })
 }
 
 #[cfg(test)]

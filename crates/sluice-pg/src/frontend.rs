@@ -383,11 +383,13 @@ where
                 self.end_batch(End::Early).await?;
                 self.gate
                     .refuse(
-                        Vec::new(),
-                        "function-call",
-                        "default:function-call",
-                        "function-call message",
-                        serde_json::Value::Null,
+                        sluice_gate::Refusal {
+                            protocol: "function-call".into(),
+                            statements: Vec::new(),
+                            rule: "default:function-call".into(),
+                            reason: "function-call message".into(),
+                            masked_column: None,
+                        },
                         String::new(),
                     )
                     .await;

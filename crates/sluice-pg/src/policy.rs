@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use sluice_core::Profile;
+use sluice_core::audit::detail::StatementRecord;
 use sluice_core::guardrail::{Action, GuardrailRule, StatementFacts, Verdict, evaluate_all};
-use sluice_gate::{Decision as GateDecision, Denial, DenialKind, Gate, Subject};
+use sluice_gate::{Decision as GateDecision, Denial, DenialKind, Gate, Refusal, Subject};
 pub use sluice_gate::{Permit, Run};
 
 use sluice_sql::cache::ShapeCache;
@@ -153,7 +154,7 @@ pub fn client_error(d: Denial) -> ClientError {
 struct Items<'a>(&'a [Arc<Checked>]);
 
 impl Subject for Items<'_> {
-    fn describe(&self) -> Vec<serde_json::Value> {
+    fn describe(&self) -> Vec<StatementRecord> {
         self.0.iter().map(|c| describe(c)).collect()
     }
 
@@ -394,41 +395,45 @@ async fn deny_masked(
     v: &sluice_sql::MaskViolation,
     protocol: &str,
 ) -> ClientError {
-    let d = gate
-        .refuse(
-            Items(items).describe(),
-            protocol,
-            "masking",
-            &v.message(),
-            serde_json::json!({ "masked_column": v.column }),
-            v.message(),
-        )
-        .await;
+    let refusal = Refusal {
+        protocol: protocol.to_string(),
+        statements: Items(items).describe(),
+        rule: "masking".into(),
+        reason: v.message(),
+        masked_column: Some(v.column.clone()),
+    };
+    let d = gate.refuse(refusal, v.message()).await;
     client_error(d)
 }
 
 /// One analysed SQL string as audit detail: no parameter values (the
 /// extended protocol's values travel in Bind, which is never recorded).
-pub(crate) fn describe(c: &Checked) -> serde_json::Value {
+pub(crate) fn describe(c: &Checked) -> StatementRecord {
     // Comments out, long literals elided, and a hash of the full text
     // whenever the recorded text is not it (see sluice_sql::record).
     let (text, changed) = sluice_sql::record::audit_text(&c.sql, MAX_AUDITED_TEXT);
-    let classes: Vec<&str> = c.statements.iter().map(|s| s.class.as_str()).collect();
-    let commands: Vec<&str> = c.statements.iter().map(|s| s.command.as_str()).collect();
-    let mut tables: Vec<&str> = c.statements.iter().flat_map(|s| s.tables()).collect();
+    let mut tables: Vec<String> = c
+        .statements
+        .iter()
+        .flat_map(|s| s.tables())
+        .map(str::to_string)
+        .collect();
     tables.sort();
     tables.dedup();
-    let mut out = serde_json::json!({
-        "text": text,
-        "truncated": changed,
-        "fingerprint": c.fingerprint,
-        "classes": classes,
-        "commands": commands,
-        "tables": tables,
-    });
-    if changed {
-        use sha2::Digest;
-        out["sha256"] = hex::encode(sha2::Sha256::digest(c.sql.as_bytes())).into();
+    StatementRecord {
+        text,
+        truncated: changed,
+        sha256: changed.then(|| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(c.sql.as_bytes()))
+        }),
+        fingerprint: c.fingerprint.clone(),
+        classes: c
+            .statements
+            .iter()
+            .map(|s| s.class.as_str().to_string())
+            .collect(),
+        commands: c.statements.iter().map(|s| s.command.clone()).collect(),
+        tables,
     }
-    out
 }

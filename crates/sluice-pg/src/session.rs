@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use sluice_core::Grant;
+use sluice_core::audit::detail::{SessionClosed, SessionOpened};
 use sluice_gate::{EndReason, Presence, SessionRecord, end_signal, new_session_id};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -135,11 +136,12 @@ async fn run_session(
     // recovery recognises events by session, kind and number) and the
     // client's first statement does not wait for a store commit.
     record
-        .opened(serde_json::json!({
-            "seq": 0,
-            "client_addr": login.addr.to_string(),
-            "profile": grant.profile.as_str(),
-        }))
+        .opened(&SessionOpened {
+            seq: 0,
+            client_addr: login.addr.to_string(),
+            profile: grant.profile.as_str().to_string(),
+            protocol: Some("postgres".into()),
+        })
         .await;
     tracing::info!("session opened");
     let stats = Arc::new(Stats::default());
@@ -185,16 +187,16 @@ async fn run_session(
     // commit of its own (under connect-per-statement that was one commit per
     // connection). `seq` after the session's requests names it for the
     // journal's recovery; once per session, it cannot collide.
-    let detail = serde_json::json!({
-        "seq": allowed + denied + 1,
-        "duration_ms": started.elapsed().as_millis() as u64,
-        "statements_allowed": allowed,
-        "statements_denied": denied,
-        "outcomes_lost": outcomes_lost,
-        "end": why,
-    });
+    let detail = SessionClosed {
+        seq: allowed + denied + 1,
+        duration_ms: started.elapsed().as_millis() as u64,
+        statements_allowed: allowed,
+        statements_denied: denied,
+        outcomes_lost,
+        end: why.to_string(),
+    };
     tracing::info!(end = why, "session closed");
-    record.closed(detail).await;
+    record.closed(&detail).await;
 }
 
 /// The connection's masking for this session: for its results, `None`

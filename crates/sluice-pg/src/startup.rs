@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use chrono::Utc;
+use sluice_core::audit::detail::SessionRejected;
 use sluice_core::audit::{AuditEvent, EventKind};
 use sluice_core::secret::ScramVerifier;
 use sluice_core::{Grant, GrantStatus};
@@ -302,11 +303,12 @@ impl LoginAttempt<'_> {
     async fn refuse(&mut self, client: ClientError, reason: &str) {
         let mut event = AuditEvent::new(EventKind::SessionRejected)
             .connection(&self.database)
-            .detail(serde_json::json!({
-                "reason": reason,
-                "client_addr": self.addr.to_string(),
-                "sqlstate": client.code,
-            }));
+            .with(&SessionRejected {
+                reason: reason.to_string(),
+                cause: None,
+                client_addr: Some(self.addr.to_string()),
+                sqlstate: Some(client.code.to_string()),
+            });
         if is_grant_id(&self.user) {
             event = event.grant(&self.user);
         }

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::json;
 use sluice_core::approval::{ApprovalKind, ApprovalStatus};
 use sluice_core::audit::{Actor, AuditEvent, EventKind};
 use sluice_store::ApprovalFilter;
@@ -180,7 +179,10 @@ pub(crate) async fn end(
         .grant(&session.grant_id)
         .connection(&session.connection)
         .session(&session.id)
-        .detail(json!({ "reason": reason, "identity": session.identity }));
+        .with(&sluice_core::audit::detail::SessionTerminated {
+            reason,
+            identity: session.identity.clone(),
+        });
     if let Err(e) = ui.app.audit.append(event).await {
         tracing::error!(error = %e, "could not record ending a session; not ended");
         return pages::message_for(
