@@ -209,7 +209,7 @@ fn detail(c: &Completion) -> serde_json::Value {
         masked: c
             .masked
             .iter()
-            .map(|(k, n)| (k.clone(), *n as u64))
+            .map(|(k, n)| (k.clone(), *n))
             .collect(),
     })
 }
