@@ -206,11 +206,7 @@ fn detail(c: &Completion) -> serde_json::Value {
         duration_ms: (c.duration.as_micros() as f64) / 1000.0,
         error,
         // How many values were masked, by rule or detector; never the values.
-        masked: c
-            .masked
-            .iter()
-            .map(|(k, n)| (k.clone(), *n))
-            .collect(),
+        masked: c.masked.iter().map(|(k, n)| (k.clone(), *n)).collect(),
     })
 }
 

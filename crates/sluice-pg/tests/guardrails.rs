@@ -20,6 +20,8 @@ fn rule(name: &str, action: Action, classes: &[StatementClass], tables: &[&str])
         tables: tables.iter().map(|t| t.to_string()).collect(),
         functions: vec![],
         fingerprints: vec![],
+        commands: vec![],
+        paths: vec![],
         profiles: vec![],
         message: None,
         hold: Default::default(),

@@ -67,6 +67,8 @@ fn allow(name: &str, classes: &[StatementClass]) -> GuardrailRule {
         tables: vec![],
         functions: vec![],
         fingerprints: vec![],
+        commands: vec![],
+        paths: vec![],
         profiles: vec![],
         message: None,
         hold: Default::default(),

@@ -187,6 +187,8 @@ mod tests {
             tables: vec![],
             functions: vec![],
             fingerprints: vec![],
+            commands: vec![],
+            paths: vec![],
             profiles: vec![],
             message: None,
             hold: Default::default(),

@@ -88,6 +88,15 @@ pub struct GuardrailRule {
     /// Statement fingerprints (hex); empty means any.
     #[serde(default)]
     pub fingerprints: Vec<String>,
+    /// Command globs, matched against each command as written (an SSH
+    /// command line's simple commands: `"sudo *"`, `"systemctl restart *"`;
+    /// for SQL, the command name: `"DROP TABLE"`); empty means any.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    /// File path globs (SFTP operations, the files a command's
+    /// redirections read or write); empty means any. Matched like `tables`.
+    #[serde(default)]
+    pub paths: Vec<String>,
     /// Grant profiles the rule applies to (`read`, `write`, `admin`); empty
     /// means every grant. Lets a connection hold writes for approval under
     /// `write` grants without offering `read` grants a path to write.
@@ -121,7 +130,12 @@ impl GuardrailRule {
                 self.name
             ));
         }
-        for (what, patterns) in [("tables", &self.tables), ("functions", &self.functions)] {
+        for (what, patterns) in [
+            ("tables", &self.tables),
+            ("functions", &self.functions),
+            ("commands", &self.commands),
+            ("paths", &self.paths),
+        ] {
             if patterns.iter().any(|p| p.trim().is_empty()) {
                 problems.push(format!(
                     "guardrail rule {:?}: empty pattern in {what}",
@@ -158,6 +172,19 @@ impl GuardrailRule {
         } else {
             Some(pick(&self.tables, stmt.tables(), widening)?)
         };
+        let path = if self.paths.is_empty() {
+            None
+        } else {
+            Some(pick(&self.paths, stmt.tables(), widening)?)
+        };
+        if !self.commands.is_empty()
+            && !self
+                .commands
+                .iter()
+                .any(|c| super::glob::glob_match(c, &stmt.command))
+        {
+            return None;
+        }
         let function = if self.functions.is_empty() {
             None
         } else {
@@ -178,7 +205,7 @@ impl GuardrailRule {
         let command = &stmt.command;
         Some(if let Some(f) = function {
             format!("{command} calls {f}")
-        } else if let Some(t) = table {
+        } else if let Some(t) = table.or(path) {
             let verb = if stmt.tables_written.iter().any(|w| w == t) {
                 "writes"
             } else {
@@ -242,6 +269,8 @@ mod tests {
             tables: vec![],
             functions: vec![],
             fingerprints: vec![],
+            commands: vec![],
+            paths: vec![],
             profiles: vec![],
             message: None,
             hold: Default::default(),
@@ -261,6 +290,35 @@ mod tests {
         f.functions = functions.iter().map(|s| s.to_string()).collect();
         f.fingerprint = "abcdef0123456789".into();
         f
+    }
+
+    #[test]
+    fn commands_and_paths_match_shell_commands_and_files() {
+        let mut sudo = rule(Action::Approve);
+        sudo.commands = vec!["sudo *".into()];
+        let cmd = facts(
+            C::Admin,
+            "sudo systemctl restart nginx",
+            &[],
+            &[],
+            &["sudo"],
+        );
+        assert!(sudo.matches(&cmd).is_some());
+        let plain = facts(
+            C::Admin,
+            "systemctl restart nginx",
+            &[],
+            &[],
+            &["systemctl"],
+        );
+        assert!(sudo.matches(&plain).is_none());
+
+        let mut logs = rule(Action::Allow);
+        logs.paths = vec!["/var/log/*".into()];
+        let read_log = facts(C::Read, "read", &["/var/log/syslog"], &[], &[]);
+        let read_etc = facts(C::Read, "read", &["/etc/shadow"], &[], &[]);
+        assert!(logs.matches(&read_log).is_some());
+        assert!(logs.matches(&read_etc).is_none());
     }
 
     #[test]
