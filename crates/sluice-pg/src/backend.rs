@@ -63,7 +63,7 @@ impl Target {
         let password = password.map_err(PgError::Backend)?;
         Ok(Target {
             host: conn.host.clone(),
-            port: conn.port,
+            port: conn.port(),
             database: conn.database.clone(),
             user,
             password,

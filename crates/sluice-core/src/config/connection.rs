@@ -11,14 +11,15 @@ pub struct ConnectionConfig {
     /// The name agents request and connect to, e.g. "orders-db". Lowercase
     /// letters, digits, `-` and `_`.
     pub name: String,
-    /// The protocol. Only "postgres" for now.
+    /// The protocol: "postgres" or "ssh".
     pub kind: ConnectionKind,
     /// Backend host name or address.
     pub host: String,
-    /// Backend port. Default 5432.
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// The database on the backend.
+    /// Backend port. Default 5432 for postgres, 22 for ssh.
+    #[serde(default)]
+    port: Option<u16>,
+    /// The database on the backend (postgres).
+    #[serde(default)]
     pub database: String,
     /// The backend user for `write` and `admin` grants (and `read` grants
     /// when no `read_credential` is set).
@@ -61,6 +62,55 @@ pub struct ConnectionConfig {
     /// per profile.
     #[serde(default)]
     pub limits: super::limits::LimitsConfig,
+    /// An SSH host's own settings (`[connections.ssh]`): required for
+    /// `kind = "ssh"`, since the backend's host key must be pinned.
+    #[serde(default)]
+    pub ssh: Option<SshConnectionConfig>,
+}
+
+/// `[connections.ssh]`: what Sluice needs to reach an SSH host on an
+/// agent's behalf, and what the agent may do there beyond commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConnectionConfig {
+    /// The backend's host key, pinned: an OpenSSH public key line
+    /// (`ssh-ed25519 AAAA…`, as in `known_hosts` without the host names)
+    /// or its fingerprint (`SHA256:…`). A host presenting another key is
+    /// refused, and the refusal audited.
+    pub host_key: String,
+    /// The private key Sluice logs in with (OpenSSH format); otherwise the
+    /// connection's `password_env`/`password_file`.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// The shell every command line runs in, as the analysis reads it.
+    /// Default "/bin/bash".
+    #[serde(default = "default_shell")]
+    pub shell: String,
+    /// Profiles that may open an interactive shell (recorded, not judged
+    /// command by command). Default `["write", "admin"]`: a `read` grant
+    /// runs commands only.
+    #[serde(default = "default_shell_profiles")]
+    pub shell_profiles: Vec<crate::Profile>,
+    /// Profiles that may forward ports (local, remote, dynamic). Default
+    /// none.
+    #[serde(default)]
+    pub forwarding_profiles: Vec<crate::Profile>,
+    /// Whether the sftp subsystem (and so `scp` and `sftp`) is offered;
+    /// each file operation is judged. Default true.
+    #[serde(default = "yes")]
+    pub sftp: bool,
+}
+
+fn default_shell() -> String {
+    "/bin/bash".into()
+}
+
+fn default_shell_profiles() -> Vec<crate::Profile> {
+    vec![crate::Profile::Write, crate::Profile::Admin]
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The `record_results` setting of a connection.
@@ -137,6 +187,24 @@ pub struct Credential {
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionKind {
     Postgres,
+    Ssh,
+}
+
+impl ConnectionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::Postgres => "postgres",
+            ConnectionKind::Ssh => "ssh",
+        }
+    }
+
+    /// The protocol's usual port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ConnectionKind::Postgres => 5432,
+            ConnectionKind::Ssh => 22,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -146,10 +214,6 @@ pub enum TlsMode {
     Require,
     #[default]
     VerifyFull,
-}
-
-fn default_port() -> u16 {
-    5432
 }
 
 /// A password, redacted in `Debug` so it cannot slip into a log line.
@@ -191,6 +255,16 @@ pub fn resolve_password(
 }
 
 impl ConnectionConfig {
+    /// The backend port: as configured, or the protocol's usual one.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or_else(|| self.kind.default_port())
+    }
+
+    /// Sets the backend port (tests and the playground build configs).
+    pub fn set_port(&mut self, port: u16) {
+        self.port = Some(port);
+    }
+
     /// The primary credential's password.
     pub fn password(&self) -> Result<Option<Password>, String> {
         resolve_password(self.password_env.as_deref(), self.password_file.as_deref())

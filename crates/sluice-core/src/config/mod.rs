@@ -18,8 +18,8 @@ mod validate;
 pub mod webhook;
 
 pub use connection::{
-    ConnectionConfig, ConnectionKind, Credential, Password, RecordResults, TlsMode,
-    resolve_password,
+    ConnectionConfig, ConnectionKind, Credential, Password, RecordResults, SshConnectionConfig,
+    TlsMode, resolve_password,
 };
 pub use duration::{Dur, parse_duration};
 pub use issuer::{ALLOWED_ALGORITHMS, IssuerConfig, KindMapping};
@@ -29,7 +29,7 @@ pub use masking::{
 };
 pub use pool::PoolConfig;
 pub use rule::{AccessRule, ApprovalMode, ApprovalsConfig};
-pub use server::{PostgresListenerConfig, ServerConfig};
+pub use server::{PostgresListenerConfig, ServerConfig, SshListenerConfig};
 pub use ui::UiConfig;
 pub use webhook::{WebhookConfig, WebhookKind};
 
@@ -44,6 +44,9 @@ pub struct Config {
     /// The Postgres listener.
     #[serde(default)]
     pub postgres: PostgresListenerConfig,
+    /// The SSH listener.
+    #[serde(default)]
+    pub ssh: SshListenerConfig,
     /// Trusted OIDC issuers (`[[issuers]]`).
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,

@@ -27,9 +27,13 @@ impl Config {
         }
         fix_opt(&mut self.postgres.tls_cert);
         fix_opt(&mut self.postgres.tls_key);
+        fix_opt(&mut self.ssh.host_key_file);
         for c in &mut self.connections {
             fix_opt(&mut c.password_file);
             fix_opt(&mut c.ca_file);
+            if let Some(s) = &mut c.ssh {
+                fix_opt(&mut s.private_key_file);
+            }
             if let Some(r) = &mut c.read_credential {
                 fix_opt(&mut r.password_file);
             }

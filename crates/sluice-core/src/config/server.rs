@@ -124,15 +124,83 @@ impl Default for PostgresListenerConfig {
 impl PostgresListenerConfig {
     /// Host and port put into grant credentials.
     pub fn endpoint(&self) -> (String, u16) {
-        let (host, port) = match self.listen.rsplit_once(':') {
-            Some((h, p)) => (
-                h.trim_matches(['[', ']']).to_string(),
-                p.parse().unwrap_or(15432),
-            ),
-            None => (self.listen.clone(), 15432),
-        };
-        (self.public_host.clone().unwrap_or(host), port)
+        endpoint(&self.listen, self.public_host.as_deref(), 15432)
     }
+}
+
+/// Host and port of a listener as clients reach it.
+fn endpoint(listen: &str, public_host: Option<&str>, default_port: u16) -> (String, u16) {
+    let (host, port) = match listen.rsplit_once(':') {
+        Some((h, p)) => (
+            h.trim_matches(['[', ']']).to_string(),
+            p.parse().unwrap_or(default_port),
+        ),
+        None => (listen.to_string(), default_port),
+    };
+    (public_host.map(str::to_string).unwrap_or(host), port)
+}
+
+/// The SSH listener (`[ssh]`), started when a connection is `kind = "ssh"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshListenerConfig {
+    /// Listener address. Default "127.0.0.1:2222".
+    #[serde(default = "default_ssh")]
+    pub listen: String,
+    /// Host name put in grant credentials. Default: the listener's address.
+    #[serde(default)]
+    pub public_host: Option<String>,
+    /// The gateway's own host key (OpenSSH format), generated on first
+    /// start when missing. Default `{data_dir}/ssh_host_ed25519_key`.
+    #[serde(default)]
+    pub host_key_file: Option<PathBuf>,
+    /// Time a client has to authenticate. Default "10s".
+    #[serde(default = "default_auth_timeout")]
+    pub auth_timeout: Dur,
+    /// Authentication attempts per connection. Default 3.
+    #[serde(default = "default_auth_attempts")]
+    pub max_auth_attempts: usize,
+    /// Longest command line judged, in bytes; a longer one is refused.
+    /// Default 65536.
+    #[serde(default = "default_max_command")]
+    pub max_command_bytes: usize,
+}
+
+impl Default for SshListenerConfig {
+    fn default() -> Self {
+        SshListenerConfig {
+            listen: default_ssh(),
+            public_host: None,
+            host_key_file: None,
+            auth_timeout: default_auth_timeout(),
+            max_auth_attempts: default_auth_attempts(),
+            max_command_bytes: default_max_command(),
+        }
+    }
+}
+
+impl SshListenerConfig {
+    /// Host and port put into grant credentials.
+    pub fn endpoint(&self) -> (String, u16) {
+        endpoint(&self.listen, self.public_host.as_deref(), 2222)
+    }
+
+    /// Where the gateway's host key is kept.
+    pub fn host_key_path(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.host_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("ssh_host_ed25519_key"))
+    }
+}
+
+fn default_ssh() -> String {
+    "127.0.0.1:2222".into()
+}
+fn default_auth_attempts() -> usize {
+    3
+}
+fn default_max_command() -> usize {
+    64 * 1024
 }
 
 fn default_max_message() -> usize {

@@ -28,7 +28,7 @@ max_ttl = "15m"
 #[test]
 fn a_good_file_parses_with_defaults() {
     let c = Config::parse(GOOD, "sluice.toml").unwrap();
-    assert_eq!(c.connections[0].port, 5432);
+    assert_eq!(c.connections[0].port(), 5432);
     assert_eq!(c.connections[0].tls, TlsMode::VerifyFull);
     assert_eq!(c.issuers[0].groups_claim, "groups");
     assert_eq!(c.rules[0].approval, ApprovalMode::None);

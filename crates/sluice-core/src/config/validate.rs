@@ -173,11 +173,19 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
     if c.host.trim().is_empty() {
         at(&path("host"), "must not be empty", p);
     }
-    if c.port == 0 {
+    if c.port() == 0 {
         at(&path("port"), "must not be 0", p);
     }
-    if c.database.trim().is_empty() {
-        at(&path("database"), "must not be empty", p);
+    match c.kind {
+        super::ConnectionKind::Postgres => {
+            if c.database.trim().is_empty() {
+                at(&path("database"), "must not be empty", p);
+            }
+            if c.ssh.is_some() {
+                at(&path("ssh"), "only for kind = \"ssh\"", p);
+            }
+        }
+        super::ConnectionKind::Ssh => ssh(i, c, p),
     }
     if c.user.trim().is_empty() {
         at(&path("user"), "must not be empty", p);
@@ -218,6 +226,66 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
             ),
             p,
         );
+    }
+}
+
+/// An SSH connection: its host key pinned, one credential, no database.
+fn ssh(i: usize, c: &ConnectionConfig, p: &mut Problems) {
+    let path = |k| vec![Key("connections"), Index(i), Key(k)];
+    if !c.database.is_empty() {
+        at(&path("database"), "an ssh connection has no database", p);
+    }
+    if c.masking.is_some() {
+        at(
+            &path("masking"),
+            "column masking is for databases; an ssh connection's output is not masked yet",
+            p,
+        );
+    }
+    let Some(s) = &c.ssh else {
+        at(
+            &path("kind"),
+            "an ssh connection needs [connections.ssh] with the host's key (host_key)",
+            p,
+        );
+        return;
+    };
+    let sp = |k| vec![Key("connections"), Index(i), Key("ssh"), Key(k)];
+    let key = s.host_key.trim();
+    let looks_pinned = key.starts_with("SHA256:")
+        || key.starts_with("ssh-")
+        || key.starts_with("ecdsa-")
+        || key.starts_with("sk-");
+    if !looks_pinned {
+        at(
+            &sp("host_key"),
+            "give the host's public key (\"ssh-ed25519 AAAA…\") or its fingerprint (\"SHA256:…\"), as `ssh-keyscan` or `ssh-keygen -lf` print them",
+            p,
+        );
+    }
+    let passwords = c.password_env.is_some() || c.password_file.is_some();
+    match (&s.private_key_file, passwords) {
+        (Some(_), true) => at(
+            &sp("private_key_file"),
+            "set private_key_file or a password, not both",
+            p,
+        ),
+        (None, false) => at(
+            &path("user"),
+            "an ssh connection needs a credential: [connections.ssh] private_key_file, or password_env/password_file",
+            p,
+        ),
+        _ => {}
+    }
+    if c.read_credential.is_some() {
+        at(
+            &path("read_credential"),
+            "not used by ssh connections (a read grant runs commands as the same user, judged as read)",
+            p,
+        );
+    }
+    if !s.shell.starts_with('/') {
+        at(&sp("shell"), "an absolute path, such as /bin/bash", p);
     }
 }
 
