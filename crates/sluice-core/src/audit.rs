@@ -66,6 +66,11 @@ pub enum EventKind {
     /// truncated}`. Replay shows them as the client saw them.
     #[serde(rename = "statement.results")]
     StatementResults,
+    /// What an interactive terminal session showed and was sent, in
+    /// timed chunks (asciicast v2 events): `{seq, width, height, term,
+    /// events: [[seconds, "o"|"i"|"r", data]…]}`.
+    #[serde(rename = "session.terminal")]
+    SessionTerminal,
 }
 
 impl EventKind {
@@ -93,6 +98,7 @@ impl EventKind {
             EventKind::ApprovalNotified => "approval.notified",
             EventKind::StatementCompleted => "statement.completed",
             EventKind::StatementResults => "statement.results",
+            EventKind::SessionTerminal => "session.terminal",
         }
     }
 }

@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
+use chrono::{Duration, Utc};
 use futures::future::BoxFuture;
 use sluice_core::audit::{AuditError, AuditEvent, AuditSink, EventKind, LaterError};
-use sluice_core::{Grant, GrantStatus};
+use sluice_core::secret::ScramVerifier;
+use sluice_core::{Grant, GrantStatus, Profile};
 use sluice_gate::{Control, ControlError, LoginRefused};
 use tokio::sync::watch;
 
@@ -168,5 +170,36 @@ impl AuditSink for MemAudit {
             None => events.lock().unwrap().push(event),
         }
         Ok(())
+    }
+}
+
+/// A grant of "agent-1" for `connection`, with `secret`'s verifier.
+pub fn make_grant(
+    id: &str,
+    secret: &str,
+    connection: &str,
+    profile: Profile,
+    status: GrantStatus,
+    ttl: Duration,
+) -> Grant {
+    let now = Utc::now();
+    Grant {
+        id: id.to_string(),
+        subject: "agent-1".into(),
+        issuer: "https://issuer.test".into(),
+        identity_name: "Agent One".into(),
+        identity_kind: "agent".into(),
+        identity_groups: Vec::new(),
+        connection: connection.to_string(),
+        profile,
+        rule: "test-rule".into(),
+        status,
+        reason: "testing".into(),
+        ttl_secs: ttl.num_seconds(),
+        created_at: now,
+        activated_at: Some(now),
+        expires_at: now + ttl,
+        decided_by: None,
+        scram_verifier: ScramVerifier::derive(secret).to_text(),
     }
 }

@@ -152,6 +152,24 @@ pub struct Results {
     pub values_cut_at: Option<usize>,
 }
 
+/// `session.terminal`: a stretch of an interactive terminal, in the event
+/// form of asciicast v2: seconds since the shell started, `"o"` (what the
+/// terminal showed), `"i"` (what was typed) or `"r"` (a resize,
+/// `"COLSxROWS"`), and the text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Terminal {
+    /// The shell's request number (its `statement.allowed`).
+    pub seq: u64,
+    /// This stretch's place among the shell's.
+    pub part: u64,
+    pub width: u32,
+    pub height: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub term: String,
+    pub events: Vec<(f64, String, String)>,
+}
+
 /// A typed detail as the event's JSON.
 pub fn to_value(detail: &impl Serialize) -> serde_json::Value {
     // Plain data with string keys: serialising cannot fail.

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use sluice_core::config::{Config, ConnectionConfig, Dur, TlsMode};
 use sluice_core::guardrail::GuardrailRule;
-use sluice_core::secret::{ScramVerifier, new_secret};
+use sluice_core::secret::new_secret;
 use sluice_core::{Grant, GrantStatus, Profile};
 use sluice_pg::PgProxy;
-pub use sluice_testkit::fakes::{FakeControl, MemAudit};
+pub use sluice_testkit::fakes::{FakeControl, MemAudit, make_grant};
 use sluice_testkit::pg::{PgOptions, PgServer};
 use tokio::sync::oneshot;
 
@@ -238,36 +238,6 @@ impl Drop for Harness {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-pub fn make_grant(
-    id: &str,
-    secret: &str,
-    connection: &str,
-    profile: Profile,
-    status: GrantStatus,
-    ttl: Duration,
-) -> Grant {
-    let now = Utc::now();
-    Grant {
-        id: id.to_string(),
-        subject: "agent-1".into(),
-        issuer: "https://issuer.test".into(),
-        identity_name: "Agent One".into(),
-        identity_kind: "agent".into(),
-        identity_groups: Vec::new(),
-        connection: connection.to_string(),
-        profile,
-        rule: "test-rule".into(),
-        status,
-        reason: "testing".into(),
-        ttl_secs: ttl.num_seconds(),
-        created_at: now,
-        activated_at: Some(now),
-        expires_at: now + ttl,
-        decided_by: None,
-        scram_verifier: ScramVerifier::derive(secret).to_text(),
     }
 }
 

@@ -1,0 +1,182 @@
+//! Sluice's SSH adapter. An agent connects with unchanged OpenSSH
+//! (`ssh -p 2222 GRANT_ID@gateway`), proving its grant with the grant's
+//! secret (password or keyboard-interactive), or naming the connection as
+//! the user and giving its OIDC token as the password. Sluice logs in to
+//! the backend host with the credential it holds, after checking the
+//! host's key against the pinned one, and then judges what the session
+//! asks for through the shared gate:
+//!
+//! - `exec` (`ssh host COMMAND`): the command line is parsed
+//!   (`sluice-shell`) and judged as a whole; a denied line never reaches
+//!   the host (stderr says why, exit status 126); an allowed one runs in
+//!   the shell the analysis assumed ([`sluice_shell::pinned`]);
+//! - an interactive shell: allowed by profile (`shell_profiles`), recorded
+//!   as a terminal session, not judged command by command;
+//! - the `sftp` subsystem (`sftp`, and `scp`, which speaks SFTP): every
+//!   open, remove, rename, mkdir, setstat… is judged with its canonical
+//!   path; legacy `scp -t/-f` is a command judged as a copy;
+//! - port forwarding, agent forwarding, X11 and environment variables are
+//!   refused (forwarding only for `forwarding_profiles`, not yet
+//!   implemented), each refusal recorded.
+//!
+//! Sessions end when their grant does, or an operator ends them; their
+//! open and close are recorded as every protocol's are.
+
+mod backend;
+mod conn;
+mod exec;
+pub mod keys;
+mod session;
+mod sftp;
+mod shell;
+mod subject;
+mod terminal;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_core::audit::AuditSink;
+use sluice_core::config::Config;
+use sluice_core::live::LiveSessions;
+use sluice_core::metrics::Metrics;
+use sluice_gate::{Control, Seats};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+pub use backend::BackendError;
+
+/// Client connections served at once.
+const MAX_CLIENTS: usize = 4096;
+/// How long live sessions get to close after shutdown is asked for.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// What every connection of the listener shares.
+pub(crate) struct Shared {
+    pub config: Arc<Config>,
+    pub control: Arc<dyn Control>,
+    pub audit: Arc<dyn AuditSink>,
+    pub metrics: Arc<Metrics>,
+    pub live: Arc<LiveSessions>,
+    pub seats: Arc<Seats>,
+    pub server: Arc<russh::server::Config>,
+    /// Turns true when the gateway stops.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// The SSH listener.
+pub struct SshProxy {
+    config: Arc<Config>,
+    control: Arc<dyn Control>,
+    audit: Arc<dyn AuditSink>,
+    metrics: Arc<Metrics>,
+    live: Arc<LiveSessions>,
+    host_key: russh::keys::PrivateKey,
+}
+
+impl SshProxy {
+    /// Builds the listener; reads (or makes) the gateway's host key.
+    pub fn new(
+        config: Arc<Config>,
+        control: Arc<dyn Control>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Result<SshProxy, String> {
+        let path = config.ssh.host_key_path(&config.server.data_dir);
+        let host_key = keys::host_key(&path)?;
+        Ok(SshProxy {
+            config,
+            control,
+            audit,
+            metrics: Arc::default(),
+            live: Arc::default(),
+            host_key,
+        })
+    }
+
+    /// Reports into the gateway's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Lists sessions on the gateway's live list.
+    pub fn with_live_sessions(mut self, live: Arc<LiveSessions>) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// The gateway's host key fingerprint (`SHA256:…`), for agents to pin.
+    pub fn fingerprint(&self) -> String {
+        keys::fingerprint(self.host_key.public_key())
+    }
+
+    /// Serves clients from `listener` until `shutdown` resolves, then ends
+    /// live sessions and waits for them briefly.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let server = russh::server::Config {
+            keys: vec![self.host_key.clone()],
+            methods: russh::MethodSet::from(
+                &[
+                    russh::MethodKind::Password,
+                    russh::MethodKind::KeyboardInteractive,
+                ][..],
+            ),
+            auth_rejection_time: Duration::from_millis(500),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            max_auth_attempts: self.config.ssh.max_auth_attempts,
+            inactivity_timeout: None,
+            keepalive_interval: Some(Duration::from_secs(30)),
+            nodelay: true,
+            ..russh::server::Config::default()
+        };
+        let shared = Arc::new(Shared {
+            config: self.config.clone(),
+            control: self.control.clone(),
+            audit: self.audit.clone(),
+            metrics: self.metrics.clone(),
+            live: self.live.clone(),
+            seats: Arc::default(),
+            server: Arc::new(server),
+            stopping: stop_rx,
+        });
+        let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let mut sessions = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => p.expect("semaphore never closed"),
+                _ = &mut shutdown => break,
+            };
+            let (tcp, addr): (_, SocketAddr) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ssh accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let shared = shared.clone();
+            sessions.spawn(async move {
+                conn::serve(shared, tcp, addr).await;
+                drop(permit);
+            });
+            while sessions.try_join_next().is_some() {}
+        }
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(DRAIN, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        sessions.abort_all();
+        Ok(())
+    }
+}

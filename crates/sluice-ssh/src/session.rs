@@ -1,0 +1,267 @@
+//! One SSH session after login: its grant, its gate, its backend
+//! connection (opened on the first channel), its record and its place on
+//! the live list, and its end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use russh::server::Handle;
+use sluice_core::Grant;
+use sluice_core::audit::detail::{SessionClosed, SessionOpened};
+use sluice_core::config::ConnectionConfig;
+use sluice_gate::{
+    Decision, Denial, EndReason, Gate, GateSpec, Holds, Meter, Presence, Seat, SessionRecord,
+    Subject,
+};
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::Shared;
+use crate::backend::{self, Backend};
+
+/// A logged-in session.
+pub struct Session {
+    pub shared: Arc<Shared>,
+    pub grant: Grant,
+    pub conn: ConnectionConfig,
+    pub id: String,
+    pub record: SessionRecord,
+    gate: Mutex<Gate>,
+    backend: OnceCell<Result<Arc<Backend>, String>>,
+    allowed: AtomicU64,
+    denied: AtomicU64,
+    started: Instant,
+    closed: AtomicBool,
+    _seat: Seat,
+    presence: std::sync::Mutex<Option<Presence>>,
+}
+
+impl Session {
+    /// Opens the session of `grant` (its record, its place on the live
+    /// list) and watches for its end, which disconnects `client`.
+    pub async fn open(
+        shared: Arc<Shared>,
+        grant: Grant,
+        conn: ConnectionConfig,
+        seat: Seat,
+        client_addr: String,
+        client: Handle,
+    ) -> Arc<Session> {
+        let id = sluice_gate::new_session_id();
+        let record = SessionRecord::new(shared.audit.clone(), &grant, &id);
+        let tell: sluice_gate::Tell = {
+            // A held command is announced on the session's first channel's
+            // stderr by the exec runner; the gate's words go to the log.
+            Box::new(|text: String| tracing::info!(notice = %text, "held"))
+        };
+        let gate = Gate::new(GateSpec {
+            audit: shared.audit.clone(),
+            session_id: id.clone(),
+            grant_id: grant.id.clone(),
+            connection: grant.connection.clone(),
+            profile: grant.profile,
+            rules: conn.guardrails.clone().into(),
+            meter: Meter::new(&shared.metrics, &grant.connection, grant.profile),
+            holds: Some(Holds::new(
+                shared.control.clone(),
+                grant.clone(),
+                tell,
+                shared.config.approvals.statement_timeout.0,
+            )),
+        });
+        let presence = Presence::enter(
+            &shared.live,
+            &shared.metrics,
+            &grant,
+            &id,
+            "ssh",
+            client_addr.clone(),
+        );
+        let terminated = presence.terminated();
+        let session = Arc::new(Session {
+            shared: shared.clone(),
+            grant: grant.clone(),
+            conn,
+            id,
+            record,
+            gate: Mutex::new(gate),
+            backend: OnceCell::new(),
+            allowed: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+            started: Instant::now(),
+            closed: AtomicBool::new(false),
+            _seat: seat,
+            presence: std::sync::Mutex::new(Some(presence)),
+        });
+        session
+            .record
+            .opened(&SessionOpened {
+                seq: 0,
+                client_addr,
+                profile: grant.profile.as_str().to_string(),
+                protocol: Some("ssh".into()),
+            })
+            .await;
+        shared.metrics.login(&grant.connection, "ok");
+        tracing::info!(session.id = %session.id, grant.id = %grant.id, conn.name = %grant.connection, "ssh session opened");
+        let end = sluice_gate::end_signal(
+            shared.control.clone(),
+            &grant,
+            shared.stopping.clone(),
+            terminated,
+        );
+        let watched = Arc::downgrade(&session);
+        tokio::spawn(async move {
+            let reason = end.await;
+            let Some(session) = watched.upgrade() else {
+                return;
+            };
+            let message = ending_message(&reason, &session.grant.id);
+            let _ = client
+                .disconnect(russh::Disconnect::ByApplication, message, "en".into())
+                .await;
+            session.close(reason.as_str()).await;
+        });
+        session
+    }
+
+    /// The backend connection, opened on first use.
+    pub async fn backend(&self) -> Result<Arc<Backend>, String> {
+        self.backend
+            .get_or_init(|| async {
+                match backend::connect(&self.conn).await {
+                    Ok(b) => Ok(Arc::new(b)),
+                    Err(e) => {
+                        tracing::warn!(conn.name = %self.conn.name, error = %e, "ssh backend login failed");
+                        self.shared
+                            .metrics
+                            .backend_connect_errors
+                            .get_or_create(&sluice_core::metrics::Conn {
+                                connection: self.conn.name.clone(),
+                            })
+                            .inc();
+                        self.record
+                            .rejected("backend unavailable", Some(&e.to_string()))
+                            .await;
+                        Err(format!(
+                            "sluice: the host behind connection {:?} is unavailable",
+                            self.conn.name
+                        ))
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// Decides a request through the gate (the verdict of the rules and
+    /// the profile over what it does).
+    pub async fn decide(
+        &self,
+        request: &dyn Subject,
+        facts: &[sluice_core::guardrail::StatementFacts],
+        protocol: &str,
+    ) -> Result<Option<u64>, Denial> {
+        let mut gate = self.gate.lock().await;
+        let verdict = gate.verdict(facts);
+        let decision = gate
+            .decide(
+                request,
+                &verdict,
+                protocol,
+                sluice_gate::Run::Executes(None),
+            )
+            .await;
+        match decision {
+            Decision::Forward(permit) => {
+                self.allowed.fetch_add(1, Ordering::Relaxed);
+                Ok(permit.seq())
+            }
+            Decision::Deny(d) => {
+                self.denied.fetch_add(1, Ordering::Relaxed);
+                Err(d)
+            }
+        }
+    }
+
+    /// Decides a request by a verdict the adapter gives (an interactive
+    /// shell under its profile).
+    pub async fn decide_with(
+        &self,
+        request: &dyn Subject,
+        verdict: &sluice_core::guardrail::Verdict,
+        protocol: &str,
+    ) -> Result<Option<u64>, Denial> {
+        let mut gate = self.gate.lock().await;
+        match gate
+            .decide(request, verdict, protocol, sluice_gate::Run::Executes(None))
+            .await
+        {
+            Decision::Forward(permit) => {
+                self.allowed.fetch_add(1, Ordering::Relaxed);
+                Ok(permit.seq())
+            }
+            Decision::Deny(d) => {
+                self.denied.fetch_add(1, Ordering::Relaxed);
+                Err(d)
+            }
+        }
+    }
+
+    /// Records a request Sluice refuses without a verdict (forwarding,
+    /// environment variables…).
+    pub async fn refuse(&self, request: &crate::subject::Request, rule: &str, reason: &str) {
+        let refusal = sluice_gate::Refusal {
+            protocol: "ssh".into(),
+            statements: request.describe(),
+            rule: rule.into(),
+            reason: reason.into(),
+            masked_column: None,
+        };
+        self.gate.lock().await.refuse(refusal, String::new()).await;
+        self.denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Closes the session's record once, with how it ended.
+    pub async fn close(&self, why: &str) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.presence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let (allowed, denied) = (
+            self.allowed.load(Ordering::Relaxed),
+            self.denied.load(Ordering::Relaxed),
+        );
+        self.record
+            .closed(&SessionClosed {
+                seq: allowed + denied + 1,
+                duration_ms: self.started.elapsed().as_millis() as u64,
+                statements_allowed: allowed,
+                statements_denied: denied,
+                outcomes_lost: 0,
+                end: why.to_string(),
+            })
+            .await;
+        tracing::info!(session.id = %self.id, end = why, "ssh session closed");
+    }
+
+    /// An event about this session.
+    pub fn event(&self, kind: sluice_core::audit::EventKind) -> sluice_core::audit::AuditEvent {
+        self.record.event(kind)
+    }
+}
+
+/// What the client is told when its session is ended from outside.
+fn ending_message(reason: &EndReason, grant: &str) -> String {
+    match reason {
+        EndReason::Expired => format!("sluice: grant {grant} expired; request a new one"),
+        EndReason::Revoked => format!("sluice: grant {grant} was revoked"),
+        EndReason::Terminated { by } => {
+            format!("sluice: this session was ended by {by}; the grant itself is unchanged")
+        }
+        EndReason::Shutdown => "sluice: the gateway is shutting down".into(),
+    }
+}

@@ -1,0 +1,351 @@
+//! The `sftp` subsystem (`sftp`, and `scp`, which speaks SFTP since
+//! OpenSSH 9): Sluice speaks SFTP to the client and to the host, and
+//! judges each file operation with its path, made absolute and canonical
+//! by the host (`realpath`) first, so `../../etc/shadow` is judged as
+//! `/etc/shadow`. Opening (for reading or writing), listing a directory,
+//! removing, renaming, creating and removing directories, changing
+//! attributes and making links are judged and recorded; reads and writes
+//! on an opened file are covered by its open; `stat`, `realpath` and
+//! `readlink` pass unrecorded (metadata, not contents).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use russh::Channel;
+use russh::server::Msg;
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as ClientError;
+use russh_sftp::protocol::{
+    Attrs, Data, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
+};
+use russh_sftp::server::{Handler, StatusReply};
+use sluice_core::guardrail::StatementClass as C;
+
+use crate::session::Session;
+use crate::subject::Request;
+
+/// Runs the sftp subsystem on a client channel.
+pub async fn run(session: Arc<Session>, client: Channel<Msg>) {
+    let backend = match session.backend().await {
+        Ok(b) => b,
+        Err(message) => {
+            crate::exec::refuse(&client, &message).await;
+            return;
+        }
+    };
+    let Ok(host) = backend.handle.channel_open_session().await else {
+        crate::exec::refuse(&client, "sluice: the host did not open a channel").await;
+        return;
+    };
+    if host.request_subsystem(true, "sftp").await.is_err() {
+        crate::exec::refuse(&client, "sluice: the host does not offer sftp").await;
+        return;
+    }
+    let raw = RawSftpSession::new(host.into_stream());
+    if let Err(e) = raw.init().await {
+        tracing::warn!(error = %e, "the host's sftp did not start");
+        crate::exec::refuse(&client, "sluice: the host's sftp did not start").await;
+        return;
+    }
+    let proxy = Proxy {
+        session,
+        raw,
+        opened: HashMap::new(),
+    };
+    russh_sftp::server::run(client.into_stream(), proxy).await;
+}
+
+struct Proxy {
+    session: Arc<Session>,
+    raw: RawSftpSession,
+    /// Handles the host gave, and the path each was judged for.
+    opened: HashMap<String, String>,
+}
+
+/// A host error, as the client's status.
+fn host_error(e: ClientError) -> StatusReply {
+    match e {
+        ClientError::Status(s) => s.status_code.with_message(s.error_message),
+        other => {
+            tracing::debug!(error = %other, "sftp host request failed");
+            StatusCode::Failure.with_message("the host did not answer")
+        }
+    }
+}
+
+impl Proxy {
+    /// `path` as the host resolves it (absolute, `..` and links
+    /// resolved); a path that does not exist yet is its directory's
+    /// resolution and its own name.
+    async fn canonical(&self, path: &str) -> Result<String, StatusReply> {
+        if let Ok(name) = self.raw.realpath(path).await
+            && let Some(f) = name.files.first()
+        {
+            return Ok(f.filename.clone());
+        }
+        let trimmed = path.trim_end_matches('/');
+        let (dir, leaf) = match trimmed.rsplit_once('/') {
+            Some(("", leaf)) => ("/", leaf),
+            Some((dir, leaf)) => (dir, leaf),
+            None => (".", trimmed),
+        };
+        if leaf.is_empty() || leaf == "." || leaf == ".." {
+            return Err(StatusCode::NoSuchFile.with_message("no such path"));
+        }
+        let name = self.raw.realpath(dir).await.map_err(host_error)?;
+        let dir = name
+            .files
+            .first()
+            .map(|f| f.filename.clone())
+            .ok_or_else(|| StatusCode::NoSuchFile.with_message("no such directory"))?;
+        Ok(format!("{}/{leaf}", dir.trim_end_matches('/')))
+    }
+
+    /// Judges `what` on `read` and `written` paths; the refusal's words
+    /// for the client when denied.
+    async fn judge(
+        &self,
+        what: &str,
+        class: C,
+        read: &[&str],
+        written: &[&str],
+    ) -> Result<(), StatusReply> {
+        let request = Request::file(what, class, read, written);
+        self.session
+            .decide(&request, &request.facts, "sftp")
+            .await
+            .map(|_| ())
+            .map_err(|d| StatusCode::PermissionDenied.with_message(d.message))
+    }
+}
+
+impl Handler for Proxy {
+    type Error = StatusReply;
+
+    fn unimplemented(&self) -> Self::Error {
+        StatusCode::OpUnsupported.into()
+    }
+
+    async fn init(
+        &mut self,
+        _version: u32,
+        _extensions: HashMap<String, String>,
+    ) -> Result<Version, Self::Error> {
+        // No extensions are offered: each would be one more way to act on
+        // files that is not judged.
+        Ok(Version::new())
+    }
+
+    async fn open(
+        &mut self,
+        id: u32,
+        filename: String,
+        pflags: OpenFlags,
+        attrs: FileAttributes,
+    ) -> Result<Handle, Self::Error> {
+        let path = self.canonical(&filename).await?;
+        let writes = pflags.intersects(
+            OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+        );
+        if writes {
+            self.judge("open for writing", C::Write, &[], &[&path])
+                .await?;
+        } else {
+            self.judge("open for reading", C::Read, &[&path], &[])
+                .await?;
+        }
+        // The host opens the path judged, not the one given.
+        let mut h = self
+            .raw
+            .open(&path, pflags, attrs)
+            .await
+            .map_err(host_error)?;
+        self.opened.insert(h.handle.clone(), path);
+        h.id = id;
+        Ok(h)
+    }
+
+    async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
+        self.opened.remove(&handle);
+        let mut s = self.raw.close(handle).await.map_err(host_error)?;
+        s.id = id;
+        Ok(s)
+    }
+
+    async fn read(
+        &mut self,
+        id: u32,
+        handle: String,
+        offset: u64,
+        len: u32,
+    ) -> Result<Data, Self::Error> {
+        self.known(&handle)?;
+        let mut d = self
+            .raw
+            .read(handle, offset, len)
+            .await
+            .map_err(host_error)?;
+        d.id = id;
+        Ok(d)
+    }
+
+    async fn write(
+        &mut self,
+        id: u32,
+        handle: String,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<Status, Self::Error> {
+        self.known(&handle)?;
+        let mut s = self
+            .raw
+            .write(handle, offset, data)
+            .await
+            .map_err(host_error)?;
+        s.id = id;
+        Ok(s)
+    }
+
+    async fn lstat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
+        let mut a = self.raw.lstat(path).await.map_err(host_error)?;
+        a.id = id;
+        Ok(a)
+    }
+
+    async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
+        self.known(&handle)?;
+        let mut a = self.raw.fstat(handle).await.map_err(host_error)?;
+        a.id = id;
+        Ok(a)
+    }
+
+    async fn stat(&mut self, id: u32, path: String) -> Result<Attrs, Self::Error> {
+        let mut a = self.raw.stat(path).await.map_err(host_error)?;
+        a.id = id;
+        Ok(a)
+    }
+
+    async fn setstat(
+        &mut self,
+        id: u32,
+        path: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
+        let path = self.canonical(&path).await?;
+        self.judge("setstat", C::Write, &[], &[&path]).await?;
+        let mut s = self.raw.setstat(path, attrs).await.map_err(host_error)?;
+        s.id = id;
+        Ok(s)
+    }
+
+    async fn fsetstat(
+        &mut self,
+        id: u32,
+        handle: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
+        let path = self.known(&handle)?;
+        self.judge("setstat", C::Write, &[], &[&path]).await?;
+        let mut s = self.raw.fsetstat(handle, attrs).await.map_err(host_error)?;
+        s.id = id;
+        Ok(s)
+    }
+
+    async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
+        let path = self.canonical(&path).await?;
+        self.judge("list", C::Read, &[&path], &[]).await?;
+        let mut h = self.raw.opendir(&path).await.map_err(host_error)?;
+        self.opened.insert(h.handle.clone(), path);
+        h.id = id;
+        Ok(h)
+    }
+
+    async fn readdir(&mut self, id: u32, handle: String) -> Result<Name, Self::Error> {
+        self.known(&handle)?;
+        let mut n = self.raw.readdir(handle).await.map_err(host_error)?;
+        n.id = id;
+        Ok(n)
+    }
+
+    async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
+        let path = self.canonical(&filename).await?;
+        self.judge("remove", C::Write, &[], &[&path]).await?;
+        let mut s = self.raw.remove(path).await.map_err(host_error)?;
+        s.id = id;
+        Ok(s)
+    }
+
+    async fn mkdir(
+        &mut self,
+        id: u32,
+        path: String,
+        attrs: FileAttributes,
+    ) -> Result<Status, Self::Error> {
+        let path = self.canonical(&path).await?;
+        self.judge("mkdir", C::Write, &[], &[&path]).await?;
+        let mut s = self.raw.mkdir(path, attrs).await.map_err(host_error)?;
+        s.id = id;
+        Ok(s)
+    }
+
+    async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
+        let path = self.canonical(&path).await?;
+        self.judge("rmdir", C::Write, &[], &[&path]).await?;
+        let mut s = self.raw.rmdir(path).await.map_err(host_error)?;
+        s.id = id;
+        Ok(s)
+    }
+
+    async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
+        let mut n = self.raw.realpath(path).await.map_err(host_error)?;
+        n.id = id;
+        Ok(n)
+    }
+
+    async fn rename(
+        &mut self,
+        id: u32,
+        oldpath: String,
+        newpath: String,
+    ) -> Result<Status, Self::Error> {
+        let from = self.canonical(&oldpath).await?;
+        let to = self.canonical(&newpath).await?;
+        self.judge("rename", C::Write, &[], &[&from, &to]).await?;
+        let mut s = self.raw.rename(from, to).await.map_err(host_error)?;
+        s.id = id;
+        Ok(s)
+    }
+
+    async fn readlink(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
+        let mut n = self.raw.readlink(path).await.map_err(host_error)?;
+        n.id = id;
+        Ok(n)
+    }
+
+    async fn symlink(
+        &mut self,
+        id: u32,
+        linkpath: String,
+        targetpath: String,
+    ) -> Result<Status, Self::Error> {
+        let link = self.canonical(&linkpath).await?;
+        // A link to a path is a way to reach it under another name: the
+        // target is judged as written too.
+        let target = self.canonical(&targetpath).await?;
+        self.judge("symlink", C::Write, &[], &[&link, &target])
+            .await?;
+        let mut s = self.raw.symlink(link, target).await.map_err(host_error)?;
+        s.id = id;
+        Ok(s)
+    }
+}
+
+impl Proxy {
+    /// The path a handle was opened for; an unknown handle is refused.
+    fn known(&self, handle: &str) -> Result<String, StatusReply> {
+        self.opened
+            .get(handle)
+            .cloned()
+            .ok_or_else(|| StatusCode::Failure.with_message("unknown handle"))
+    }
+}

@@ -1,0 +1,159 @@
+//! `ssh HOST COMMAND` through Sluice with unchanged OpenSSH on both sides:
+//! allowed lines run on the host in the pinned shell, denied ones never
+//! reach it, every decision and outcome is recorded.
+
+mod common;
+
+use common::*;
+use sluice_core::Profile;
+use sluice_core::audit::EventKind;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_allowed_command_runs_on_the_host_with_its_output_and_status() {
+    let gw = Gateway::start("").await;
+    std::fs::write(gw.host_file("notes.txt"), "hello from the host\n").unwrap();
+    let g = gw.grant(Profile::Read);
+    let home = gw.sshd.home();
+    let line = format!("cd {} && cat notes.txt | grep hello", home.display());
+    let out = gw.ssh(&g, &[&line]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from the host\n");
+
+    let out = gw.ssh(&g, &["ls /nonexistent-dir"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the host's exit status passes through"
+    );
+
+    let allowed = gw.audit.wait_for(EventKind::StatementAllowed, 2).await;
+    assert_eq!(allowed[0].detail["statements"][0]["text"], line);
+    assert_eq!(allowed[0].detail["protocol"], "ssh");
+    let done = gw.audit.wait_for(EventKind::StatementCompleted, 2).await;
+    assert_eq!(done[0].detail["outcome"], "ok");
+    assert_eq!(done[1].detail["error"]["sqlstate"], "exit 2");
+    let opened = gw.audit.wait_for(EventKind::SessionOpened, 1).await;
+    assert_eq!(opened[0].detail["protocol"], "ssh");
+    assert!(
+        !gw.audit.all_json().contains(&g.secret),
+        "no secret in the record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_denied_command_never_reaches_the_host() {
+    let gw = Gateway::start("").await;
+    let victim = gw.host_file("keep.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let g = gw.grant(Profile::Read);
+    for line in [
+        format!("rm {}", victim.display()),
+        format!("ls; rm {}", victim.display()),
+        format!("echo $(rm {})", victim.display()),
+        format!("cat {0} > {0}", victim.display()),
+        "bash -c 'rm -rf ~'".to_string(),
+        "$X".to_string(),
+    ] {
+        let out = gw.ssh(&g, &[&line]);
+        assert_eq!(out.status.code(), Some(126), "{line}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("sluice: statement denied"),
+            "{line}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "precious",
+            "{line}"
+        );
+    }
+    let denied = gw.audit.wait_for(EventKind::StatementDenied, 6).await;
+    assert_eq!(denied.len(), 6);
+    assert!(gw.audit.of_kind(EventKind::StatementCompleted).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guardrails_judge_commands_by_name() {
+    let gw = Gateway::start(
+        r#"
+[[connections.guardrails]]
+name = "no-restarts"
+action = "deny"
+commands = ["systemctl restart *", "sudo *"]
+message = "restarts go through the change process"
+"#,
+    )
+    .await;
+    let g = gw.grant(Profile::Admin);
+    let out = gw.ssh(&g, &["sudo systemctl restart nginx"]);
+    assert_eq!(out.status.code(), Some(126));
+    assert!(stderr(&out).contains("no-restarts"), "{}", stderr(&out));
+    let out = gw.ssh(&g, &["echo fine"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_need_a_live_grant_and_its_secret() {
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Read);
+    let out = gw.ssh_as(&g.id, "sls_wrong", &["true"]);
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    let out = gw.ssh_as("g_aaaaaaaaaaaaaaaaaaaaaaaaaa", &g.secret, &["true"]);
+    assert_eq!(out.status.code(), Some(255));
+    gw.control.revoke(&g.id);
+    let out = gw.ssh(&g, &["true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(255),
+        "a revoked grant logs in no more"
+    );
+    let rejected = gw.audit.wait_for(EventKind::SessionRejected, 3).await;
+    assert!(rejected.len() >= 3, "{rejected:?}");
+    assert!(!gw.audit.all_json().contains(&g.secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_with_another_key_is_refused_before_any_credential() {
+    let sshd = tokio::task::spawn_blocking(sluice_testkit::sshd::Sshd::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let other = tokio::task::spawn_blocking(sluice_testkit::sshd::Sshd::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let wrong = other.host_key();
+    let gw = Gateway::on(sshd, move |_| wrong.clone(), "").await;
+    let g = gw.grant(Profile::Read);
+    let out = gw.ssh(&g, &["echo hi"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("unavailable"), "{}", stderr(&out));
+    let rejected = gw.audit.wait_for(EventKind::SessionRejected, 1).await;
+    let cause = rejected[0].detail["cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("host key"), "{cause}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forwarding_and_environment_are_refused_and_recorded() {
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Write);
+    let out = gw.ssh(
+        &g,
+        &[
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            "0:127.0.0.1:9",
+            "echo hi",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    let out = gw.ssh(&g, &["-o", "SendEnv=LANG", "echo hi"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let denied = gw.audit.wait_for(EventKind::StatementDenied, 2).await;
+    let rules: Vec<&str> = denied
+        .iter()
+        .filter_map(|e| e.detail["rule"].as_str())
+        .collect();
+    assert!(rules.contains(&"default:forwarding"), "{rules:?}");
+}
