@@ -156,8 +156,9 @@ fn config_text(root: &Path, port: u16, user: &str) -> String {
          PrintLastLog no\n\
          AcceptEnv LANG\n\
          Subsystem sftp internal-sftp -d {root}/home\n\
-         LogLevel ERROR\n",
-        root = root.display()
+         LogLevel {level}\n",
+        root = root.display(),
+        level = std::env::var("SLUICE_SSHD_LOG_LEVEL").unwrap_or_else(|_| "ERROR".into())
     )
 }
 

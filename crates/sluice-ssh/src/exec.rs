@@ -97,19 +97,105 @@ pub async fn run(
         .ssh
         .as_ref()
         .map_or("/bin/bash", |s| s.shell.as_str());
-    if let Err(e) = host.exec(true, sluice_shell::pinned(shell, &line)).await {
+    if let Err(e) = host.exec(true, with_group_marker(shell, &line)).await {
         tracing::warn!(error = %e, "ssh backend exec failed");
         refuse(&client, "sluice: the host refused to run the command").await;
         return;
     }
-    let status = pump(&mut client, &mut host).await;
+    // On a terminal, stderr is stdout: the marker comes there.
+    let marked = if pty.is_some() {
+        Stream::Out
+    } else {
+        Stream::Err
+    };
+    let status = pump(&mut client, &mut host, &backend, marked).await;
     record(&session, seq, started, status);
     let _ = client.close().await;
 }
 
+/// The first line the command's stderr carries: its process group, so
+/// Sluice can stop the command when its session ends (sshd does not
+/// deliver `signal` requests to root's sessions, and a closed channel
+/// stops only a command that reads or writes). Not passed to the client.
+const GROUP_MARKER: &str = "\u{1e}sluice-pgid:";
+
+/// The line as the host's login shell is given it: note the process group
+/// (sshd makes each command a session leader, so `$$` is its group) on
+/// stderr, then become the pinned shell running the line. Works in every
+/// POSIX login shell.
+fn with_group_marker(shell: &str, line: &str) -> String {
+    format!(
+        "printf '\\036sluice-pgid:%s\\n' \"$$\" >&2; {}",
+        sluice_shell::pinned(shell, line)
+    )
+}
+
+/// Takes the group marker off the start of the command's stderr.
+#[derive(Default)]
+struct Marker {
+    held: Vec<u8>,
+    done: bool,
+    group: Option<u32>,
+}
+
+impl Marker {
+    /// What of `data` the client gets (the marker line held back).
+    fn strip(&mut self, data: &[u8]) -> Vec<u8> {
+        if self.done {
+            return data.to_vec();
+        }
+        self.held.extend_from_slice(data);
+        let Some(end) = self.held.iter().position(|&b| b == b'\n') else {
+            if self.held.len() > 64 {
+                self.done = true;
+                return std::mem::take(&mut self.held);
+            }
+            return Vec::new();
+        };
+        self.done = true;
+        let line = String::from_utf8_lossy(&self.held[..end]).into_owned();
+        let number = line.trim_end_matches('\r');
+        match number
+            .strip_prefix(GROUP_MARKER)
+            .and_then(|n| n.parse().ok())
+        {
+            Some(group) => {
+                self.group = Some(group);
+                self.held.drain(..=end);
+                std::mem::take(&mut self.held)
+            }
+            None => std::mem::take(&mut self.held),
+        }
+    }
+}
+
+/// Stops a command's process group on the host (Sluice's own request,
+/// not the agent's: not judged).
+async fn stop_group(backend: &crate::backend::Backend, group: u32) {
+    if let Ok(ch) = backend.handle.channel_open_session().await {
+        let _ = ch
+            .exec(false, format!("kill -TERM -- -{group} 2>/dev/null"))
+            .await;
+        let _ = ch.close().await;
+    }
+}
+
 /// Carries streams both ways until the command ends; its exit status, or
 /// `None` if the host sent none (killed, or the client left first).
-async fn pump(client: &mut Channel<Msg>, host: &mut Channel<russh::client::Msg>) -> Option<u32> {
+/// Which of the command's streams carries the group marker.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Out,
+    Err,
+}
+
+async fn pump(
+    client: &mut Channel<Msg>,
+    host: &mut Channel<russh::client::Msg>,
+    backend: &crate::backend::Backend,
+    marked: Stream,
+) -> Option<u32> {
+    let mut marker = Marker::default();
     let mut status = None;
     loop {
         tokio::select! {
@@ -123,8 +209,12 @@ async fn pump(client: &mut Channel<Msg>, host: &mut Channel<russh::client::Msg>)
                 }
                 Some(ChannelMsg::Signal { signal }) => { let _ = host.signal(signal).await; }
                 Some(ChannelMsg::Close) | None => {
-                    // The client left: stop the command, not only its pipes.
+                    // The client left (or its session was ended): stop the
+                    // command, not only its pipes.
                     let _ = host.signal(Sig::TERM).await;
+                    if let Some(group) = marker.group {
+                        stop_group(backend, group).await;
+                    }
                     let _ = host.close().await;
                     break;
                 }
@@ -132,10 +222,18 @@ async fn pump(client: &mut Channel<Msg>, host: &mut Channel<russh::client::Msg>)
             },
             m = host.wait() => match m {
                 Some(ChannelMsg::Data { data }) => {
-                    if client.data_bytes(data).await.is_err() { break; }
+                    let data = if marked == Stream::Out { marker.strip(&data) } else { data.to_vec() };
+                    if !data.is_empty() && client.data_bytes(data).await.is_err() { break; }
                 }
                 Some(ChannelMsg::ExtendedData { data, ext }) => {
-                    let _ = client.extended_data_bytes(ext, data).await;
+                    let data = if ext == 1 && marked == Stream::Err {
+                        marker.strip(&data)
+                    } else {
+                        data.to_vec()
+                    };
+                    if !data.is_empty() {
+                        let _ = client.extended_data_bytes(ext, data).await;
+                    }
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
                     status = Some(exit_status);
@@ -201,4 +299,22 @@ pub async fn refuse(client: &Channel<Msg>, message: &str) {
     let _ = client.exit_status(REFUSED).await;
     let _ = client.eof().await;
     let _ = client.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_marker_is_taken_off_stderr_however_it_arrives() {
+        let mut m = Marker::default();
+        assert!(m.strip(b"\x1esluice-pg").is_empty());
+        assert_eq!(m.strip(b"id:4242\nreal error\n"), b"real error\n");
+        assert_eq!(m.group, Some(4242));
+        assert_eq!(m.strip(b"more"), b"more");
+
+        let mut plain = Marker::default();
+        assert_eq!(plain.strip(b"no marker\n"), b"no marker\n");
+        assert_eq!(plain.group, None);
+    }
 }

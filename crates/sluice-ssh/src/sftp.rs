@@ -52,7 +52,45 @@ pub async fn run(session: Arc<Session>, client: Channel<Msg>) {
         raw,
         opened: HashMap::new(),
     };
-    russh_sftp::server::run(client.into_stream(), proxy).await;
+    // The SFTP server runs on one end of a pipe; this task carries the
+    // client's channel to the other, so it knows when the server is done
+    // and can end the channel as a finished subsystem (exit status 0),
+    // which `scp` waits for.
+    let (ours, theirs) = tokio::io::duplex(PIPE);
+    russh_sftp::server::run(theirs, proxy).await;
+    carry(client, ours).await;
+}
+
+/// Bytes buffered between the client's channel and the SFTP server.
+const PIPE: usize = 256 * 1024;
+
+async fn carry(mut client: Channel<Msg>, pipe: tokio::io::DuplexStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut from_server, mut to_server) = tokio::io::split(pipe);
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        tokio::select! {
+            m = client.wait() => match m {
+                Some(russh::ChannelMsg::Data { data }) => {
+                    if to_server.write_all(&data).await.is_err() { break; }
+                }
+                Some(russh::ChannelMsg::Eof) => { let _ = to_server.shutdown().await; }
+                Some(russh::ChannelMsg::Close) | None => return,
+                Some(_) => {}
+            },
+            n = from_server.read(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if client.data_bytes(bytes::Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        return;
+                    }
+                }
+            },
+        }
+    }
+    let _ = client.exit_status(0).await;
+    let _ = client.eof().await;
+    let _ = client.close().await;
 }
 
 struct Proxy {

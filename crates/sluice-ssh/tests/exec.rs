@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
 use sluice_core::Profile;
 use sluice_core::audit::EventKind;
@@ -156,4 +158,77 @@ async fn forwarding_and_environment_are_refused_and_recorded() {
         .filter_map(|e| e.detail["rule"].as_str())
         .collect();
     assert!(rules.contains(&"default:forwarding"), "{rules:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoking_the_grant_ends_the_session_and_its_command() {
+    let gw = Arc::new(Gateway::start("").await);
+    let g = Arc::new(gw.grant(Profile::Write));
+    let marker = gw.host_file("still-ran");
+    let line = format!("sleep 3 && touch {}", marker.display());
+    let (gw2, g2) = (gw.clone(), g.clone());
+    let started = std::time::Instant::now();
+    let running = std::thread::spawn(move || gw2.ssh(&g2, &[&line]));
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    gw.control.revoke(&g.id);
+    let out = tokio::task::spawn_blocking(move || running.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2900),
+        "ended at once"
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    assert!(!marker.exists(), "the command was stopped with the session");
+    let closed = gw.audit.wait_for(EventKind::SessionClosed, 1).await;
+    assert_eq!(closed[0].detail["end"], "revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_ends_a_live_ssh_session() {
+    let gw = Arc::new(Gateway::start("").await);
+    let g = Arc::new(gw.grant(Profile::Read));
+    let (gw2, g2) = (gw.clone(), g.clone());
+    let running = std::thread::spawn(move || gw2.ssh(&g2, &["sleep 20"]));
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        listed = gw.live.list();
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].protocol, "ssh");
+    assert!(gw.live.end(&listed[0].id, "Dana Admin"));
+    let out = tokio::task::spawn_blocking(move || running.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        stderr(&out).contains("ended by Dana Admin"),
+        "{}",
+        stderr(&out)
+    );
+    let closed = gw.audit.wait_for(EventKind::SessionClosed, 1).await;
+    assert_eq!(closed[0].detail["end"], "terminated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sluices_own_bookkeeping_never_reaches_the_client() {
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Read);
+    for args in [
+        vec!["echo out; echo err >&2"],
+        vec!["-tt", "echo out; echo err >&2"],
+    ] {
+        let out = gw.ssh(&g, &args);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            all.contains("out") && all.contains("err"),
+            "{args:?}: {all}"
+        );
+        assert!(!all.contains("sluice-pgid"), "{args:?}: {all}");
+    }
 }

@@ -10,6 +10,18 @@
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().flat_map(char::to_lowercase).collect();
     let t: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    matches(&p, &t)
+}
+
+/// [`glob_match`] with case kept: for file paths, where `/Data` and
+/// `/data` are two places.
+pub fn glob_match_exact(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    matches(&p, &t)
+}
+
+fn matches(p: &[char], t: &[char]) -> bool {
     let (mut pi, mut ti) = (0, 0);
     // Where the last `*` was, and the text position it is currently matched up to.
     let mut star: Option<(usize, usize)> = None;

@@ -175,7 +175,7 @@ impl GuardrailRule {
         let path = if self.paths.is_empty() {
             None
         } else {
-            Some(pick(&self.paths, stmt.tables(), widening)?)
+            Some(pick_paths(&self.paths, stmt.tables(), widening)?)
         };
         if !self.commands.is_empty()
             && !self
@@ -243,6 +243,28 @@ fn pick<'a>(
 /// Whether a possibly-qualified glob matches a possibly-qualified name; see
 /// [`GuardrailRule`] for why `strict` (allow rules) treats unqualified names
 /// differently.
+/// [`pick`] for file paths: whole paths, case kept (a dot in a file name
+/// is not a schema's).
+fn pick_paths<'a>(
+    patterns: &[String],
+    paths: impl Iterator<Item = &'a str>,
+    every: bool,
+) -> Option<&'a str> {
+    let mut first = None;
+    for path in paths {
+        let hit = patterns
+            .iter()
+            .any(|p| super::glob::glob_match_exact(p.trim(), path));
+        match (hit, every) {
+            (true, false) => return Some(path),
+            (false, true) => return None,
+            (true, true) => first = first.or(Some(path)),
+            (false, false) => {}
+        }
+    }
+    first
+}
+
 fn name_matches(pattern: &str, name: &str, strict: bool) -> bool {
     let pattern = pattern.trim();
     match (pattern.split_once('.'), name.split_once('.')) {
@@ -315,7 +337,7 @@ mod tests {
 
         let mut logs = rule(Action::Allow);
         logs.paths = vec!["/var/log/*".into()];
-        let read_log = facts(C::Read, "read", &["/var/log/syslog"], &[], &[]);
+        let read_log = facts(C::Read, "read", &["/var/log/sys.log"], &[], &[]);
         let read_etc = facts(C::Read, "read", &["/etc/shadow"], &[], &[]);
         assert!(logs.matches(&read_log).is_some());
         assert!(logs.matches(&read_etc).is_none());

@@ -147,13 +147,21 @@ private_key_file = "{key}"
             "-o",
             "UserKnownHostsFile=/dev/null",
             "-o",
-            "LogLevel=ERROR",
+            if std::env::var_os("SLUICE_SSH_VERBOSE").is_some() {
+                "LogLevel=DEBUG1"
+            } else {
+                "LogLevel=ERROR"
+            },
             "-o",
             "PubkeyAuthentication=no",
             "-o",
             "PreferredAuthentications=keyboard-interactive,password",
             "-o",
             "NumberOfPasswordPrompts=1",
+            // `sftp -b` asks ssh for batch mode, which never prompts: the
+            // first value given wins, so askpass is still asked.
+            "-o",
+            "BatchMode=no",
         ])
         .env("SSH_ASKPASS", self.askpass(secret))
         .env("SSH_ASKPASS_REQUIRE", "force")
@@ -177,6 +185,36 @@ private_key_file = "{key}"
             .unwrap()
     }
 
+    /// `ssh` as the grant's holder, with `input` on its standard input.
+    pub fn ssh_with_input(&self, g: &TestGrant, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .client("ssh", &g.secret)
+            .arg("-p")
+            .arg(self.addr.port().to_string())
+            .arg(format!("{}@127.0.0.1", g.id))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_string();
+        let feeder = std::thread::spawn(move || {
+            // Typed slowly, as a person would: a shell reads line by line.
+            for line in input.split_inclusive('\n') {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                if stdin.write_all(line.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = feeder.join();
+        out
+    }
+
     /// `sftp -b BATCH` as the grant's holder.
     pub fn sftp(&self, g: &TestGrant, batch: &str) -> Output {
         let file = self.dir.path().join("batch");
@@ -196,8 +234,11 @@ private_key_file = "{key}"
     pub fn scp(&self, g: &TestGrant, from: &str, to: &str) -> Output {
         let remote = format!("{}@127.0.0.1:", g.id);
         let fix = |s: &str| s.replace("REMOTE:", &remote);
-        self.client("scp", &g.secret)
-            .arg("-P")
+        let mut c = self.client("scp", &g.secret);
+        if std::env::var_os("SLUICE_SSH_VERBOSE").is_some() {
+            c.arg("-v");
+        }
+        c.arg("-P")
             .arg(self.addr.port().to_string())
             .arg(fix(from))
             .arg(fix(to))
