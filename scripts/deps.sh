@@ -22,6 +22,8 @@ need npm command -v npm
 need pkg-config command -v pkg-config
 need make command -v make
 need chromium command -v chromium
+need openssh-server test -x /usr/sbin/sshd
+need openssh-client command -v ssh
 
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else

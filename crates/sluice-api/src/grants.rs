@@ -272,15 +272,33 @@ fn view(state: &Shared, g: &Grant, secret: Option<&str>) -> Value {
         "decided_by": g.decided_by,
     });
     if let Some(secret) = secret {
-        let (host, port) = state.config.postgres.endpoint();
-        v["credentials"] = json!({
+        v["credentials"] = credentials(state, g, secret);
+    }
+    v
+}
+
+/// How the grant's holder connects, by the connection's protocol.
+fn credentials(state: &Shared, g: &Grant, secret: &str) -> Value {
+    let kind = state.config.connection(&g.connection).map(|c| c.kind);
+    if kind == Some(sluice_core::config::ConnectionKind::Ssh) {
+        let (host, port) = state.config.ssh.endpoint();
+        return json!({
             "host": host,
             "port": port,
             "user": g.id,
             "password": secret,
-            "database": g.connection,
-            "dsn": format!("postgresql://{}:{secret}@{host}:{port}/{}", g.id, g.connection),
+            "ssh": format!("ssh -p {port} {}@{host}", g.id),
+            // Pin it: `ssh-keygen -lf` of the key in known_hosts must say this.
+            "host_key_fingerprint": state.ssh_fingerprint,
         });
     }
-    v
+    let (host, port) = state.config.postgres.endpoint();
+    json!({
+        "host": host,
+        "port": port,
+        "user": g.id,
+        "password": secret,
+        "database": g.connection,
+        "dsn": format!("postgresql://{}:{secret}@{host}:{port}/{}", g.id, g.connection),
+    })
 }

@@ -33,6 +33,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Sessions open on this gateway, shared with the listeners.
     pub live: Arc<LiveSessions>,
+    /// The SSH listener's host key fingerprint, when it runs: grants for
+    /// SSH connections carry it so agents can pin it.
+    pub ssh_fingerprint: Option<String>,
     /// The playground's issuer, served under `/dev-issuer` (dev mode only).
     pub dev_issuer: Option<DevIssuer>,
     /// Webhook deliveries for new approvals.
@@ -50,6 +53,7 @@ impl AppState {
             approval_changes: broadcast::channel(1024).0,
             metrics: Arc::new(Metrics::new()),
             live: Arc::default(),
+            ssh_fingerprint: None,
             dev_issuer: None,
             notifier: crate::notify::Notifier::new(),
         }
@@ -58,6 +62,12 @@ impl AppState {
     /// The gateway's metrics, shared with its listeners.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Names the SSH listener's host key in grants for SSH connections.
+    pub fn with_ssh_fingerprint(mut self, fingerprint: String) -> Self {
+        self.ssh_fingerprint = Some(fingerprint);
         self
     }
 

@@ -259,6 +259,18 @@ impl LoginAttempt<'_> {
         let mut body = frame.body();
         let token =
             take_cstr(&mut body).ok_or_else(|| PgError::Protocol("bad password message".into()))?;
+        // No grant is made for a connection this listener does not serve.
+        let postgres = self
+            .shared
+            .config
+            .connection(&self.database)
+            .is_some_and(|c| c.kind == sluice_core::config::ConnectionKind::Postgres);
+        if !postgres {
+            return Ok(Err((
+                ClientError::unknown_connection(&self.database),
+                "unknown connection",
+            )));
+        }
         let result = self
             .shared
             .control
@@ -290,7 +302,14 @@ impl LoginAttempt<'_> {
             let refusal = ClientError::wrong_connection(&grant.id, &self.database);
             return Err((refusal, "grant is for another connection"));
         }
-        if self.shared.config.connection(&self.database).is_none() {
+        // A grant for another protocol's connection (an SSH host) opens
+        // nothing here.
+        let postgres = self
+            .shared
+            .config
+            .connection(&self.database)
+            .is_some_and(|c| c.kind == sluice_core::config::ConnectionKind::Postgres);
+        if !postgres {
             return Err((
                 ClientError::unknown_connection(&self.database),
                 "unknown connection",

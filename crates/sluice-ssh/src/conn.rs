@@ -176,7 +176,16 @@ impl Conn {
         } else {
             // The connection's name as the user, an OIDC token as the
             // password: SSH's channel is encrypted, so the token travels
-            // as safely as over TLS.
+            // as safely as over TLS. No grant is made for a connection
+            // this listener does not serve.
+            let ssh = self
+                .shared
+                .config
+                .connection(user)
+                .is_some_and(|c| c.kind == ConnectionKind::Ssh);
+            if !ssh {
+                return Err("unknown connection");
+            }
             self.shared
                 .control
                 .grant_from_token(secret, user, self.addr)

@@ -47,6 +47,20 @@ use tokio::task::JoinSet;
 
 pub use backend::BackendError;
 
+/// `sluice config check --probe`: logs in to `conn`'s host with the held
+/// credential after checking its key; what worked, or why not.
+pub async fn probe(conn: &sluice_core::config::ConnectionConfig) -> Result<String, String> {
+    let b = backend::connect(conn).await.map_err(|e| e.to_string())?;
+    let _ = b
+        .handle
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+    Ok(format!(
+        "logged in as {}; host key matches the pin",
+        conn.user
+    ))
+}
+
 /// Client connections served at once.
 const MAX_CLIENTS: usize = 4096;
 /// How long live sessions get to close after shutdown is asked for.

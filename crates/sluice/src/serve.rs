@@ -82,6 +82,16 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
     if let Some(dev) = dev {
         state = state.with_dev_issuer(dev);
     }
+    let serves_ssh = config
+        .connections
+        .iter()
+        .any(|c| c.kind == sluice_core::config::ConnectionKind::Ssh);
+    if serves_ssh {
+        let path = config.ssh.host_key_path(&config.server.data_dir);
+        let key = sluice_ssh::keys::host_key(&path)
+            .map_err(|e| anyhow::anyhow!("[ssh] host key: {e}"))?;
+        state = state.with_ssh_fingerprint(sluice_ssh::keys::fingerprint(key.public_key()));
+    }
     let state: Shared = Arc::new(state);
 
     let listener = tokio::net::TcpListener::bind(&config.server.api_listen)
@@ -106,6 +116,9 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
         }
     }));
     tasks.push(start_postgres(&config, &state, &stopped).await?);
+    if serves_ssh {
+        tasks.push(start_ssh(&config, &state, &stopped).await?);
+    }
     let back =
         crate::exports::start_audit_exports(&config, &state.store, &state.audit, &stopped_back)?;
     let sweeper = tokio::spawn(sluice_control::sweeper::run(state.clone()));
@@ -124,6 +137,34 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
         back,
         audit: state.audit.clone(),
     })
+}
+
+/// The SSH listener, wired like the Postgres one.
+async fn start_ssh(
+    config: &Arc<Config>,
+    state: &Shared,
+    stopped: &watch::Receiver<bool>,
+) -> Result<JoinHandle<()>> {
+    let control = Arc::new(sluice_control::GateControl {
+        state: state.clone(),
+    });
+    let proxy = sluice_ssh::SshProxy::new(config.clone(), control, Arc::new(state.audit.clone()))
+        .map_err(|e| anyhow::anyhow!("cannot start the SSH listener: {e}"))?
+        .with_metrics(state.metrics.clone())
+        .with_live_sessions(state.live.clone());
+    let listener = tokio::net::TcpListener::bind(&config.ssh.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (ssh.listen)", config.ssh.listen))?;
+    tracing::info!(ssh = %listener.local_addr()?, host_key = %proxy.fingerprint(), "SSH listener ready");
+    let mut rx = stopped.clone();
+    Ok(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = proxy.serve(listener, shutdown).await {
+            tracing::error!(error = %e, "SSH listener stopped");
+        }
+    }))
 }
 
 /// The Postgres listener, wired to the store, the verifier and the audit log.

@@ -79,6 +79,9 @@ fn files(c: &Config, at: &At<'_>, f: &mut Findings) {
         if let Some(m) = &conn.masking {
             need(p("masking"), m.hash_key_file.as_deref());
         }
+        if let Some(s) = &conn.ssh {
+            need(p("ssh"), s.private_key_file.as_deref());
+        }
     }
     for (i, s) in c.audit.sinks.iter().enumerate() {
         let p = |k| vec![Key("audit"), Key("sinks"), Index(i), Key(k)];
@@ -245,6 +248,16 @@ pub async fn probe(c: &Config) -> (Vec<String>, bool) {
         }
     }
     for conn in &c.connections {
+        if conn.kind == sluice_core::config::ConnectionKind::Ssh {
+            match sluice_ssh::probe(conn).await {
+                Ok(what) => lines.push(format!("ok    connection {:?}: {what}", conn.name)),
+                Err(e) => {
+                    ok = false;
+                    lines.push(format!("FAIL  connection {:?}: {e}", conn.name));
+                }
+            }
+            continue;
+        }
         for (user, result) in sluice_pg::probe(conn).await {
             match result {
                 Ok(what) => lines.push(format!(

@@ -1,0 +1,294 @@
+//! SSH through `sluice serve` with every real part: the OIDC provider,
+//! the control plane and its store, OpenSSH's sshd as the host and the
+//! OpenSSH client as the agent. A grant for an SSH connection carries the
+//! `ssh` command and the gateway's host key fingerprint; a command held
+//! for approval fails at once naming it and runs when retried after an
+//! approver said yes; an OIDC token is a password too.
+
+use serde_json::{Value, json};
+use sluice_testkit::oidc::{OidcClient, OidcOptions, OidcProvider};
+use sluice_testkit::ports::free_port;
+use sluice_testkit::sshd::Sshd;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const WRITER: &str = "writer-1";
+const DBA: &str = "dba-1";
+
+struct Gateway {
+    sshd: Sshd,
+    idp: OidcProvider,
+    child: std::process::Child,
+    api: String,
+    ssh_port: u16,
+    http: reqwest::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    async fn start() -> Gateway {
+        let sshd = tokio::task::spawn_blocking(Sshd::start)
+            .await
+            .unwrap()
+            .unwrap();
+        let idp = OidcProvider::start(OidcOptions {
+            clients: vec![
+                OidcClient::new(WRITER, &["writers"]),
+                OidcClient::new(DBA, &["dba"]),
+            ],
+            ..OidcOptions::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (api_port, ssh_port) = (free_port(), free_port());
+        let config = format!(
+            r#"
+[server]
+api_listen = "127.0.0.1:{api_port}"
+data_dir = "data"
+
+[postgres]
+listen = "127.0.0.1:{pg}"
+
+[ssh]
+listen = "127.0.0.1:{ssh_port}"
+
+[[issuers]]
+name = "idp"
+issuer = "{issuer}"
+audiences = ["{audience}"]
+
+[[connections]]
+name = "web"
+kind = "ssh"
+host = "127.0.0.1"
+port = {host_port}
+user = "{user}"
+
+[[connections.guardrails]]
+name = "changes-need-approval"
+action = "approve"
+hold = "fail"
+classes = ["write"]
+
+[connections.ssh]
+host_key = "{host_key}"
+private_key_file = "{key}"
+
+[[rules]]
+name = "writers"
+groups = ["writers"]
+connection = "web"
+profile = "write"
+max_ttl = "15m"
+
+[approvals]
+approver_groups = ["dba"]
+"#,
+            pg = free_port(),
+            issuer = idp.issuer(),
+            audience = idp.audience(),
+            host_port = sshd.port(),
+            user = sshd.user(),
+            host_key = sshd.host_key(),
+            key = sshd.client_key().display(),
+        );
+        let file = dir.path().join("sluice.toml");
+        std::fs::write(&file, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("sluice.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let gw = Gateway {
+            sshd,
+            idp,
+            child,
+            api: format!("http://127.0.0.1:{api_port}"),
+            ssh_port,
+            http: reqwest::Client::new(),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while gw
+            .http
+            .get(format!("{}/readyz", gw.api))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "sluice serve did not start: {}",
+                gw.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        gw
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sluice.log")).unwrap_or_default()
+    }
+
+    async fn token(&self, client: &str) -> String {
+        self.idp
+            .client_credentials_token(client, &OidcClient::secret_for(client), self.idp.audience())
+            .await
+            .unwrap()
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, who: &str, body: Value) -> Value {
+        self.http
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(self.token(who).await)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+
+    /// OpenSSH's client, the password given by askpass.
+    fn ssh(&self, user: &str, password: &str, command: &str) -> Output {
+        use std::os::unix::fs::PermissionsExt;
+        let askpass = self.dir.path().join(format!("askpass-{}", password.len()));
+        std::fs::write(
+            &askpass,
+            format!("#!/bin/sh\nprintf '%s\\n' '{password}'\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let known = self.dir.path().join("known_hosts");
+        Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "PubkeyAuthentication=no",
+            ])
+            .args(["-o", "StrictHostKeyChecking=accept-new", "-o"])
+            .arg(format!("UserKnownHostsFile={}", known.display()))
+            .args(["-p", &self.ssh_port.to_string()])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg(command)
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_runs_commands_over_ssh_and_a_change_waits_for_approval() {
+    let gw = Gateway::start().await;
+    let grant = gw
+        .call(
+            reqwest::Method::POST,
+            "/v1/grants",
+            WRITER,
+            json!({"connection": "web", "reason": "deploy"}),
+        )
+        .await;
+    let c = &grant["credentials"];
+    let (user, password) = (c["user"].as_str().unwrap(), c["password"].as_str().unwrap());
+    assert_eq!(
+        c["ssh"],
+        format!("ssh -p {} {user}@127.0.0.1", gw.ssh_port),
+        "{grant}"
+    );
+
+    let home = gw.sshd.home();
+    let out = gw.ssh(user, password, &format!("ls {}", home.display()));
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), gw.log());
+
+    // The gateway's host key, as the agent saw it, is the one in the grant.
+    let keygen = Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(gw.dir.path().join("known_hosts"))
+        .output()
+        .unwrap();
+    let fingerprint = c["host_key_fingerprint"].as_str().unwrap();
+    assert!(
+        text(&keygen.stdout).contains(fingerprint),
+        "{}",
+        text(&keygen.stdout)
+    );
+
+    // A change is held: it fails at once, naming the approval.
+    let marker = home.join("deployed");
+    let change = format!("touch {}", marker.display());
+    let out = gw.ssh(user, password, &change);
+    assert_eq!(out.status.code(), Some(126));
+    let said = text(&out.stderr);
+    assert!(said.contains("held for approval a_"), "{said}");
+    assert!(!marker.exists());
+    let id = said
+        .split_whitespace()
+        .find(|w| w.starts_with("a_"))
+        .unwrap()
+        .trim_end_matches(|c: char| !c.is_alphanumeric())
+        .to_string();
+    let decided = gw
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/approvals/{id}/approve"),
+            DBA,
+            json!({"reason": "ok to deploy"}),
+        )
+        .await;
+    assert_eq!(decided["status"], "approved", "{decided}");
+    let out = gw.ssh(user, password, &change);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(marker.exists(), "the approved change ran");
+
+    // Its recording, as any session's.
+    let sessions = gw
+        .call(
+            reqwest::Method::GET,
+            "/v1/sessions?connection=web",
+            DBA,
+            Value::Null,
+        )
+        .await;
+    assert!(
+        sessions["sessions"]
+            .as_array()
+            .is_some_and(|s| s.len() >= 3),
+        "{sessions}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_oidc_token_is_a_password_for_the_connection() {
+    let gw = Gateway::start().await;
+    let token = gw.token(WRITER).await;
+    let out = gw.ssh("web", &token, "echo via-token");
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), gw.log());
+    assert_eq!(text(&out.stdout), "via-token\n");
+    let out = gw.ssh("web", "not-a-token", "echo no");
+    assert!(!out.status.success());
+    assert!(!gw.log().contains(&token), "no token in the log");
+}
