@@ -540,3 +540,58 @@ async fn recorded_sessions_are_listed_and_replayed_for_approvers_only() {
     let (status, _) = dba.get(&format!("/ui/sessions/s_{}", "x".repeat(80))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Issue 14: an SSH shell's recording is shown as the terminal showed it,
+/// each stretch an entry the player reveals at its time.
+#[tokio::test]
+async fn a_recorded_terminal_is_shown_as_text_on_the_session_page() {
+    use sluice_core::audit::{AuditEvent, EventKind};
+    let gw = UiGateway::start().await;
+    let (gid, _) = gw.pending_grant("writer-1", &["writers"], "ops").await;
+    let ev = |kind, detail| {
+        AuditEvent::new(kind)
+            .grant(&gid)
+            .connection("orders")
+            .session("s_shell")
+            .detail(detail)
+    };
+    for e in [
+        ev(
+            EventKind::SessionOpened,
+            serde_json::json!({"seq": 0, "client_addr": "127.0.0.1:2", "profile": "write", "protocol": "ssh"}),
+        ),
+        ev(
+            EventKind::StatementAllowed,
+            serde_json::json!({"seq": 1, "protocol": "ssh-shell", "decision": "allow",
+            "statements": [{"text": "(interactive shell)", "classes": ["admin"], "commands": [], "tables": []}]}),
+        ),
+        ev(
+            EventKind::SessionTerminal,
+            serde_json::json!({"seq": 1, "part": 0, "width": 80, "height": 24,
+            "events": [[0.2, "o", "\u{1b}[32m$ \u{1b}[0mls\r\n"], [0.9, "o", "<script>window.x=1</script>\r\n"]]}),
+        ),
+        ev(
+            EventKind::SessionClosed,
+            serde_json::json!({"seq": 2, "end": "client closed"}),
+        ),
+    ] {
+        gw.state.audit.append(e).await.unwrap();
+    }
+    let b = gw.sign_in("dba-1", "dba").await;
+    let (status, page) = b.get("/ui/sessions/s_shell").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        page.matches("class=\"entry terminal\"").count(),
+        2,
+        "{page}"
+    );
+    assert!(
+        page.contains("<pre class=\"terminal\">$ ls</pre>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;script&gt;window.x=1&lt;/script&gt;"),
+        "escaped: {page}"
+    );
+    assert!(!page.contains('\u{1b}'));
+}

@@ -99,8 +99,16 @@ pub enum What {
     Rejected {
         reason: String,
     },
+    /// What an interactive terminal showed (`session.terminal`), merged
+    /// into stretches of at most [`TERMINAL_STRETCH_MS`].
+    Terminal {
+        text: String,
+    },
     Closed,
 }
+
+/// Terminal output closer together than this is one entry.
+pub const TERMINAL_STRETCH_MS: i64 = 100;
 
 /// How an approval ended, and who ended it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +288,7 @@ pub fn timeline(session_id: &str, events: &[Value]) -> Timeline {
                 t.entries
                     .push(entry(at, What::Rejected { reason: r.reason }));
             }
+            "session.terminal" => terminal(&mut t, d, at),
             "session.closed" => {
                 let c: typed::SessionClosed = typed::read(d);
                 t.closed = Some(Closed {
@@ -294,7 +303,43 @@ pub fn timeline(session_id: &str, events: &[Value]) -> Timeline {
             _ => {}
         }
     }
+    // Terminal stretches are written after what they show: in time order.
+    t.entries.sort_by_key(|e| e.offset_ms);
     t
+}
+
+/// A terminal recording's output, placed at the times it was shown
+/// (counted from its shell's request), merged into short stretches.
+fn terminal(t: &mut Timeline, d: &Value, written_at: i64) {
+    let part: typed::Terminal = typed::read(d);
+    let last = part.events.last().map_or(0.0, |e| e.0);
+    let base = t
+        .entries
+        .iter()
+        .find_map(|e| match &e.what {
+            What::Request(r) if r.seq == part.seq => Some(e.offset_ms),
+            _ => None,
+        })
+        .unwrap_or(written_at - (last * 1000.0) as i64);
+    let mut stretch: Option<(i64, String)> = None;
+    for (secs, code, data) in &part.events {
+        if code != "o" {
+            continue;
+        }
+        let at = base + (secs * 1000.0) as i64;
+        match &mut stretch {
+            Some((start, text)) if at - *start <= TERMINAL_STRETCH_MS => text.push_str(data),
+            _ => {
+                if let Some((start, text)) = stretch.take() {
+                    t.entries.push(entry(start, What::Terminal { text }));
+                }
+                stretch = Some((at, data.clone()));
+            }
+        }
+    }
+    if let Some((start, text)) = stretch {
+        t.entries.push(entry(start, What::Terminal { text }));
+    }
 }
 
 fn entry(offset_ms: i64, what: What) -> Entry {
@@ -433,7 +478,8 @@ fn request_for<'a>(t: &'a mut Timeline, d: &Value, at: i64) -> &'a mut Request {
 
 mod text;
 pub use text::{
-    Line, approval, decided, one_line, outcome, render, stamp, table, unpaired, verdict, why,
+    Line, approval, decided, one_line, outcome, render, stamp, table, terminal_lines, unpaired,
+    verdict, why,
 };
 
 #[cfg(test)]

@@ -164,6 +164,7 @@ fn entry(t: &Timeline, e: &Entry) -> Markup {
             _ => "request",
         },
         What::Rejected { .. } => "rejected",
+        What::Terminal { .. } => "terminal",
         What::Closed => "closed",
     };
     html! {
@@ -183,6 +184,11 @@ fn entry(t: &Timeline, e: &Entry) -> Markup {
                 What::Decided(d) => (replay::decided(d)),
                 What::Request(r) => (request(r)),
                 What::Rejected { reason } => { "login rejected: " (reason) },
+                // What the terminal showed, as text: escapes removed, and
+                // escaped again by maud (it is whatever the host printed).
+                What::Terminal { text } => {
+                    pre.terminal { (replay::terminal_lines(text).join("\n")) }
+                },
                 What::Closed => {
                     @let c = t.closed.clone().unwrap_or_default();
                     "session closed (" (c.end.as_deref().unwrap_or("?")) ")"

@@ -253,3 +253,51 @@ fn a_held_statement_that_nobody_decided_shows_its_expiry() {
         "{all}"
     );
 }
+
+#[test]
+fn a_terminal_recording_plays_at_the_times_it_was_shown() {
+    let events = vec![
+        ev(
+            0,
+            "session.opened",
+            json!({"client_addr": "127.0.0.1:1", "profile": "write", "protocol": "ssh"}),
+        ),
+        ev(
+            500,
+            "statement.allowed",
+            json!({"seq": 1, "protocol": "ssh-shell", "decision": "allow",
+                   "statements": [stmt("(interactive shell)", "admin")]}),
+        ),
+        // Written after the fact (a second later): placed by its own times.
+        ev(
+            2500,
+            "session.terminal",
+            json!({"seq": 1, "part": 0, "width": 80, "height": 24,
+                   "events": [[0.1, "o", "\u{1b}[1;32m$ \u{1b}[0m"], [0.15, "o", "echo hi\r\n"],
+                              [0.3, "i", "secret typed"], [1.0, "o", "hi\r\n"]]}),
+        ),
+        ev(3000, "session.closed", json!({"end": "client closed"})),
+    ];
+    let t = timeline("s_1", &events);
+    let shown: Vec<(i64, String)> = t
+        .entries
+        .iter()
+        .filter_map(|e| match &e.what {
+            What::Terminal { text } => Some((e.offset_ms, text.clone())),
+            _ => None,
+        })
+        .collect();
+    // 0.1 s and 0.15 s are one stretch; 1.0 s another; input is not shown.
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert_eq!(shown[0].0, 600);
+    assert_eq!(shown[1], (1500, "hi\r\n".to_string()));
+    let lines: Vec<String> = render(&t).into_iter().map(|l| l.text).collect();
+    let all = lines.join("\n");
+    assert!(all.contains("│ $ echo hi"), "{all}");
+    assert!(all.contains("│ hi"), "{all}");
+    assert!(
+        !all.contains("\u{1b}"),
+        "escape sequences are not printed: {all}"
+    );
+    assert!(!all.contains("secret typed"));
+}

@@ -45,6 +45,11 @@ pub fn render(t: &Timeline) -> Vec<Line> {
             What::Rejected { reason } => {
                 push(&mut out, e.offset_ms, format!("login rejected: {reason}"))
             }
+            What::Terminal { text } => {
+                for line in terminal_lines(text) {
+                    push(&mut out, e.offset_ms, format!("│ {line}"));
+                }
+            }
             What::Closed => {
                 let c = t.closed.clone().unwrap_or_default();
                 let mut s = format!("session closed ({})", or_q(&c.end));
@@ -62,6 +67,50 @@ pub fn render(t: &Timeline) -> Vec<Line> {
     // Outcomes come after their request; keep each line's place stable.
     out.sort_by_key(|l| l.offset_ms);
     out
+}
+
+/// What a terminal showed, as plain lines: escape sequences (colours,
+/// cursor moves) and other control characters removed, carriage returns
+/// read as line ends, blank lines dropped.
+pub fn terminal_lines(text: &str) -> Vec<String> {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI (`ESC [ … final`), OSC (`ESC ] … BEL`), or one char.
+                match chars.peek() {
+                    Some('[') => {
+                        chars.next();
+                        for n in chars.by_ref() {
+                            if ('@'..='~').contains(&n) {
+                                break;
+                            }
+                        }
+                    }
+                    Some(']') => {
+                        for n in chars.by_ref() {
+                            if n == '\u{7}' {
+                                break;
+                            }
+                        }
+                    }
+                    _ => {
+                        chars.next();
+                    }
+                }
+            }
+            '\r' | '\n' => plain.push('\n'),
+            c if c.is_control() && c != '\t' => {}
+            c => plain.push(c),
+        }
+    }
+    plain
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// An approval's end: `approval a_… approved by dba-1: checked`.
