@@ -27,6 +27,7 @@ impl Dev {
             .arg(dir.path().join("data"))
             .args(["--api-listen", &api])
             .args(["--postgres-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--ssh-listen", &format!("127.0.0.1:{}", free_port())])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -191,6 +192,58 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
     );
     assert_eq!(psql(&direct, "SELECT count(*) FROM orders"), "1200");
 
+    // The playground's SSH host: read-only commands for agents.
+    let out = dev.sluice(
+        Some(&agent),
+        &[
+            "grant",
+            "request",
+            "playground-ssh",
+            "--reason",
+            "host check",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ssh_grant: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let c = &ssh_grant["credentials"];
+    let askpass = dev.dir.path().join("askpass");
+    std::fs::write(
+        &askpass,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' '{}'\n",
+            c["password"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let ssh = |command: &str| {
+        Command::new("ssh")
+            .args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+            .args(["-p", &c["port"].to_string()])
+            .arg(format!("{}@127.0.0.1", c["user"].as_str().unwrap()))
+            .arg(command)
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let home = dev.data().join("sshd/home");
+    let out = ssh(&format!("cat {}/README.txt", home.display()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("playground's SSH host"),
+        "{}",
+        stdout(&out)
+    );
+    let out = ssh(&format!("rm {}/README.txt", home.display()));
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(home.join("README.txt").exists());
+
     // Revoke; the owner sees the new status.
     let out = dev.sluice(Some(&agent), &["grant", "revoke", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -254,10 +307,21 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
         .unwrap()
         .parse()
         .unwrap();
+    let sshd_config = std::fs::read_to_string(dev.data().join("sshd/sshd_config")).unwrap();
+    let sshd_port: u16 = sshd_config
+        .lines()
+        .find_map(|l| l.strip_prefix("Port "))
+        .unwrap()
+        .parse()
+        .unwrap();
     dev.interrupt();
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_err(),
         "postgres still running"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", sshd_port)).is_err(),
+        "the playground's sshd still running"
     );
     let api = dev.url.trim_start_matches("http://");
     assert!(
@@ -268,7 +332,8 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
     // Tampering with the stored chain is caught by `audit verify`, naming the event.
     tamper(
         &dev.data().join("sluice.db"),
-        "UPDATE audit_events SET body = replace(body, 'e2e', 'xyz') WHERE kind = 'grant.requested'",
+        "UPDATE audit_events SET body = replace(body, '\"e2e\"', '\"xyz\"') \
+         WHERE kind = 'grant.requested' AND body LIKE '%\"reason\":\"e2e\"%'",
     );
     let out = dev.sluice(None, &["audit", "verify", "--config", config]);
     assert!(!out.status.success());

@@ -1,8 +1,8 @@
 //! `sluice dev`: the local playground. One command starts the gateway with
 //! an embedded store, a development token issuer (served as a real OIDC
 //! discovery document and JWKS, so tokens take the normal verification
-//! path), and a throwaway PostgreSQL loaded with sample data. Ctrl-C stops
-//! all of it.
+//! path), a throwaway PostgreSQL loaded with sample data, and a throwaway
+//! OpenSSH server serving a scratch directory. Ctrl-C stops all of it.
 
 mod sample;
 
@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use sluice_core::config::Config;
 use sluice_identity::dev::DevIssuer;
 use sluice_launch::pg::PgServer;
+use sluice_launch::sshd::Sshd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub struct DevArgs {
     /// Postgres listener.
     #[arg(long, default_value = "127.0.0.1:15432")]
     postgres_listen: String,
+    /// SSH listener.
+    #[arg(long, default_value = "127.0.0.1:2222")]
+    ssh_listen: String,
 }
 
 /// What the throwaway database gives the playground.
@@ -56,8 +60,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
              `sluice dev --data-dir DIR` with a directory you own",
         )?)
     };
+    let host = start_host(&dir).await;
     let (cert, key) = self_signed(&dir)?;
-    let text = config_text(&dir, &args, playground.as_ref(), &cert, &key);
+    let mut text = config_text(&dir, &args, playground.as_ref(), &cert, &key);
+    if let Some(h) = &host {
+        text.push_str(&ssh_config_text(&args, h));
+    }
     let config_path = dir.join("sluice.toml");
     std::fs::write(&config_path, &text)?;
     let config = Arc::new(
@@ -70,10 +78,13 @@ pub async fn run(args: DevArgs) -> Result<()> {
     );
     let running = crate::serve::start(config.clone(), Some(issuer)).await?;
     write_env(&dir, &args, playground.as_ref())?;
-    print_banner(&dir, &args, playground.is_some());
+    print_banner(&dir, &args, playground.is_some(), host.is_some());
     crate::serve::shutdown_signal().await;
     eprintln!("\nstopping the playground ...");
     running.stop().await;
+    if let Some(mut h) = host {
+        tokio::task::spawn_blocking(move || h.stop()).await?;
+    }
     if let Some(mut p) = playground {
         let root = p.server.root().to_path_buf();
         tokio::task::spawn_blocking(move || p.server.stop()).await?;
@@ -296,6 +307,95 @@ approval = "grant"
     t
 }
 
+/// The playground's SSH host: an sshd serving a scratch directory with a
+/// few files, or `None` (with a warning) where OpenSSH's server is not
+/// installed.
+async fn start_host(dir: &Path) -> Option<Sshd> {
+    if sluice_launch::sshd::bin("sshd").is_err() {
+        tracing::warn!(
+            "no OpenSSH server (sshd) on this machine: the playground has no SSH host \
+             (install the openssh-server package to get one)"
+        );
+        return None;
+    }
+    let root = dir.join("sshd");
+    match tokio::task::spawn_blocking(move || Sshd::start_in(&root)).await {
+        Ok(Ok(host)) => {
+            let home = host.home();
+            let _ = std::fs::create_dir_all(home.join("logs"));
+            let _ = std::fs::write(
+                home.join("README.txt"),
+                "This is the playground's SSH host. Agents read here; writers change things here.\n",
+            );
+            let _ = std::fs::write(
+                home.join("logs/app.log"),
+                "2024-05-01T12:00:00Z INFO started\n2024-05-01T12:00:05Z WARN slow query\n",
+            );
+            Some(host)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the playground's SSH host did not start; continuing without it");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the playground's SSH host did not start");
+            None
+        }
+    }
+}
+
+fn ssh_config_text(args: &DevArgs, host: &Sshd) -> String {
+    format!(
+        r#"
+# The playground's SSH host: a throwaway sshd serving {home}.
+[ssh]
+listen = "{listen}"
+
+[[connections]]
+name = "playground-ssh"
+kind = "ssh"
+host = "127.0.0.1"
+port = {port}
+user = "{user}"
+
+# Writers' commands that act on the system wait for a dba's approval; they
+# fail at once naming the approval, and pass when run again once approved.
+[[connections.guardrails]]
+name = "sudo-needs-approval"
+action = "approve"
+hold = "fail"
+commands = ["sudo *"]
+profiles = ["write", "admin"]
+
+[connections.ssh]
+host_key = "{host_key}"
+private_key_file = "{key}"
+
+# Agents run read-only commands; no shell.
+[[rules]]
+name = "analytics-ssh"
+groups = ["analytics-agents"]
+connection = "playground-ssh"
+profile = "read"
+max_ttl = "15m"
+
+# Writers get a shell too (recorded), and commands that write.
+[[rules]]
+name = "writers-ssh"
+groups = ["writers"]
+connection = "playground-ssh"
+profile = "write"
+max_ttl = "15m"
+"#,
+        home = host.home().display(),
+        listen = args.ssh_listen,
+        port = host.port(),
+        user = host.user(),
+        host_key = host.host_key(),
+        key = host.client_key().display(),
+    )
+}
+
 /// A self-signed certificate for the Postgres listener, made once.
 fn self_signed(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let tls = dir.join("tls");
@@ -337,13 +437,19 @@ fn write_env(dir: &Path, args: &DevArgs, pg: Option<&Playground>) -> Result<()> 
     Ok(())
 }
 
-fn print_banner(dir: &Path, args: &DevArgs, has_db: bool) {
+fn print_banner(dir: &Path, args: &DevArgs, has_db: bool, has_ssh: bool) {
     let d = dir.display();
     let api = &args.api_listen;
     println!();
     println!("Sluice playground is running.");
     println!("  API and issuer   http://{api}  (issuer http://{api}/dev-issuer)");
     println!("  Postgres         {}", args.postgres_listen);
+    if has_ssh {
+        println!(
+            "  SSH              {}  (connection playground-ssh)",
+            args.ssh_listen
+        );
+    }
     println!("  approvers        http://{api}/ui  (sign in as dba-1, group dba)");
     println!("  config           {d}/sluice.toml");
     println!("  addresses        {d}/playground.env");
