@@ -48,6 +48,21 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
         prompted: false,
         verified: None,
     };
+    let (tcp, cutter) = crate::cut::Cuttable::new(tcp);
+    let auth_timeout = shared.config.ssh.auth_timeout.0;
+    // The version exchange and key exchange happen inside run_stream: a
+    // client that sends nothing is cut off there too.
+    let opening = {
+        let cutter = cutter.clone();
+        let authenticated = authenticated.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(auth_timeout).await;
+            if !authenticated.load(Ordering::SeqCst) {
+                tracing::info!(client.addr = %addr, "ssh login timed out");
+                cutter.cut();
+            }
+        })
+    };
     let running = match russh::server::run_stream(shared.server.clone(), tcp, handler).await {
         Ok(r) => r,
         Err(e) => {
@@ -55,27 +70,10 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
             return;
         }
     };
-    let handle = running.handle();
-    let auth_timeout = shared.config.ssh.auth_timeout.0;
-    tokio::pin!(running);
-    // Pre-authentication time is capped; after login the session runs
-    // until its client, its grant or the gateway ends it.
-    tokio::select! {
-        r = &mut running => return log_end(addr, r),
-        _ = tokio::time::sleep(auth_timeout) => {}
-    }
-    if !authenticated.load(Ordering::SeqCst) {
-        tracing::info!(client.addr = %addr, "ssh login timed out");
-        let _ = handle
-            .disconnect(
-                russh::Disconnect::ByApplication,
-                "sluice: log in within the time allowed".into(),
-                "en".into(),
-            )
-            .await;
-        return;
-    }
+    // Pre-authentication time is capped (the task above); after login the
+    // session runs until its client, its grant or the gateway ends it.
     log_end(addr, running.await);
+    opening.abort();
 }
 
 fn log_end(addr: SocketAddr, r: Result<(), russh::Error>) {

@@ -62,18 +62,10 @@ pub async fn run(
         }
     };
     let started = Instant::now();
-    let backend = match session.backend().await {
-        Ok(b) => b,
+    let (backend, mut host) = match session.channel().await {
+        Ok(c) => c,
         Err(message) => {
             refuse(&client, &message).await;
-            return;
-        }
-    };
-    let mut host = match backend.handle.channel_open_session().await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "ssh backend channel failed");
-            refuse(&client, "sluice: the host did not open a channel").await;
             return;
         }
     };

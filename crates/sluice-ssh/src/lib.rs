@@ -24,6 +24,7 @@
 
 mod backend;
 mod conn;
+mod cut;
 mod exec;
 pub mod keys;
 mod session;

@@ -28,6 +28,9 @@ pub struct Session {
     pub record: SessionRecord,
     gate: Mutex<Gate>,
     backend: OnceCell<Result<Arc<Backend>, String>>,
+    /// More connections to the host, opened when one holds as many
+    /// channels as the host allows (sshd's MaxSessions, 10 by default).
+    more: Mutex<Vec<Arc<Backend>>>,
     allowed: AtomicU64,
     denied: AtomicU64,
     started: Instant,
@@ -86,6 +89,7 @@ impl Session {
             record,
             gate: Mutex::new(gate),
             backend: OnceCell::new(),
+            more: Mutex::new(Vec::new()),
             allowed: AtomicU64::new(0),
             denied: AtomicU64::new(0),
             started: Instant::now(),
@@ -125,8 +129,42 @@ impl Session {
         session
     }
 
+    /// A new channel on the host, and the connection it is on: on the
+    /// first connection with room, else on a new one (at most
+    /// [`MAX_BACKENDS`] per session).
+    pub async fn channel(
+        &self,
+    ) -> Result<(Arc<Backend>, russh::Channel<russh::client::Msg>), String> {
+        let first = self.backend().await?;
+        if let Ok(ch) = first.handle.channel_open_session().await {
+            return Ok((first, ch));
+        }
+        let mut more = self.more.lock().await;
+        for b in more.iter() {
+            if let Ok(ch) = b.handle.channel_open_session().await {
+                return Ok((b.clone(), ch));
+            }
+        }
+        if more.len() + 1 >= MAX_BACKENDS {
+            return Err(format!(
+                "sluice: this session already holds {MAX_BACKENDS} connections' worth of channels to the host"
+            ));
+        }
+        let b = Arc::new(backend::connect(&self.conn).await.map_err(|e| {
+            tracing::warn!(conn.name = %self.conn.name, error = %e, "another ssh backend connection failed");
+            "sluice: the host did not open a channel".to_string()
+        })?);
+        let ch = b
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|_| "sluice: the host did not open a channel".to_string())?;
+        more.push(b.clone());
+        Ok((b, ch))
+    }
+
     /// The backend connection, opened on first use.
-    pub async fn backend(&self) -> Result<Arc<Backend>, String> {
+    async fn backend(&self) -> Result<Arc<Backend>, String> {
         self.backend
             .get_or_init(|| async {
                 match backend::connect(&self.conn).await {
@@ -253,6 +291,9 @@ impl Session {
         self.record.event(kind)
     }
 }
+
+/// Connections to the host one session may hold.
+const MAX_BACKENDS: usize = 8;
 
 /// What the client is told when its session is ended from outside.
 fn ending_message(reason: &EndReason, grant: &str) -> String {

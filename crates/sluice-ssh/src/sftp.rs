@@ -26,16 +26,12 @@ use crate::subject::Request;
 
 /// Runs the sftp subsystem on a client channel.
 pub async fn run(session: Arc<Session>, client: Channel<Msg>) {
-    let backend = match session.backend().await {
-        Ok(b) => b,
+    let (_backend, host) = match session.channel().await {
+        Ok(c) => c,
         Err(message) => {
             crate::exec::refuse(&client, &message).await;
             return;
         }
-    };
-    let Ok(host) = backend.handle.channel_open_session().await else {
-        crate::exec::refuse(&client, "sluice: the host did not open a channel").await;
-        return;
     };
     if host.request_subsystem(true, "sftp").await.is_err() {
         crate::exec::refuse(&client, "sluice: the host does not offer sftp").await;

@@ -49,16 +49,12 @@ pub async fn run(session: Arc<Session>, mut client: Channel<Msg>, pty: Option<Pt
             return;
         }
     };
-    let backend = match session.backend().await {
-        Ok(b) => b,
+    let (_backend, mut host) = match session.channel().await {
+        Ok(c) => c,
         Err(message) => {
             refuse(&client, &message).await;
             return;
         }
-    };
-    let Ok(mut host) = backend.handle.channel_open_session().await else {
-        refuse(&client, "sluice: the host did not open a channel").await;
-        return;
     };
     let (cols, rows, term) = match &pty {
         Some(p) => {

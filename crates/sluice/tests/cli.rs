@@ -93,7 +93,16 @@ impl Dev {
 }
 
 impl Drop for Dev {
+    /// Ctrl-C first, so the playground stops its database and sshd even
+    /// when a test failed halfway; then kill.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
