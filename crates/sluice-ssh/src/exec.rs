@@ -13,6 +13,7 @@ use sluice_core::audit::EventKind;
 use sluice_core::audit::detail::{self, Completed, Failure};
 
 use crate::conn::PtyRequest;
+use crate::outmask::OutMask;
 use crate::session::Session;
 use crate::subject::Request;
 
@@ -100,8 +101,24 @@ pub async fn run(
     } else {
         Stream::Err
     };
-    let status = pump(&mut client, &mut host, &backend, marked).await;
-    record(&session, seq, started, status);
+    let masker = session.masker.clone();
+    let mut out = masker.as_deref().map(OutMask::new);
+    let mut err = masker.as_deref().map(OutMask::new);
+    let status = pump(
+        &mut client,
+        &mut host,
+        &backend,
+        marked,
+        (&mut out, &mut err),
+    )
+    .await;
+    let mut masked = std::collections::BTreeMap::new();
+    for m in out.iter().chain(err.iter()) {
+        for (label, n) in m.stats.iter().filter(|(_, n)| *n > 0) {
+            *masked.entry(label.to_string()).or_insert(0) += n;
+        }
+    }
+    record(&session, seq, started, status, masked);
     let _ = client.close().await;
 }
 
@@ -181,16 +198,49 @@ enum Stream {
     Err,
 }
 
+/// A stream's masking, when the session has one.
+type Masks<'a, 'm> = (&'a mut Option<OutMask<'m>>, &'a mut Option<OutMask<'m>>);
+
+/// `data` as the client may see it: through the stream's masking.
+fn through(mask: &mut Option<OutMask<'_>>, data: &[u8]) -> Vec<u8> {
+    match mask {
+        Some(m) => m.push(data),
+        None => data.to_vec(),
+    }
+}
+
+/// Passes what the maskings hold (an idle line, or the stream's end).
+async fn drain(client: &Channel<Msg>, (out, err): Masks<'_, '_>) {
+    if let Some(m) = out {
+        let held = m.flush();
+        if !held.is_empty() {
+            let _ = client.data_bytes(held).await;
+        }
+    }
+    if let Some(m) = err {
+        let held = m.flush();
+        if !held.is_empty() {
+            let _ = client.extended_data_bytes(1, held).await;
+        }
+    }
+}
+
 async fn pump(
     client: &mut Channel<Msg>,
     host: &mut Channel<russh::client::Msg>,
     backend: &crate::backend::Backend,
     marked: Stream,
+    (out, err): Masks<'_, '_>,
 ) -> Option<u32> {
     let mut marker = Marker::default();
     let mut status = None;
     loop {
+        let holding = out.as_ref().is_some_and(OutMask::holding)
+            || err.as_ref().is_some_and(OutMask::holding);
         tokio::select! {
+            _ = tokio::time::sleep(crate::outmask::IDLE), if holding => {
+                drain(client, (&mut *out, &mut *err)).await;
+            }
             m = client.wait() => match m {
                 Some(ChannelMsg::Data { data }) => {
                     if host.data_bytes(data).await.is_err() { break; }
@@ -215,6 +265,7 @@ async fn pump(
             m = host.wait() => match m {
                 Some(ChannelMsg::Data { data }) => {
                     let data = if marked == Stream::Out { marker.strip(&data) } else { data.to_vec() };
+                    let data = through(out, &data);
                     if !data.is_empty() && client.data_bytes(data).await.is_err() { break; }
                 }
                 Some(ChannelMsg::ExtendedData { data, ext }) => {
@@ -223,11 +274,13 @@ async fn pump(
                     } else {
                         data.to_vec()
                     };
+                    let data = if ext == 1 { through(err, &data) } else { data };
                     if !data.is_empty() {
                         let _ = client.extended_data_bytes(ext, data).await;
                     }
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
+                    drain(client, (&mut *out, &mut *err)).await;
                     status = Some(exit_status);
                     let _ = client.exit_status(exit_status).await;
                 }
@@ -237,8 +290,14 @@ async fn pump(
                     status = Some(255);
                     let _ = client.exit_status(255).await;
                 }
-                Some(ChannelMsg::Eof) => { let _ = client.eof().await; }
-                Some(ChannelMsg::Close) | None => break,
+                Some(ChannelMsg::Eof) => {
+                    drain(client, (&mut *out, &mut *err)).await;
+                    let _ = client.eof().await;
+                }
+                Some(ChannelMsg::Close) | None => {
+                    drain(client, (&mut *out, &mut *err)).await;
+                    break;
+                }
                 Some(_) => {}
             },
         }
@@ -247,7 +306,13 @@ async fn pump(
 }
 
 /// The command's outcome, after its decision (joined by `seq`).
-fn record(session: &Session, seq: Option<u64>, started: Instant, status: Option<u32>) {
+fn record(
+    session: &Session,
+    seq: Option<u64>,
+    started: Instant,
+    status: Option<u32>,
+    masked: std::collections::BTreeMap<String, u64>,
+) {
     let (outcome, error) = match status {
         Some(0) => ("ok", None),
         Some(n) => (
@@ -276,7 +341,7 @@ fn record(session: &Session, seq: Option<u64>, started: Instant, status: Option<
             rows: None,
             duration_ms: started.elapsed().as_micros() as f64 / 1000.0,
             error,
-            masked: Default::default(),
+            masked,
         }));
     if session.shared.audit.record_later(event).is_err() {
         tracing::warn!(session.id = %session.id, "a command's outcome could not be recorded");

@@ -27,6 +27,7 @@ mod conn;
 mod cut;
 mod exec;
 pub mod keys;
+mod outmask;
 mod session;
 mod sftp;
 mod shell;

@@ -31,6 +31,9 @@ pub struct Session {
     /// More connections to the host, opened when one holds as many
     /// channels as the host allows (sshd's MaxSessions, 10 by default).
     more: Mutex<Vec<Arc<Backend>>>,
+    /// The connection's value detectors for command output, unless the
+    /// grant's holder is exempt.
+    pub masker: Option<Arc<sluice_mask::Masker>>,
     allowed: AtomicU64,
     denied: AtomicU64,
     started: Instant,
@@ -72,6 +75,7 @@ impl Session {
                 shared.config.approvals.statement_timeout.0,
             )),
         });
+        let masker = output_masker(&conn, &grant);
         let presence = Presence::enter(
             &shared.live,
             &shared.metrics,
@@ -90,6 +94,7 @@ impl Session {
             gate: Mutex::new(gate),
             backend: OnceCell::new(),
             more: Mutex::new(Vec::new()),
+            masker,
             allowed: AtomicU64::new(0),
             denied: AtomicU64::new(0),
             started: Instant::now(),
@@ -290,6 +295,25 @@ impl Session {
     pub fn event(&self, kind: sluice_core::audit::EventKind) -> sluice_core::audit::AuditEvent {
         self.record.event(kind)
     }
+}
+
+/// The value detectors a session's command output goes through: the
+/// connection's masking, unless none is configured or the grant's holder
+/// is in an exempt group. A masking that does not compile (a hash key that
+/// cannot be read) masks with the detectors' safe default instead.
+fn output_masker(conn: &ConnectionConfig, grant: &Grant) -> Option<Arc<sluice_mask::Masker>> {
+    let config = conn.masking.as_ref()?;
+    let masker = match sluice_mask::Masker::from_config(config) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, conn.name = %conn.name, "masking unavailable; using the default detectors");
+            sluice_mask::Masker::from_config(&Default::default()).ok()?
+        }
+    };
+    if masker.is_exempt(&grant.identity_groups) {
+        return None;
+    }
+    Some(Arc::new(masker))
 }
 
 /// Connections to the host one session may hold.

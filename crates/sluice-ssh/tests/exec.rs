@@ -232,3 +232,29 @@ async fn sluices_own_bookkeeping_never_reaches_the_client() {
         assert!(!all.contains("sluice-pgid"), "{args:?}: {all}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn command_output_goes_through_the_value_detectors() {
+    let gw = Gateway::start("\n[connections.masking]\nexempt_groups = [\"dba\"]\n").await;
+    std::fs::write(
+        gw.host_file("customers.csv"),
+        "id,card,email\n1,4111 1111 1111 1111,ada@example.com\n",
+    )
+    .unwrap();
+    let g = gw.grant(Profile::Read);
+    let file = gw.host_file("customers.csv");
+    // Printed in pieces: the card number is split across writes.
+    let line = format!(
+        "printf '4111 1111 '; sleep 0.01; printf '1111 1111\\n'; cat {}",
+        file.display()
+    );
+    let out = gw.ssh(&g, &[&line]);
+    let shown = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!shown.contains("4111 1111 1111 1111"), "{shown}");
+    assert!(!shown.contains("ada@example.com"), "{shown}");
+    assert!(shown.contains("1111"), "the last digits stay: {shown}");
+    let done = gw.audit.wait_for(EventKind::StatementCompleted, 1).await;
+    assert!(done[0].detail["masked"].is_object(), "{:?}", done[0].detail);
+    assert!(!gw.audit.all_json().contains("4111 1111 1111 1111"));
+}
