@@ -36,6 +36,9 @@ pub struct GrantRequest {
     ttl: Option<TtlValue>,
     #[serde(default)]
     profile: Option<Profile>,
+    /// An SSH public key the holder may log in with (SSH connections).
+    #[serde(default)]
+    ssh_key: Option<String>,
 }
 
 /// `"10m"` or a number of seconds.
@@ -72,12 +75,27 @@ pub async fn create(
         ));
     }
     let ttl = requested_ttl(req.ttl)?;
+    let ssh_key = match &req.ssh_key {
+        None => None,
+        Some(line) => {
+            let ssh = state
+                .config
+                .connection(&req.connection)
+                .is_some_and(|c| c.kind == sluice_core::config::ConnectionKind::Ssh);
+            if !ssh {
+                return Err(ApiError::bad_request(
+                    "ssh_key is only for grants to SSH connections",
+                ));
+            }
+            Some(sluice_core::grant::ssh_public_key(line).map_err(ApiError::bad_request)?)
+        }
+    };
     let ask = AccessRequest {
         connection: &req.connection,
         ttl,
         profile: req.profile,
     };
-    let issued = issue::issue(&state, &who, &ask, &req.reason).await?;
+    let issued = issue::issue(&state, &who, &ask, &req.reason, ssh_key).await?;
     let mut body = view(&state, &issued.grant, issued.secret.as_deref());
     add_decision(&state, &issued.grant, &mut body).await?;
     // A TTL above the rule's cap is cut: say so.

@@ -375,3 +375,24 @@ async fn raw_http(gw: &Gateway, request: &[u8]) -> String {
     .await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[tokio::test]
+async fn an_ssh_key_is_refused_for_a_database_grant() {
+    let gw = Gateway::start().await;
+    let token = gw.token(AGENT).await;
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFl0ZGVvYnJhbmRvbmtleWZvcnRoZXRlc3QxMjM0 agent";
+    let (status, json) = parts(
+        gw.ask(&token, json!({"connection": "playground", "ssh_key": key}))
+            .await,
+    )
+    .await;
+    assert_error(status, &json, StatusCode::BAD_REQUEST, "bad_request");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("SSH connections"),
+        "{json}"
+    );
+    assert_unharmed(&gw, &token).await;
+}

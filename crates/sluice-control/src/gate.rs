@@ -64,7 +64,7 @@ impl Control for GateControl {
                 )));
             }
             let reason = format!("token login from {client_addr}");
-            crate::issue::issue(state, &who, &ask, &reason)
+            crate::issue::issue(state, &who, &ask, &reason, None)
                 .await
                 .map(|issued| issued.grant)
                 .map_err(|e| LoginRefused::new(e.message))

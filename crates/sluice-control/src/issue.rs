@@ -27,6 +27,7 @@ pub async fn issue(
     who: &Identity,
     ask: &AccessRequest<'_>,
     reason: &str,
+    ssh_key: Option<String>,
 ) -> Result<Issued, Error> {
     let decision = match access::decide(&state.config, who, ask) {
         Ok(d) => d,
@@ -67,6 +68,7 @@ pub async fn issue(
             .as_deref()
             .map(|s| ScramVerifier::derive(s).to_text())
             .unwrap_or_default(),
+        ssh_key,
     };
     // The record comes first: a grant whose record cannot be written is not issued.
     state

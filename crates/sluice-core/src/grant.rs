@@ -87,6 +87,41 @@ pub struct Grant {
     /// The identity or process that last changed the status.
     pub decided_by: Option<String>,
     pub scram_verifier: String,
+    /// An SSH public key (`ssh-ed25519 AAAA…`) its holder may log in with
+    /// instead of the secret, registered when the grant was asked for.
+    pub ssh_key: Option<String>,
+}
+
+/// An SSH public key line as a grant keeps it: `TYPE BASE64` (a comment
+/// dropped), its type one OpenSSH knows and its key blob naming that type.
+pub fn ssh_public_key(line: &str) -> Result<String, String> {
+    use base64::Engine;
+    const TYPES: [&str; 6] = [
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "ssh-rsa",
+        "sk-ssh-ed25519@openssh.com",
+    ];
+    let mut parts = line.split_whitespace();
+    let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
+        return Err("an SSH public key is one line: TYPE BASE64 [COMMENT]".into());
+    };
+    if !TYPES.contains(&kind) {
+        return Err(format!("{kind:?} is not an SSH key type Sluice accepts"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .map_err(|_| "the key's BASE64 part does not decode".to_string())?;
+    // The blob begins with the type as an SSH string (length, bytes).
+    let named = bytes
+        .get(4..4 + kind.len())
+        .is_some_and(|t| t == kind.as_bytes());
+    if bytes.len() < 4 + kind.len() || !named {
+        return Err("the key's BASE64 part is not a key of its type".into());
+    }
+    Ok(format!("{kind} {blob}"))
 }
 
 impl Grant {
@@ -138,5 +173,24 @@ mod tests {
         assert!(GrantStatus::Revoked.is_final());
         assert_eq!(GrantStatus::parse("expired"), Some(GrantStatus::Expired));
         assert_eq!(GrantStatus::parse("bogus"), None);
+    }
+}
+
+#[cfg(test)]
+mod ssh_key_tests {
+    use super::ssh_public_key;
+
+    #[test]
+    fn public_keys_are_kept_without_their_comment_and_checked() {
+        let line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl agent@laptop";
+        assert_eq!(
+            ssh_public_key(line).unwrap(),
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+        );
+        assert!(ssh_public_key("ssh-dss AAAAB3NzaC1kc3M=").is_err());
+        assert!(ssh_public_key("ssh-ed25519 !!!").is_err());
+        // An RSA blob claiming to be ed25519.
+        assert!(ssh_public_key("ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ").is_err());
+        assert!(ssh_public_key("").is_err());
     }
 }

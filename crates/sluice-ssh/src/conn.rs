@@ -115,7 +115,11 @@ impl Drop for Conn {
 fn reject() -> Auth {
     Auth::Reject {
         proceed_with_methods: Some(MethodSet::from(
-            &[MethodKind::Password, MethodKind::KeyboardInteractive][..],
+            &[
+                MethodKind::PublicKey,
+                MethodKind::Password,
+                MethodKind::KeyboardInteractive,
+            ][..],
         )),
         partial_success: false,
     }
@@ -133,6 +137,12 @@ impl Conn {
                 return reject();
             }
         };
+        self.admit(user, grant).await
+    }
+
+    /// Takes a session's seat for a proven grant; the session opens at
+    /// `auth_succeeded`.
+    async fn admit(&mut self, user: &str, grant: Grant) -> Auth {
         let Some(conn) = self.shared.config.connection(&grant.connection).cloned() else {
             self.refuse(user, "unknown connection").await;
             return reject();
@@ -148,6 +158,36 @@ impl Conn {
         };
         self.verified = Some(Verified { grant, conn, seat });
         Auth::Accept
+    }
+
+    /// Logs in grant `user` by the public key registered with it: the key
+    /// (its signature already checked by russh) must be the grant's own.
+    async fn login_by_key(&mut self, user: &str, offered: &russh::keys::PublicKey) -> Auth {
+        let grant = match self.shared.control.grant(user).await {
+            Ok(Some(g)) if is_grant_id(user) && same_key(g.ssh_key.as_deref(), offered) => g,
+            _ => {
+                self.refuse(user, "unknown grant or not its key").await;
+                return reject();
+            }
+        };
+        match self.usable(grant) {
+            Ok(grant) => self.admit(user, grant).await,
+            Err(reason) => {
+                self.refuse(user, reason).await;
+                reject()
+            }
+        }
+    }
+
+    /// Whether `offered` is the public key registered on grant `user`.
+    async fn registered_key(&self, user: &str, offered: &russh::keys::PublicKey) -> bool {
+        if !is_grant_id(user) {
+            return false;
+        }
+        let Ok(Some(grant)) = self.shared.control.grant(user).await else {
+            return false;
+        };
+        same_key(grant.ssh_key.as_deref(), offered)
     }
 
     /// The grant `user` and `secret` prove, or why not (in words safe for
@@ -190,6 +230,11 @@ impl Conn {
                 .await
                 .map_err(|_| "token refused")?
         };
+        self.usable(grant)
+    }
+
+    /// A proven grant must be active, unexpired, and for an SSH connection.
+    fn usable(&self, grant: Grant) -> Result<Grant, &'static str> {
         if grant.status != GrantStatus::Active {
             return Err("grant not active");
         }
@@ -238,6 +283,31 @@ impl Handler for Conn {
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         Ok(self.login(user, password).await)
+    }
+
+    /// A key is worth signing with only if it is the one registered on
+    /// grant `user`. Clients offer every key they hold, so a wrong offer is
+    /// turned away quietly: not recorded, not counted as a failed login.
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(if self.registered_key(user, offer.public_key).await {
+            Auth::Accept
+        } else {
+            reject()
+        })
+    }
+
+    /// Only keys that passed `auth_publickey_offered` reach this; russh has
+    /// checked the client holds the key's private half.
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self.login_by_key(user, key.public_key).await)
     }
 
     /// OpenSSH asks for the password this way when it prefers
@@ -484,4 +554,15 @@ impl Handler for Conn {
         .await;
         Ok(())
     }
+}
+
+/// Whether `offered` is the `registered` OpenSSH public key line (comments
+/// aside); no registered key matches nothing.
+fn same_key(registered: Option<&str>, offered: &russh::keys::PublicKey) -> bool {
+    let Some(registered) = registered.and_then(|k| sluice_core::grant::ssh_public_key(k).ok())
+    else {
+        return false;
+    };
+    let offered = offered.to_openssh().unwrap_or_default();
+    sluice_core::grant::ssh_public_key(&offered).is_ok_and(|o| o == registered)
 }

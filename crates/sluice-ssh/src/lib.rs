@@ -139,6 +139,7 @@ impl SshProxy {
             keys: vec![self.host_key.clone()],
             methods: russh::MethodSet::from(
                 &[
+                    russh::MethodKind::PublicKey,
                     russh::MethodKind::Password,
                     russh::MethodKind::KeyboardInteractive,
                 ][..],

@@ -258,3 +258,61 @@ async fn command_output_goes_through_the_value_detectors() {
     assert!(done[0].detail["masked"].is_object(), "{:?}", done[0].detail);
     assert!(!gw.audit.all_json().contains("4111 1111 1111 1111"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_grant_with_a_registered_key_logs_in_with_that_key_only() {
+    let gw = Gateway::start("").await;
+    let keygen = |name: &str| {
+        let path = gw.dir.path().join(name);
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        path
+    };
+    let (mine, other) = (keygen("agent_key"), keygen("other_key"));
+    let public = std::fs::read_to_string(mine.with_extension("pub")).unwrap();
+    let secret = sluice_core::secret::new_secret();
+    let id = sluice_core::grant::new_grant_id();
+    let mut grant = make_grant(
+        &id,
+        &secret,
+        CONN,
+        Profile::Read,
+        sluice_core::GrantStatus::Active,
+        chrono::Duration::minutes(5),
+    );
+    grant.ssh_key = Some(sluice_core::grant::ssh_public_key(&public).unwrap());
+    gw.control.insert(grant);
+    let with_keys = |keys: &[&std::path::Path]| {
+        let mut ssh = std::process::Command::new("ssh");
+        ssh.args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+            .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]);
+        for key in keys {
+            ssh.arg("-i").arg(key);
+        }
+        ssh.args(["-p", &gw.addr.port().to_string()])
+            .arg(format!("{id}@127.0.0.1"))
+            .arg("echo by-key")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = with_keys(&[&mine]);
+    assert_eq!(stdout(&out), "by-key\n", "{}", stderr(&out));
+    let out = with_keys(&[&other]);
+    assert!(!out.status.success(), "another key is refused");
+
+    // A client offers every key it holds: the wrong ones are turned away
+    // quietly and the right one still gets in.
+    let out = with_keys(&[&other, &other, &other, &mine]);
+    assert_eq!(stdout(&out), "by-key\n", "{}", stderr(&out));
+    assert!(
+        gw.audit.of_kind(EventKind::SessionRejected).is_empty(),
+        "a wrong key offered is not a failed login: {}",
+        gw.audit.all_json()
+    );
+}

@@ -9,13 +9,13 @@ use crate::{Store, StoreError, from_ms, ms};
 
 const COLUMNS: &str = "id, subject, issuer, identity_name, identity_kind, connection, profile, \
     rule, status, reason, ttl_secs, created_at, activated_at, expires_at, decided_by, scram_verifier, \
-    identity_groups";
+    identity_groups, ssh_key";
 
 impl Store {
     pub async fn insert_grant(&self, g: &Grant) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO grants ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         ))
         .bind(&g.id)
         .bind(&g.subject)
@@ -34,6 +34,7 @@ impl Store {
         .bind(g.decided_by.as_deref())
         .bind(&g.scram_verifier)
         .bind(groups_json(&g.identity_groups))
+        .bind(g.ssh_key.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -163,6 +164,7 @@ fn grant_from_row(r: &AnyRow) -> Result<Grant, StoreError> {
         expires_at: from_ms(r.try_get("expires_at")?),
         decided_by: r.try_get("decided_by")?,
         scram_verifier: r.try_get("scram_verifier")?,
+        ssh_key: r.try_get("ssh_key")?,
     })
 }
 

@@ -26,6 +26,7 @@ fn grant(subject: &str, status: GrantStatus, expires_in: i64) -> Grant {
         expires_at: now + Duration::seconds(expires_in),
         decided_by: None,
         scram_verifier: ScramVerifier::derive(&new_secret()).to_text(),
+        ssh_key: None,
     }
 }
 

@@ -201,5 +201,6 @@ pub fn make_grant(
         expires_at: now + ttl,
         decided_by: None,
         scram_verifier: ScramVerifier::derive(secret).to_text(),
+        ssh_key: None,
     }
 }

@@ -27,6 +27,10 @@ pub enum GrantCommand {
         /// If the grant needs approval, wait for the decision.
         #[arg(long)]
         wait: bool,
+        /// An SSH public key file (e.g. ~/.ssh/id_ed25519.pub) to log in to
+        /// an SSH connection with, instead of the grant's secret.
+        #[arg(long, value_name = "FILE")]
+        ssh_key: Option<std::path::PathBuf>,
         /// Print the grant as JSON.
         #[arg(long)]
         json: bool,
@@ -50,9 +54,16 @@ pub async fn run(cmd: GrantCommand) -> Result<ExitCode> {
             reason,
             profile,
             wait,
+            ssh_key,
             json,
         } => {
             let mut body = json!({ "connection": connection, "reason": reason });
+            if let Some(path) = ssh_key {
+                let key = std::fs::read_to_string(&path).map_err(|e| {
+                    anyhow::anyhow!("cannot read the SSH key {}: {e}", path.display())
+                })?;
+                body["ssh_key"] = key.trim().into();
+            }
             if let Some(t) = ttl {
                 body["ttl"] = t.into();
             }
