@@ -38,6 +38,7 @@ pub fn router(state: Shared) -> Router {
         .route("/sessions", get(sessions::list))
         .route("/sessions/{id}", get(sessions::show))
         .route("/sessions/{id}/events", get(sessions::events))
+        .route("/sessions/{id}/cast", get(sessions::cast))
         .fallback(|| async { ApiError::not_found("no such API route") });
     let mut app: Router = Router::new()
         .nest("/v1", api)

@@ -6,6 +6,8 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -118,6 +120,52 @@ pub async fn events(
         })
         .collect();
     Ok(Json(json!({ "session_id": id, "events": events })))
+}
+
+/// `?shell=SEQ`: which recorded shell of the session (default the first).
+#[derive(Debug, Default, Deserialize)]
+pub struct CastQuery {
+    pub shell: Option<u64>,
+}
+
+/// `GET /v1/sessions/{id}/cast`: a recorded shell as an asciicast v2 file.
+pub async fn cast(
+    State(state): State<Shared>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<CastQuery>,
+) -> Result<Response, ApiError> {
+    cast_of(&state, &id, owner(&state, &who), q.shell).await
+}
+
+/// The asciicast of session `id`'s shell `shell` (or its first), as a
+/// download; 404 when the session recorded no such terminal.
+pub(crate) async fn cast_of(
+    state: &Shared,
+    id: &str,
+    owner: Option<(String, String)>,
+    shell: Option<u64>,
+) -> Result<Response, ApiError> {
+    visible(state, id, owner).await?;
+    let events = bodies(state, id).await?;
+    let found = sluice_audit::cast::casts(&events)
+        .into_iter()
+        .find(|c| shell.is_none_or(|s| s == c.seq))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "session {id} recorded no interactive terminal{}",
+                shell.map(|s| format!(" numbered {s}")).unwrap_or_default()
+            ))
+        })?;
+    let name = format!("attachment; filename=\"{id}-{}.cast\"", found.seq);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-asciicast".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        found.text,
+    )
+        .into_response())
 }
 
 async fn visible(

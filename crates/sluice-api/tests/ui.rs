@@ -594,4 +594,25 @@ async fn a_recorded_terminal_is_shown_as_text_on_the_session_page() {
         "escaped: {page}"
     );
     assert!(!page.contains('\u{1b}'));
+
+    // The raw recording, escapes and all, as an asciicast file.
+    assert!(
+        page.contains("href=\"/ui/sessions/s_shell/cast\""),
+        "{page}"
+    );
+    let (status, cast) = b.get("/ui/sessions/s_shell/cast").await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<serde_json::Value> = cast
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["version"], 2);
+    assert_eq!(lines[0]["width"], 80);
+    assert_eq!(
+        lines[1],
+        serde_json::json!([0.2, "o", "\u{1b}[32m$ \u{1b}[0mls\r\n"])
+    );
+    assert_eq!(lines.len(), 3);
+    let (status, _) = b.get("/ui/sessions/s_shell/cast?shell=7").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

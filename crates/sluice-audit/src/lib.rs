@@ -10,6 +10,7 @@
 //! extend that to someone who can rewrite the store and recompute every
 //! hash but does not hold the key.
 
+pub mod cast;
 mod chain;
 mod checkpoint;
 mod commit;

@@ -163,8 +163,14 @@ approver_groups = ["dba"]
             .unwrap_or(Value::Null)
     }
 
-    /// OpenSSH's client, the password given by askpass.
+    /// OpenSSH's client running `command`, the password given by askpass.
     fn ssh(&self, user: &str, password: &str, command: &str) -> Output {
+        self.ssh_with(user, password, &[command], "")
+    }
+
+    /// OpenSSH's client with `args` after the destination, fed `input`.
+    fn ssh_with(&self, user: &str, password: &str, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
         use std::os::unix::fs::PermissionsExt;
         let askpass = self.dir.path().join(format!("askpass-{}", password.len()));
         std::fs::write(
@@ -174,7 +180,7 @@ approver_groups = ["dba"]
         .unwrap();
         std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
         let known = self.dir.path().join("known_hosts");
-        Command::new("ssh")
+        let mut child = Command::new("ssh")
             .args([
                 "-F",
                 "/dev/null",
@@ -187,13 +193,36 @@ approver_groups = ["dba"]
             .arg(format!("UserKnownHostsFile={}", known.display()))
             .args(["-p", &self.ssh_port.to_string()])
             .arg(format!("{user}@127.0.0.1"))
-            .arg(command)
+            .args(args)
             .env("SSH_ASKPASS", &askpass)
             .env("SSH_ASKPASS_REQUIRE", "force")
             .env("DISPLAY", ":0")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
+    /// The `sluice` CLI against this gateway, as `who`.
+    async fn cli(&self, who: &str, args: &[&str]) -> Output {
+        let token = self.token(who).await;
+        let (api, args) = (self.api.clone(), args.iter().map(|a| a.to_string()));
+        let args: Vec<String> = args.collect();
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(&args)
+                .env("SLUICE_URL", api)
+                .env("SLUICE_TOKEN", token)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
     }
 }
 
@@ -291,4 +320,76 @@ async fn an_oidc_token_is_a_password_for_the_connection() {
     let out = gw.ssh("web", "not-a-token", "echo no");
     assert!(!out.status.success());
     assert!(!gw.log().contains(&token), "no token in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shell_is_recorded_and_exported_as_an_asciicast() {
+    let gw = Gateway::start().await;
+    let grant = gw
+        .call(
+            reqwest::Method::POST,
+            "/v1/grants",
+            WRITER,
+            json!({"connection": "web", "reason": "look around"}),
+        )
+        .await;
+    let c = &grant["credentials"];
+    let (user, password) = (c["user"].as_str().unwrap(), c["password"].as_str().unwrap());
+    let out = gw.ssh_with(user, password, &["-tt"], "echo CAST-$((6*7))\nexit\n");
+    assert!(
+        text(&out.stdout).contains("CAST-42"),
+        "{}\n{}",
+        text(&out.stderr),
+        gw.log()
+    );
+
+    let sessions = gw
+        .call(
+            reqwest::Method::GET,
+            "/v1/sessions?connection=web",
+            DBA,
+            Value::Null,
+        )
+        .await;
+    let id = sessions["sessions"][0]["id"].as_str().unwrap().to_string();
+    let out = gw.cli(DBA, &["sessions", "cast", &id]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["version"], 2, "{:?}", lines[0]);
+    let shown = |code: &str| -> String {
+        lines[1..]
+            .iter()
+            .filter(|e| e[1] == code)
+            .filter_map(|e| e[2].as_str())
+            .collect()
+    };
+    assert!(shown("o").contains("CAST-42"), "{lines:?}");
+    assert!(shown("i").contains("echo CAST-$((6*7))"), "{lines:?}");
+    let times: Vec<f64> = lines[1..].iter().filter_map(|e| e[0].as_f64()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+
+    // The same recording replays in the terminal.
+    let out = gw
+        .cli(DBA, &["sessions", "replay", &id, "--speed", "max"])
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("CAST-42"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // The agent may read its own sessions but not an exec without a shell.
+    let out = gw
+        .cli(WRITER, &["sessions", "cast", &id, "--shell", "99"])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no interactive terminal"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -87,6 +87,7 @@ pub fn router(app: Shared) -> Router {
         .route("/live/{id}/end", post(operations::end))
         .route("/sessions", get(recordings::list))
         .route("/sessions/{id}", get(recordings::show))
+        .route("/sessions/{id}/cast", get(recordings::cast))
         .route("/login", get(oidc::login))
         .route("/callback", get(oidc::callback))
         .route("/logout", post(handlers::logout))

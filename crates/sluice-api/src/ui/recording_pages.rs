@@ -96,6 +96,11 @@ pub(crate) fn session(s: &Session, summary: &Value, t: &Timeline) -> Markup {
             span class={ "status " (state) } { (state) }
         }
         (facts(t))
+        @if t.entries.iter().any(|e| matches!(e.what, What::Terminal { .. })) {
+            p { a.cast href={ "/ui/sessions/" (segment(&t.session_id)) "/cast" } {
+                "Download the terminal recording (asciicast v2, for asciinema play)"
+            } }
+        }
         h2 { "Timeline" }
         // Played back by app.js: entries appear at their offsets, at the
         // chosen speed. Without script the whole timeline simply shows.

@@ -69,3 +69,27 @@ pub(crate) async fn show(
         Err(e) => pages::message_for(&s, e.status, "Unavailable", &e.message),
     }
 }
+
+/// `GET /ui/sessions/{id}/cast?shell=SEQ`: a recorded shell as an asciicast
+/// v2 download, for `asciinema play`.
+pub(crate) async fn cast(
+    State(ui): State<UiRef>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(id): Path<String>,
+    Query(q): Query<sessions::CastQuery>,
+) -> Response {
+    let (_, s) = approver!(ui, headers, uri, true);
+    if id.len() > MAX_ID {
+        return pages::message_for(
+            &s,
+            StatusCode::NOT_FOUND,
+            "No recording",
+            "No such session.",
+        );
+    }
+    match sessions::cast_of(&ui.app, &id, None, q.shell).await {
+        Ok(r) => r,
+        Err(e) => pages::message_for(&s, e.status, "No recording", &e.message),
+    }
+}

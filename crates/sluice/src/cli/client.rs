@@ -65,15 +65,28 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    /// GET a body that is not JSON (an asciicast file), as text.
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let req = self.http.get(self.url(path)).bearer_auth(self.token()?);
+        self.exchange(req).await
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+        let text = self.exchange(req).await?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The response body of a successful request; an error naming the
+    /// API's message otherwise.
+    async fn exchange(&self, req: reqwest::RequestBuilder) -> Result<String> {
         let resp = req
             .send()
             .await
             .with_context(|| format!("cannot reach Sluice at {} (is it running?)", self.base))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if !status.is_success() {
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let msg = body["message"]
                 .as_str()
                 .map(str::to_string)
@@ -85,6 +98,6 @@ impl Client {
                 });
             bail!("{msg}");
         }
-        Ok(body)
+        Ok(text)
     }
 }

@@ -45,6 +45,14 @@ pub enum SessionsCommand {
         #[arg(long, default_value = "1")]
         speed: String,
     },
+    /// Writes a recorded interactive shell as an asciicast v2 file on
+    /// stdout (`sluice sessions cast s_… > shell.cast; asciinema play shell.cast`).
+    Cast {
+        id: String,
+        /// Which shell of the session, by its request number (default: the first).
+        #[arg(long)]
+        shell: Option<u64>,
+    },
 }
 
 pub async fn run(cmd: SessionsCommand) -> Result<ExitCode> {
@@ -95,6 +103,13 @@ pub async fn run(cmd: SessionsCommand) -> Result<ExitCode> {
             let speed = parse_speed(&speed)?;
             let body = client.get(&format!("/v1/sessions/{}", encode(&id))).await?;
             play(&timeline_of(&body)?, speed).await?;
+        }
+        SessionsCommand::Cast { id, shell } => {
+            let query = shell.map(|s| format!("?shell={s}")).unwrap_or_default();
+            let cast = client
+                .get_text(&format!("/v1/sessions/{}/cast{query}", encode(&id)))
+                .await?;
+            std::io::stdout().lock().write_all(cast.as_bytes())?;
         }
     }
     Ok(ExitCode::SUCCESS)
