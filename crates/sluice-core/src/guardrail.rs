@@ -14,6 +14,6 @@ mod rule;
 
 pub use class::{StatementClass, StatementFacts};
 pub use eval::{DecidedBy, Verdict, evaluate, evaluate_all};
-pub use glob::glob_match;
+pub use glob::{glob_match, glob_match_exact};
 pub use profile::{ParseProfileError, Profile};
 pub use rule::{Action, GuardrailRule, Hold};

@@ -207,6 +207,7 @@ fn detail(c: &Completion) -> serde_json::Value {
         error,
         // How many values were masked, by rule or detector; never the values.
         masked: c.masked.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+        ..typed::Completed::default()
     })
 }
 

@@ -3,7 +3,7 @@
 //! the pinned one. A host presenting another key is refused before any
 //! credential is sent.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
@@ -11,6 +11,7 @@ use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
 use sluice_core::config::ConnectionConfig;
 
 use crate::keys::{Pin, fingerprint};
+use crate::session::Session;
 
 /// How long the backend has to answer a connect and a login.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -29,10 +30,12 @@ pub enum BackendError {
     Credential(String),
 }
 
-/// Checks the host key; remembers what was presented, for the error.
+/// Checks the host key; remembers what was presented, for the error; and
+/// passes connections on the session's remote forwards back to it.
 pub struct Verifier {
     pin: Pin,
     presented: Arc<Mutex<Option<String>>>,
+    relay: Option<Weak<Session>>,
 }
 
 impl client::Handler for Verifier {
@@ -49,6 +52,32 @@ impl client::Handler for Verifier {
         *self.presented.lock().unwrap_or_else(|e| e.into_inner()) = Some(fingerprint(key));
         Ok(self.pin.matches(key))
     }
+
+    /// A connection the host accepted on a remote forward. Only forwards
+    /// this session asked for (and was allowed) are passed on; the
+    /// listener check is in `forward::accepted`.
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let Some(session) = self.relay.as_ref().and_then(Weak::upgrade) else {
+            return Ok(()); // dropping the reply refuses the channel
+        };
+        tokio::spawn(crate::forward::accepted(
+            session,
+            channel,
+            reply,
+            (connected_address.to_string(), connected_port),
+            (originator_address.to_string(), originator_port),
+        ));
+        Ok(())
+    }
 }
 
 /// A logged-in backend connection.
@@ -56,8 +85,12 @@ pub struct Backend {
     pub handle: Handle<Verifier>,
 }
 
-/// Connects to `conn` and logs in with its held credential.
-pub async fn connect(conn: &ConnectionConfig) -> Result<Backend, BackendError> {
+/// Connects to `conn` and logs in with its held credential; `relay` is the
+/// session remote forwards' connections go back to.
+pub async fn connect(
+    conn: &ConnectionConfig,
+    relay: Option<Weak<Session>>,
+) -> Result<Backend, BackendError> {
     let ssh = conn
         .ssh
         .as_ref()
@@ -67,6 +100,7 @@ pub async fn connect(conn: &ConnectionConfig) -> Result<Backend, BackendError> {
     let verifier = Verifier {
         pin: pin.clone(),
         presented: presented.clone(),
+        relay,
     };
     let config = Arc::new(client::Config {
         inactivity_timeout: None,

@@ -526,32 +526,41 @@ impl Handler for Conn {
         port: &mut u32,
         _wire: &mut Wire,
     ) -> Result<bool, Self::Error> {
-        self.refused(
-            &format!("remote forwarding {address}:{port}"),
-            "default:forwarding",
-            "port forwarding is not offered on this connection",
-        )
-        .await;
-        Ok(false)
+        let session = self.session()?;
+        Ok(crate::forward::listen(&session, address, port).await)
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        _wire: &mut Wire,
+    ) -> Result<bool, Self::Error> {
+        let session = self.session()?;
+        Ok(crate::forward::unlisten(&session, address, port).await)
     }
 
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         host: &str,
         port: u32,
-        _origin: &str,
-        _origin_port: u32,
-        _reply: ChannelOpenHandle,
+        origin: &str,
+        origin_port: u32,
+        reply: ChannelOpenHandle,
         _wire: &mut Wire,
     ) -> Result<(), Self::Error> {
-        // Dropping the reply handle refuses the channel.
-        self.refused(
-            &format!("local forwarding to {host}:{port}"),
-            "default:forwarding",
-            "port forwarding is not offered on this connection",
-        )
-        .await;
+        // Judged in its own task, so a forward held for approval never
+        // stalls the connection; dropping the reply refuses the channel.
+        let session = self.session()?;
+        tokio::spawn(crate::forward::local(
+            session,
+            channel,
+            reply,
+            host.to_string(),
+            port,
+            (origin.to_string(), origin_port),
+        ));
         Ok(())
     }
 }

@@ -342,6 +342,7 @@ fn record(
             duration_ms: started.elapsed().as_micros() as f64 / 1000.0,
             error,
             masked,
+            ..Completed::default()
         }));
     if session.shared.audit.record_later(event).is_err() {
         tracing::warn!(session.id = %session.id, "a command's outcome could not be recorded");

@@ -15,9 +15,11 @@
 //! - the `sftp` subsystem (`sftp`, and `scp`, which speaks SFTP): every
 //!   open, remove, rename, mkdir, setstat… is judged with its canonical
 //!   path; legacy `scp -t/-f` is a command judged as a copy;
-//! - port forwarding, agent forwarding, X11 and environment variables are
-//!   refused (forwarding only for `forwarding_profiles`, not yet
-//!   implemented), each refusal recorded.
+//! - port forwarding (local, dynamic, remote) for `forwarding_profiles`
+//!   only, each forwarded connection judged by where it leads
+//!   (`forward_to`, guardrails) and recorded (see `forward`);
+//! - agent forwarding, X11 and environment variables are refused, each
+//!   refusal recorded.
 //!
 //! Sessions end when their grant does, or an operator ends them; their
 //! open and close are recorded as every protocol's are.
@@ -26,6 +28,7 @@ mod backend;
 mod conn;
 mod cut;
 mod exec;
+mod forward;
 pub mod keys;
 mod outmask;
 mod session;
@@ -52,7 +55,9 @@ pub use backend::BackendError;
 /// `sluice config check --probe`: logs in to `conn`'s host with the held
 /// credential after checking its key; what worked, or why not.
 pub async fn probe(conn: &sluice_core::config::ConnectionConfig) -> Result<String, String> {
-    let b = backend::connect(conn).await.map_err(|e| e.to_string())?;
+    let b = backend::connect(conn, None)
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = b
         .handle
         .disconnect(russh::Disconnect::ByApplication, "", "en")

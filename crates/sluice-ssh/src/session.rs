@@ -2,8 +2,9 @@
 //! connection (opened on the first channel), its record and its place on
 //! the live list, and its end.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use russh::server::Handle;
@@ -40,6 +41,16 @@ pub struct Session {
     closed: AtomicBool,
     _seat: Seat,
     presence: std::sync::Mutex<Option<Presence>>,
+    /// The client's connection, for channels opened towards it (a remote
+    /// forward's connections).
+    pub client: Handle,
+    /// Forwarded connections open now (see `forward::MAX_FORWARDS`).
+    pub forwards: AtomicUsize,
+    /// Remote forwards the host listens on for this session, with the
+    /// request number of the listen that allowed each. Held while the host
+    /// is asked to listen, so a connection arriving at once waits for it.
+    pub listeners: Mutex<HashMap<(String, u32), u64>>,
+    me: Weak<Session>,
 }
 
 impl Session {
@@ -85,7 +96,11 @@ impl Session {
             client_addr.clone(),
         );
         let terminated = presence.terminated();
-        let session = Arc::new(Session {
+        let session = Arc::new_cyclic(|me| Session {
+            client: client.clone(),
+            forwards: AtomicUsize::new(0),
+            listeners: Mutex::new(HashMap::new()),
+            me: me.clone(),
             shared: shared.clone(),
             grant: grant.clone(),
             conn,
@@ -155,7 +170,7 @@ impl Session {
                 "sluice: this session already holds {MAX_BACKENDS} connections' worth of channels to the host"
             ));
         }
-        let b = Arc::new(backend::connect(&self.conn).await.map_err(|e| {
+        let b = Arc::new(backend::connect(&self.conn, None).await.map_err(|e| {
             tracing::warn!(conn.name = %self.conn.name, error = %e, "another ssh backend connection failed");
             "sluice: the host did not open a channel".to_string()
         })?);
@@ -168,11 +183,12 @@ impl Session {
         Ok((b, ch))
     }
 
-    /// The backend connection, opened on first use.
-    async fn backend(&self) -> Result<Arc<Backend>, String> {
+    /// The backend connection, opened on first use; connections the host
+    /// accepts on this session's remote forwards arrive on it.
+    pub async fn backend(&self) -> Result<Arc<Backend>, String> {
         self.backend
             .get_or_init(|| async {
-                match backend::connect(&self.conn).await {
+                match backend::connect(&self.conn, Some(self.me.clone())).await {
                     Ok(b) => Ok(Arc::new(b)),
                     Err(e) => {
                         tracing::warn!(conn.name = %self.conn.name, error = %e, "ssh backend login failed");
@@ -227,8 +243,17 @@ impl Session {
         }
     }
 
+    /// The verdict of the connection's guardrails and the grant's profile
+    /// over `facts`.
+    pub async fn verdict(
+        &self,
+        facts: &[sluice_core::guardrail::StatementFacts],
+    ) -> sluice_core::guardrail::Verdict {
+        self.gate.lock().await.verdict(facts)
+    }
+
     /// Decides a request by a verdict the adapter gives (an interactive
-    /// shell under its profile).
+    /// shell under its profile, a forward).
     pub async fn decide_with(
         &self,
         request: &dyn Subject,

@@ -53,6 +53,26 @@ impl Request {
         }
     }
 
+    /// A port forward: a connection to `target` (`host:port`) made from
+    /// the host (local and dynamic forwarding), or a listener on the host
+    /// whose connections come back to the client (remote forwarding).
+    /// Its command is `forward HOST:PORT` or `listen ADDRESS:PORT`, for
+    /// guardrails' `commands` globs.
+    pub fn forward(verb: &str, target: &str) -> Request {
+        let command = format!("{verb} {target}");
+        let text = match verb {
+            "listen" => format!("remote forwarding: the host listens on {target}"),
+            _ => format!("forwarding to {target}"),
+        };
+        let mut f = StatementFacts::new(StatementClass::Admin, command);
+        f.reasons
+            .push("a forward opens a network path through the host".into());
+        Request {
+            text,
+            facts: vec![f],
+        }
+    }
+
     /// Something the session asks for besides commands and files.
     pub fn other(text: &str, class: StatementClass, reason: &str) -> Request {
         let mut f = StatementFacts::new(class, text);

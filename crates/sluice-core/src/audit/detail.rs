@@ -135,6 +135,12 @@ pub struct Completed {
     /// Values masked in its result, by rule or detector (counts only).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub masked: std::collections::BTreeMap<String, u64>,
+    /// For a forwarded connection: bytes the client sent through it, and
+    /// bytes it received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_received: Option<u64>,
 }
 
 /// `statement.results`: the first rows of a result as the client got them.

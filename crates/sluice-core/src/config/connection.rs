@@ -95,6 +95,12 @@ pub struct SshConnectionConfig {
     /// none.
     #[serde(default)]
     pub forwarding_profiles: Vec<crate::Profile>,
+    /// Where local and dynamic forwards may reach, as `host:port` globs
+    /// seen from the host (`"127.0.0.1:5432"`, `"*.internal:443"`, `"*"`).
+    /// Required when `forwarding_profiles` is set. Remote forwards listen
+    /// on the host's loopback only.
+    #[serde(default)]
+    pub forward_to: Vec<String>,
     /// Whether the sftp subsystem (and so `scp` and `sftp`) is offered;
     /// each file operation is judged. Default true.
     #[serde(default = "yes")]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::Profile;
 
 const GOOD: &str = r#"
 [server]
@@ -130,4 +131,78 @@ fn plain_http_issuers_only_on_loopback() {
         "http://127.0.0.1:9000/dev-issuer",
     );
     assert!(Config::parse(&text, "f").is_ok());
+}
+
+const SSH: &str = r#"
+[[issuers]]
+name = "okta"
+issuer = "https://example.okta.com/oauth2/default"
+audiences = ["api://sluice"]
+
+[[connections]]
+name = "web"
+kind = "ssh"
+host = "web.internal"
+user = "deploy"
+
+[connections.ssh]
+host_key = "SHA256:abc"
+private_key_file = "/etc/sluice/web_key"
+"#;
+
+#[test]
+fn an_ssh_connection_parses_with_its_defaults() {
+    let c = Config::parse(SSH, "sluice.toml").unwrap();
+    let conn = &c.connections[0];
+    assert_eq!(conn.port(), 22);
+    let s = conn.ssh.as_ref().unwrap();
+    assert_eq!(s.shell, "/bin/bash");
+    assert_eq!(s.shell_profiles, [Profile::Write, Profile::Admin]);
+    assert!(s.forwarding_profiles.is_empty() && s.forward_to.is_empty());
+    assert!(s.sftp);
+}
+
+#[test]
+fn ssh_connection_mistakes_are_named() {
+    let cases = [
+        (
+            "host_key = \"SHA256:abc\"",
+            "host_key = \"abc\"",
+            "host_key",
+        ),
+        (
+            "private_key_file = \"/etc/sluice/web_key\"",
+            "",
+            "needs a credential",
+        ),
+        (
+            "private_key_file",
+            "forwarding_profiles = [\"admin\"]\nprivate_key_file",
+            "needs forward_to",
+        ),
+        (
+            "private_key_file",
+            "forwarding_profiles = [\"admin\"]\nforward_to = [\"db.internal\"]\nprivate_key_file",
+            "host:port glob",
+        ),
+        (
+            "private_key_file",
+            "shell = \"bash\"\nprivate_key_file",
+            "absolute path",
+        ),
+    ];
+    for (from, to, said) in cases {
+        let text = SSH.replace(from, to);
+        let err = Config::parse(&text, "sluice.toml").unwrap_err();
+        assert!(
+            err.0.iter().any(|p| p.message.contains(said)),
+            "{to}: {:?}",
+            err.0
+        );
+    }
+    let fine = SSH.replace(
+        "private_key_file",
+        "forwarding_profiles = [\"admin\"]\nforward_to = [\"127.0.0.1:5432\", \"*\"]\nprivate_key_file",
+    );
+    Config::parse(&fine, "sluice.toml").unwrap();
 }

@@ -289,6 +289,28 @@ fn ssh(i: usize, c: &ConnectionConfig, p: &mut Problems) {
     if !s.shell.starts_with('/') {
         at(&sp("shell"), "an absolute path, such as /bin/bash", p);
     }
+    if !s.forwarding_profiles.is_empty() && s.forward_to.is_empty() {
+        at(
+            &sp("forward_to"),
+            "forwarding_profiles needs forward_to: the host:port globs a forward may reach (\"127.0.0.1:5432\"; \"*\" for anywhere the host can reach)",
+            p,
+        );
+    }
+    for (j, f) in s.forward_to.iter().enumerate() {
+        if f.trim() != "*" && !f.contains(':') {
+            at(
+                &[
+                    Key("connections"),
+                    Index(i),
+                    Key("ssh"),
+                    Key("forward_to"),
+                    Index(j),
+                ],
+                "a host:port glob, such as \"db.internal:5432\" or \"10.0.0.*:*\"",
+                p,
+            );
+        }
+    }
 }
 
 fn approvals(c: &Config, p: &mut Problems) {

@@ -185,6 +185,19 @@ private_key_file = "{key}"
             .unwrap()
     }
 
+    /// `ssh` as the grant's holder, left running (a forward's `-N`).
+    pub fn ssh_spawn(&self, g: &TestGrant, args: &[&str]) -> std::process::Child {
+        self.client("ssh", &g.secret)
+            .arg("-p")
+            .arg(self.addr.port().to_string())
+            .arg(format!("{}@127.0.0.1", g.id))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// `ssh` as the grant's holder, with `input` on its standard input.
     pub fn ssh_with_input(&self, g: &TestGrant, args: &[&str], input: &str) -> Output {
         use std::io::Write;
