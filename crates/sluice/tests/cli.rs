@@ -28,7 +28,7 @@ impl Dev {
             .args(["--api-listen", &api])
             .args(["--postgres-listen", &format!("127.0.0.1:{}", free_port())])
             .args(["--ssh-listen", &format!("127.0.0.1:{}", free_port())])
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("banner")).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -43,6 +43,19 @@ impl Dev {
             std::thread::sleep(Duration::from_millis(100));
         }
         dev
+    }
+
+    /// What `sluice dev` printed, once it has printed all of it.
+    fn banner(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(self.dir.path().join("banner")).unwrap();
+            if text.contains("Ctrl-C stops everything.") {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "no banner: {text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn data(&self) -> std::path::PathBuf {
@@ -216,6 +229,14 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
     assert!(out.status.success(), "{}", stderr(&out));
     let ssh_grant: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let c = &ssh_grant["credentials"];
+    // The host key to pin is printed at start, as in the grant.
+    let fingerprint = c["host_key_fingerprint"].as_str().unwrap();
+    assert!(fingerprint.starts_with("SHA256:"), "{ssh_grant}");
+    assert!(
+        dev.banner().contains(&format!("host key {fingerprint}")),
+        "{}",
+        dev.banner()
+    );
     let askpass = dev.dir.path().join("askpass");
     std::fs::write(
         &askpass,

@@ -78,7 +78,13 @@ pub async fn run(args: DevArgs) -> Result<()> {
     );
     let running = crate::serve::start(config.clone(), Some(issuer)).await?;
     write_env(&dir, &args, playground.as_ref())?;
-    print_banner(&dir, &args, playground.is_some(), host.is_some());
+    // The gateway's SSH host key, made by `start` if it was not there.
+    let ssh_fingerprint = host.as_ref().and_then(|_| {
+        let path = config.ssh.host_key_path(&config.server.data_dir);
+        let key = sluice_ssh::keys::host_key(&path).ok()?;
+        Some(sluice_ssh::keys::fingerprint(key.public_key()))
+    });
+    print_banner(&dir, &args, playground.is_some(), ssh_fingerprint);
     crate::serve::shutdown_signal().await;
     eprintln!("\nstopping the playground ...");
     running.stop().await;
@@ -437,16 +443,16 @@ fn write_env(dir: &Path, args: &DevArgs, pg: Option<&Playground>) -> Result<()> 
     Ok(())
 }
 
-fn print_banner(dir: &Path, args: &DevArgs, has_db: bool, has_ssh: bool) {
+fn print_banner(dir: &Path, args: &DevArgs, has_db: bool, ssh_fingerprint: Option<String>) {
     let d = dir.display();
     let api = &args.api_listen;
     println!();
     println!("Sluice playground is running.");
     println!("  API and issuer   http://{api}  (issuer http://{api}/dev-issuer)");
     println!("  Postgres         {}", args.postgres_listen);
-    if has_ssh {
+    if let Some(fp) = ssh_fingerprint {
         println!(
-            "  SSH              {}  (connection playground-ssh)",
+            "  SSH              {}  (connection playground-ssh; host key {fp})",
             args.ssh_listen
         );
     }
