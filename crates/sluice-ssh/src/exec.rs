@@ -9,8 +9,7 @@ use std::time::Instant;
 
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, Sig};
-use sluice_core::audit::EventKind;
-use sluice_core::audit::detail::{self, Completed, Failure};
+use sluice_core::audit::detail::{Completed, Failure};
 
 use crate::conn::PtyRequest;
 use crate::outmask::OutMask;
@@ -114,9 +113,7 @@ pub async fn run(
     .await;
     let mut masked = std::collections::BTreeMap::new();
     for m in out.iter().chain(err.iter()) {
-        for (label, n) in m.stats.iter().filter(|(_, n)| *n > 0) {
-            *masked.entry(label.to_string()).or_insert(0) += n;
-        }
+        m.count_into(&mut masked);
     }
     record(&session, seq, started, status, masked);
     let _ = client.close().await;
@@ -330,23 +327,18 @@ fn record(
             }),
         ),
     };
-    let event = session
-        .event(EventKind::StatementCompleted)
-        .detail(detail::to_value(&Completed {
-            seq: seq.unwrap_or(0),
-            index: 0,
-            protocol: "ssh".into(),
-            outcome: outcome.into(),
-            command: None,
-            rows: None,
-            duration_ms: started.elapsed().as_micros() as f64 / 1000.0,
-            error,
-            masked,
-            ..Completed::default()
-        }));
-    if session.shared.audit.record_later(event).is_err() {
-        tracing::warn!(session.id = %session.id, "a command's outcome could not be recorded");
-    }
+    session.completed(&Completed {
+        seq: seq.unwrap_or(0),
+        index: 0,
+        protocol: "ssh".into(),
+        outcome: outcome.into(),
+        command: None,
+        rows: None,
+        duration_ms: started.elapsed().as_micros() as f64 / 1000.0,
+        error,
+        masked,
+        ..Completed::default()
+    });
 }
 
 /// Tells the client why nothing ran, and ends the channel as a command

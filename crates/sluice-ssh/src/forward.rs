@@ -23,8 +23,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure};
-use sluice_core::audit::EventKind;
-use sluice_core::audit::detail::{self, Completed, Failure};
+use sluice_core::audit::detail::{Completed, Failure};
 use sluice_core::guardrail::glob_match;
 use sluice_core::guardrail::{Action, DecidedBy, Hold, Verdict};
 
@@ -286,24 +285,19 @@ fn finish(
     bytes: Option<(u64, u64)>,
     error: Option<&str>,
 ) {
-    let event = session
-        .event(EventKind::StatementCompleted)
-        .detail(detail::to_value(&Completed {
-            seq,
-            protocol: "ssh-forward".into(),
-            outcome: if error.is_some() { "error" } else { "ok" }.into(),
-            duration_ms: started.elapsed().as_micros() as f64 / 1000.0,
-            error: error.map(|m| Failure {
-                sqlstate: None,
-                message: Some(m.to_string()),
-            }),
-            bytes_sent: bytes.map(|b| b.0),
-            bytes_received: bytes.map(|b| b.1),
-            ..Completed::default()
-        }));
-    if session.shared.audit.record_later(event).is_err() {
-        tracing::warn!(session.id = %session.id, "a forward's end could not be recorded");
-    }
+    session.completed(&Completed {
+        seq,
+        protocol: "ssh-forward".into(),
+        outcome: if error.is_some() { "error" } else { "ok" }.into(),
+        duration_ms: started.elapsed().as_micros() as f64 / 1000.0,
+        error: error.map(|m| Failure {
+            sqlstate: None,
+            message: Some(m.to_string()),
+        }),
+        bytes_sent: bytes.map(|b| b.0),
+        bytes_received: bytes.map(|b| b.1),
+        ..Completed::default()
+    });
 }
 
 /// One of a session's [`MAX_FORWARDS`] places, given back when dropped.

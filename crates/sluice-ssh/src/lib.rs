@@ -30,6 +30,7 @@ mod cut;
 mod exec;
 mod forward;
 pub mod keys;
+mod maskread;
 mod outmask;
 mod session;
 mod sftp;

@@ -50,6 +50,13 @@ impl<'m> OutMask<'m> {
         self.mask(&held)
     }
 
+    /// Adds what this stream masked, by detector, to `into`.
+    pub fn count_into(&self, into: &mut std::collections::BTreeMap<String, u64>) {
+        for (label, n) in self.stats.iter() {
+            *into.entry(label.to_string()).or_insert(0) += n;
+        }
+    }
+
     /// Whether anything is held.
     pub fn holding(&self) -> bool {
         !self.held.is_empty()

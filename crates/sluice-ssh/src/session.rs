@@ -320,6 +320,17 @@ impl Session {
     pub fn event(&self, kind: sluice_core::audit::EventKind) -> sluice_core::audit::AuditEvent {
         self.record.event(kind)
     }
+
+    /// Records how something this session did ended (joined to its
+    /// decision by `done.seq`).
+    pub fn completed(&self, done: &sluice_core::audit::detail::Completed) {
+        let event = self
+            .event(sluice_core::audit::EventKind::StatementCompleted)
+            .detail(sluice_core::audit::detail::to_value(done));
+        if self.shared.audit.record_later(event).is_err() {
+            tracing::warn!(session.id = %self.id, protocol = %done.protocol, "an outcome could not be recorded");
+        }
+    }
 }
 
 /// The value detectors a session's command output goes through: the

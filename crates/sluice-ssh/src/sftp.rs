@@ -7,9 +7,15 @@
 //! attributes and making links are judged and recorded; reads and writes
 //! on an opened file are covered by its open; `stat`, `realpath` and
 //! `readlink` pass unrecorded (metadata, not contents).
+//!
+//! Where the connection masks values, files read go through the value
+//! detectors ([`crate::maskread`]); what was masked is recorded as the
+//! open's outcome when the handle closes. Writes are not masked: they
+//! carry the agent's bytes to the host, not the host's to the agent.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use russh::Channel;
 use russh::server::Msg;
@@ -19,8 +25,10 @@ use russh_sftp::protocol::{
     Attrs, Data, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version,
 };
 use russh_sftp::server::{Handler, StatusReply};
+use sluice_core::audit::detail::Completed;
 use sluice_core::guardrail::StatementClass as C;
 
+use crate::maskread::{self, LoadError, MaskedFile};
 use crate::session::Session;
 use crate::subject::Request;
 
@@ -43,10 +51,12 @@ pub async fn run(session: Arc<Session>, client: Channel<Msg>) {
         crate::exec::refuse(&client, "sluice: the host's sftp did not start").await;
         return;
     }
+    let (notes, noted) = tokio::sync::mpsc::channel(NOTES);
     let proxy = Proxy {
         session,
         raw,
         opened: HashMap::new(),
+        notes,
     };
     // The SFTP server runs on one end of a pipe; this task carries the
     // client's channel to the other, so it knows when the server is done
@@ -54,13 +64,20 @@ pub async fn run(session: Arc<Session>, client: Channel<Msg>) {
     // which `scp` waits for.
     let (ours, theirs) = tokio::io::duplex(PIPE);
     russh_sftp::server::run(theirs, proxy).await;
-    carry(client, ours).await;
+    carry(client, ours, noted).await;
 }
 
 /// Bytes buffered between the client's channel and the SFTP server.
 const PIPE: usize = 256 * 1024;
 
-async fn carry(mut client: Channel<Msg>, pipe: tokio::io::DuplexStream) {
+/// Refusal notes waiting for the client's stderr; more are dropped.
+const NOTES: usize = 16;
+
+async fn carry(
+    mut client: Channel<Msg>,
+    pipe: tokio::io::DuplexStream,
+    mut noted: tokio::sync::mpsc::Receiver<String>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut from_server, mut to_server) = tokio::io::split(pipe);
     let mut buf = vec![0u8; 32 * 1024];
@@ -74,6 +91,10 @@ async fn carry(mut client: Channel<Msg>, pipe: tokio::io::DuplexStream) {
                 Some(russh::ChannelMsg::Close) | None => return,
                 Some(_) => {}
             },
+            Some(note) = noted.recv() => {
+                let text = format!("{note}\r\n").into_bytes();
+                let _ = client.extended_data_bytes(1, text).await;
+            }
             n = from_server.read(&mut buf) => match n {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
@@ -92,8 +113,36 @@ async fn carry(mut client: Channel<Msg>, pipe: tokio::io::DuplexStream) {
 struct Proxy {
     session: Arc<Session>,
     raw: RawSftpSession,
-    /// Handles the host gave, and the path each was judged for.
-    opened: HashMap<String, String>,
+    /// Handles the host gave, and what each was opened for.
+    opened: HashMap<String, Opened>,
+    /// Sluice's refusals, for the client's stderr: OpenSSH's `sftp` shows
+    /// a status's code but not its message.
+    notes: tokio::sync::mpsc::Sender<String>,
+}
+
+/// A handle the host gave.
+struct Opened {
+    /// The path it was judged for.
+    path: String,
+    /// The open's number in its decision, for its outcome.
+    seq: Option<u64>,
+    /// Opened for writing (then it is not read while masking applies).
+    writes: bool,
+    /// The file through the value detectors, once first read.
+    masked: Option<MaskedFile>,
+    started: Instant,
+}
+
+impl Opened {
+    fn new(path: String, seq: Option<u64>, writes: bool) -> Opened {
+        Opened {
+            path,
+            seq,
+            writes,
+            masked: None,
+            started: Instant::now(),
+        }
+    }
 }
 
 /// A host error, as the client's status.
@@ -143,13 +192,12 @@ impl Proxy {
         class: C,
         read: &[&str],
         written: &[&str],
-    ) -> Result<(), StatusReply> {
+    ) -> Result<Option<u64>, StatusReply> {
         let request = Request::file(what, class, read, written);
         self.session
             .decide(&request, &request.facts, "sftp")
             .await
-            .map(|_| ())
-            .map_err(|d| StatusCode::PermissionDenied.with_message(d.message))
+            .map_err(|d| self.refuse(StatusCode::PermissionDenied, d.message))
     }
 }
 
@@ -181,26 +229,29 @@ impl Handler for Proxy {
         let writes = pflags.intersects(
             OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::CREATE | OpenFlags::TRUNCATE,
         );
-        if writes {
+        let seq = if writes {
             self.judge("open for writing", C::Write, &[], &[&path])
-                .await?;
+                .await?
         } else {
             self.judge("open for reading", C::Read, &[&path], &[])
-                .await?;
-        }
+                .await?
+        };
         // The host opens the path judged, not the one given.
         let mut h = self
             .raw
             .open(&path, pflags, attrs)
             .await
             .map_err(host_error)?;
-        self.opened.insert(h.handle.clone(), path);
+        self.opened
+            .insert(h.handle.clone(), Opened::new(path, seq, writes));
         h.id = id;
         Ok(h)
     }
 
     async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
-        self.opened.remove(&handle);
+        if let Some(opened) = self.opened.remove(&handle) {
+            self.finish(opened);
+        }
         let mut s = self.raw.close(handle).await.map_err(host_error)?;
         s.id = id;
         Ok(s)
@@ -214,6 +265,9 @@ impl Handler for Proxy {
         len: u32,
     ) -> Result<Data, Self::Error> {
         self.known(&handle)?;
+        if self.session.masker.is_some() {
+            return self.read_masked(id, &handle, offset, len).await;
+        }
         let mut d = self
             .raw
             .read(handle, offset, len)
@@ -248,7 +302,12 @@ impl Handler for Proxy {
 
     async fn fstat(&mut self, id: u32, handle: String) -> Result<Attrs, Self::Error> {
         self.known(&handle)?;
+        let size = self.opened[&handle].masked.as_ref().map(|m| m.bytes.len());
         let mut a = self.raw.fstat(handle).await.map_err(host_error)?;
+        if let Some(size) = size {
+            // The size of what the client reads.
+            a.attrs.size = Some(size as u64);
+        }
         a.id = id;
         Ok(a)
     }
@@ -287,9 +346,10 @@ impl Handler for Proxy {
 
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
         let path = self.canonical(&path).await?;
-        self.judge("list", C::Read, &[&path], &[]).await?;
+        let seq = self.judge("list", C::Read, &[&path], &[]).await?;
         let mut h = self.raw.opendir(&path).await.map_err(host_error)?;
-        self.opened.insert(h.handle.clone(), path);
+        self.opened
+            .insert(h.handle.clone(), Opened::new(path, seq, false));
         h.id = id;
         Ok(h)
     }
@@ -379,7 +439,71 @@ impl Proxy {
     fn known(&self, handle: &str) -> Result<String, StatusReply> {
         self.opened
             .get(handle)
-            .cloned()
+            .map(|o| o.path.clone())
             .ok_or_else(|| StatusCode::Failure.with_message("unknown handle"))
+    }
+
+    /// Sluice's own refusal: the status, and its words on stderr.
+    fn refuse(&self, code: StatusCode, message: String) -> StatusReply {
+        let _ = self.notes.try_send(message.clone());
+        code.with_message(message)
+    }
+
+    /// A read answered from the file's masked copy, made at the first.
+    async fn read_masked(
+        &mut self,
+        id: u32,
+        handle: &str,
+        offset: u64,
+        len: u32,
+    ) -> Result<Data, StatusReply> {
+        let masker = self.session.masker.clone().expect("masking applies");
+        let opened = &self.opened[handle];
+        if opened.writes {
+            return Err(self.refuse(
+                StatusCode::PermissionDenied,
+                "sluice: a file opened for writing cannot be read while masking applies; open it for reading".into(),
+            ));
+        }
+        if opened.masked.is_none() {
+            let held = self.opened.values().filter(|o| o.masked.is_some()).count();
+            if held >= maskread::MAX_OPEN {
+                return Err(self.refuse(
+                    StatusCode::Failure,
+                    format!(
+                        "sluice: at most {} files are read at once while masking applies; close one first",
+                        maskread::MAX_OPEN
+                    ),
+                ));
+            }
+            let file = match maskread::load(&self.raw, handle, &masker).await {
+                Ok(file) => file,
+                Err(LoadError::Host(e)) => return Err(host_error(e)),
+                Err(LoadError::TooLarge) => {
+                    let why = LoadError::too_large_message();
+                    return Err(self.refuse(StatusCode::Failure, why));
+                }
+            };
+            self.opened.get_mut(handle).expect("known").masked = Some(file);
+        }
+        let file = self.opened[handle].masked.as_ref().expect("loaded");
+        match file.read(offset, len) {
+            Some(data) => Ok(Data { id, data }),
+            None => Err(StatusCode::Eof.with_message("end of file")),
+        }
+    }
+
+    /// Records what a closed handle's reads masked, when they masked.
+    fn finish(&self, opened: Opened) {
+        let Some(file) = opened.masked else { return };
+        self.session.completed(&Completed {
+            seq: opened.seq.unwrap_or(0),
+            protocol: "sftp".into(),
+            outcome: "ok".into(),
+            duration_ms: opened.started.elapsed().as_micros() as f64 / 1000.0,
+            bytes_sent: Some(file.bytes.len() as u64),
+            masked: file.masked,
+            ..Completed::default()
+        });
     }
 }

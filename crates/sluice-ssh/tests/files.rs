@@ -119,3 +119,61 @@ async fn scp_copies_both_ways_under_a_write_grant() {
         "up"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_read_by_sftp_and_scp_go_through_the_value_detectors() {
+    let gw = Gateway::start("\n[connections.masking]\nexempt_groups = [\"dba\"]\n").await;
+    // Longer than one SFTP read, with the card number across the cut
+    // between two of the client's reads (32 KiB each).
+    let mut text = "x".repeat(32 * 1024 - 8);
+    text.push_str("\n1,4111 1111 1111 1111,ada@example.com\nlast line\n");
+    std::fs::write(gw.host_file("customers.csv"), &text).unwrap();
+    let g = gw.grant(Profile::Write);
+    let local = gw.dir.path().join("local");
+    std::fs::create_dir(&local).unwrap();
+
+    let out = gw.sftp(&g, &format!("get customers.csv {}\n", local.display()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = std::fs::read_to_string(local.join("customers.csv")).unwrap();
+    assert!(!got.contains("4111 1111 1111 1111"), "{}", &got[32000..]);
+    assert!(!got.contains("ada@example.com"), "{}", &got[32000..]);
+    assert!(got.ends_with("last line\n"), "the rest of the file arrives");
+
+    let home = gw.sshd.home();
+    let copy = gw.dir.path().join("copy.csv");
+    let out = gw.scp(
+        &g,
+        &format!("REMOTE:{}/customers.csv", home.display()),
+        copy.to_str().unwrap(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = std::fs::read_to_string(&copy).unwrap();
+    assert!(!got.contains("4111 1111 1111 1111"));
+    assert!(got.ends_with("last line\n"));
+
+    // What was masked is recorded against the open, never the value.
+    let done = gw.audit.wait_for(EventKind::StatementCompleted, 2).await;
+    assert!(
+        done.iter().all(|e| e.detail["masked"].is_object()),
+        "{done:?}"
+    );
+    assert!(!gw.audit.all_json().contains("4111 1111 1111 1111"));
+    // Writes are not touched: the host's file is as it was.
+    assert_eq!(
+        std::fs::read_to_string(gw.host_file("customers.csv")).unwrap(),
+        text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_too_large_to_mask_whole_is_refused_with_the_reason() {
+    let gw = Gateway::start("\n[connections.masking]\n").await;
+    let big = vec![b'a'; 17 * 1024 * 1024];
+    std::fs::write(gw.host_file("big.bin"), &big).unwrap();
+    let g = gw.grant(Profile::Read);
+    let local = gw.dir.path().join("local");
+    std::fs::create_dir(&local).unwrap();
+    let out = gw.sftp(&g, &format!("get big.bin {}\n", local.display()));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("masked"), "{}", stderr(&out));
+}
