@@ -31,6 +31,7 @@ impl Dev {
             .arg(&data)
             .args(["--api-listen", &api])
             .args(["--postgres-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--ssh-listen", &format!("127.0.0.1:{}", free_port())])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
