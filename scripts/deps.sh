@@ -24,6 +24,9 @@ need make command -v make
 need chromium command -v chromium
 need openssh-server test -x /usr/sbin/sshd
 need openssh-client command -v ssh
+need mariadb-server test -x /usr/sbin/mariadbd
+need mariadb-client command -v mariadb
+need python3-pymysql /usr/bin/python3 -c 'import pymysql'
 
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else

@@ -11,14 +11,14 @@ pub struct ConnectionConfig {
     /// The name agents request and connect to, e.g. "orders-db". Lowercase
     /// letters, digits, `-` and `_`.
     pub name: String,
-    /// The protocol: "postgres" or "ssh".
+    /// The protocol: "postgres", "mysql" (MySQL and MariaDB) or "ssh".
     pub kind: ConnectionKind,
     /// Backend host name or address.
     pub host: String,
-    /// Backend port. Default 5432 for postgres, 22 for ssh.
+    /// Backend port. Default 5432 for postgres, 3306 for mysql, 22 for ssh.
     #[serde(default)]
     port: Option<u16>,
-    /// The database on the backend (postgres).
+    /// The database on the backend (postgres, mysql).
     #[serde(default)]
     pub database: String,
     /// The backend user for `write` and `admin` grants (and `read` grants
@@ -194,6 +194,7 @@ pub struct Credential {
 pub enum ConnectionKind {
     Postgres,
     Ssh,
+    Mysql,
 }
 
 impl ConnectionKind {
@@ -201,6 +202,7 @@ impl ConnectionKind {
         match self {
             ConnectionKind::Postgres => "postgres",
             ConnectionKind::Ssh => "ssh",
+            ConnectionKind::Mysql => "mysql",
         }
     }
 
@@ -209,6 +211,7 @@ impl ConnectionKind {
         match self {
             ConnectionKind::Postgres => 5432,
             ConnectionKind::Ssh => 22,
+            ConnectionKind::Mysql => 3306,
         }
     }
 }

@@ -29,7 +29,7 @@ pub use masking::{
 };
 pub use pool::PoolConfig;
 pub use rule::{AccessRule, ApprovalMode, ApprovalsConfig};
-pub use server::{PostgresListenerConfig, ServerConfig, SshListenerConfig};
+pub use server::{MysqlListenerConfig, PostgresListenerConfig, ServerConfig, SshListenerConfig};
 pub use ui::UiConfig;
 pub use webhook::{WebhookConfig, WebhookKind};
 
@@ -47,6 +47,9 @@ pub struct Config {
     /// The SSH listener.
     #[serde(default)]
     pub ssh: SshListenerConfig,
+    /// The MySQL/MariaDB listener.
+    #[serde(default)]
+    pub mysql: MysqlListenerConfig,
     /// Trusted OIDC issuers (`[[issuers]]`).
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,

@@ -28,6 +28,9 @@ impl Config {
         fix_opt(&mut self.postgres.tls_cert);
         fix_opt(&mut self.postgres.tls_key);
         fix_opt(&mut self.ssh.host_key_file);
+        fix_opt(&mut self.mysql.tls_cert);
+        fix_opt(&mut self.mysql.tls_key);
+        fix_opt(&mut self.mysql.rsa_key_file);
         for c in &mut self.connections {
             fix_opt(&mut c.password_file);
             fix_opt(&mut c.ca_file);

@@ -193,6 +193,90 @@ impl SshListenerConfig {
     }
 }
 
+/// The MySQL/MariaDB listener (`[mysql]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlListenerConfig {
+    /// Listener address. Default "127.0.0.1:13306".
+    #[serde(default = "default_mysql")]
+    pub listen: String,
+    /// Host name put in grant credentials. Default: the listener's address.
+    #[serde(default)]
+    pub public_host: Option<String>,
+    /// TLS certificate chain (PEM) offered to clients. Without one, clients
+    /// prove their secret through the RSA key exchange of
+    /// `caching_sha2_password`, and the token fallback is refused.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse clients that do not negotiate TLS. Default false.
+    #[serde(default)]
+    pub require_tls: bool,
+    /// The gateway's RSA key (PKCS#8 PEM) for `caching_sha2_password`'s key
+    /// exchange, generated on first start when missing. Default
+    /// `{data_dir}/mysql_rsa_key.pem`.
+    #[serde(default)]
+    pub rsa_key_file: Option<PathBuf>,
+    /// The server version the gateway announces before it knows which
+    /// backend a client wants. Default "8.0.36-sluice".
+    #[serde(default = "default_mysql_version")]
+    pub server_version: String,
+    /// Largest packet accepted after login, in bytes (a statement and its
+    /// parameters). Default 67108864 (64 MiB).
+    #[serde(default = "default_max_packet")]
+    pub max_packet_bytes: usize,
+    /// Largest SQL text analysed, in bytes; a longer one is refused.
+    /// Default 1048576 (1 MiB).
+    #[serde(default = "default_max_statement")]
+    pub max_statement_bytes: usize,
+    /// Time a client has to finish the handshake and login. Default "10s".
+    #[serde(default = "default_auth_timeout")]
+    pub auth_timeout: Dur,
+}
+
+impl Default for MysqlListenerConfig {
+    fn default() -> Self {
+        MysqlListenerConfig {
+            listen: default_mysql(),
+            public_host: None,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
+            rsa_key_file: None,
+            server_version: default_mysql_version(),
+            max_packet_bytes: default_max_packet(),
+            max_statement_bytes: default_max_statement(),
+            auth_timeout: default_auth_timeout(),
+        }
+    }
+}
+
+impl MysqlListenerConfig {
+    /// Host and port put into grant credentials.
+    pub fn endpoint(&self) -> (String, u16) {
+        endpoint(&self.listen, self.public_host.as_deref(), 13306)
+    }
+
+    /// Where the gateway's RSA key is kept.
+    pub fn rsa_key_path(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.rsa_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("mysql_rsa_key.pem"))
+    }
+}
+
+fn default_mysql() -> String {
+    "127.0.0.1:13306".into()
+}
+fn default_mysql_version() -> String {
+    "8.0.36-sluice".into()
+}
+fn default_max_packet() -> usize {
+    64 * 1024 * 1024
+}
+
 fn default_ssh() -> String {
     "127.0.0.1:2222".into()
 }

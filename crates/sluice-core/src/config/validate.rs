@@ -76,6 +76,7 @@ fn server(c: &Config, p: &mut Problems) {
             p,
         );
     }
+    mysql_listener(&c.mysql, p);
     let pg = &c.postgres;
     if pg.tls_cert.is_some() != pg.tls_key.is_some() {
         at(
@@ -177,7 +178,7 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
         at(&path("port"), "must not be 0", p);
     }
     match c.kind {
-        super::ConnectionKind::Postgres => {
+        super::ConnectionKind::Postgres | super::ConnectionKind::Mysql => {
             if c.database.trim().is_empty() {
                 at(&path("database"), "must not be empty", p);
             }
@@ -224,6 +225,41 @@ fn connection(i: usize, c: &ConnectionConfig, names: &mut HashSet<String>, p: &m
                 "rows:N needs N between 1 and {} (use \"summary\" to keep no rows)",
                 super::connection::MAX_RECORDED_ROWS
             ),
+            p,
+        );
+    }
+}
+
+/// The `[mysql]` listener: TLS settings that go together, sane limits.
+fn mysql_listener(m: &super::MysqlListenerConfig, p: &mut Problems) {
+    let key = |k| vec![Key("mysql"), Key(k)];
+    if m.tls_cert.is_some() != m.tls_key.is_some() {
+        at(&key("tls_cert"), "set both tls_cert and tls_key", p);
+    }
+    if m.require_tls && m.tls_cert.is_none() {
+        at(&key("require_tls"), "needs tls_cert and tls_key", p);
+    }
+    if m.max_packet_bytes < 1024 * 1024 || m.max_packet_bytes > 1024 * 1024 * 1024 {
+        at(
+            &key("max_packet_bytes"),
+            "must be between 1048576 and 1073741824",
+            p,
+        );
+    }
+    if m.max_statement_bytes < 1024 || m.max_statement_bytes > m.max_packet_bytes {
+        at(
+            &key("max_statement_bytes"),
+            "must be at least 1024 and at most max_packet_bytes",
+            p,
+        );
+    }
+    if m.server_version.is_empty()
+        || m.server_version.len() > 60
+        || !m.server_version.bytes().all(|b| b.is_ascii_graphic())
+    {
+        at(
+            &key("server_version"),
+            "must be 1 to 60 printable characters without spaces",
             p,
         );
     }

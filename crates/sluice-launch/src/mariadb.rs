@@ -1,0 +1,217 @@
+//! Real MariaDB servers (Debian's `mariadb-server`) on an ephemeral
+//! loopback port, each in a directory of its own: `mariadb-install-db`
+//! then `mariadbd` with no option files read, so the machine's own server
+//! (and its `/etc/mysql`) is never touched. As root the server runs as the
+//! unprivileged `mysql` user the package makes. Used by the MySQL suites
+//! and by `sluice dev`'s playground database.
+
+use anyhow::{Context, Result, bail};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ports::free_port;
+
+/// A running MariaDB server. Killed (and its files removed) on drop.
+pub struct MariaDb {
+    child: Option<Child>,
+    port: u16,
+    root: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl MariaDb {
+    /// Starts a server in a fresh temporary directory.
+    pub fn start() -> Result<MariaDb> {
+        let temp = tempfile::Builder::new()
+            .prefix("sluice-mariadb-")
+            .tempdir()?;
+        let mut m = Self::start_in(temp.path())?;
+        m._temp = Some(temp);
+        Ok(m)
+    }
+
+    /// Starts a server whose files live under `root` (`data/`, `sock`,
+    /// `error.log`). Its `root@localhost` has no password and is reached
+    /// only through the socket; make users with [`MariaDb::sql`].
+    pub fn start_in(root: &Path) -> Result<MariaDb> {
+        let install = bin("mariadb-install-db")?;
+        let server = bin("mariadbd")?;
+        let data = root.join("data");
+        let as_root = unsafe { libc::geteuid() } == 0;
+        let user = if as_root { "mysql".to_string() } else { whoami()? };
+        fs::create_dir_all(&data)?;
+        if as_root {
+            // The server drops to `mysql`, which must reach its files.
+            fs::set_permissions(root, fs::Permissions::from_mode(0o755))?;
+            chown(root, &user)?;
+            chown(&data, &user)?;
+        }
+        let out = Command::new(&install)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--user={user}"))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .stdin(Stdio::null())
+            .output()
+            .context("run mariadb-install-db")?;
+        if !out.status.success() {
+            bail!(
+                "mariadb-install-db failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut last = anyhow::anyhow!("no attempt");
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(&server)
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--socket={}", root.join("sock").display()))
+                .arg(format!("--pid-file={}", root.join("mariadbd.pid").display()))
+                .arg(format!("--log-error={}", root.join("error.log").display()))
+                .arg(format!("--port={port}"))
+                .arg(format!("--user={user}"))
+                .args([
+                    "--bind-address=127.0.0.1",
+                    "--skip-name-resolve",
+                    "--skip-log-bin",
+                    "--innodb-buffer-pool-size=16M",
+                    "--max-connections=200",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("spawn mariadbd")?;
+            let mut m = MariaDb {
+                child: Some(child),
+                port,
+                root: root.to_path_buf(),
+                _temp: None,
+            };
+            match m.wait_ready() {
+                Ok(()) => return Ok(m),
+                Err(e) => {
+                    last = e;
+                    m.stop();
+                }
+            }
+        }
+        Err(last.context("start mariadbd"))
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(child) = &mut self.child
+                && let Some(status) = child.try_wait()?
+            {
+                let log = fs::read_to_string(self.root.join("error.log")).unwrap_or_default();
+                bail!("mariadbd exited ({status}): {}", tail(&log));
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.sql("SELECT 1").is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("mariadbd did not answer within 30s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's socket, where `root` logs in without a password.
+    pub fn socket(&self) -> PathBuf {
+        self.root.join("sock")
+    }
+
+    /// Runs `sql` as `root` through the socket with the `mariadb` client;
+    /// its output, tab-separated, without column names.
+    pub fn sql(&self, sql: &str) -> Result<String> {
+        let out = Command::new(bin("mariadb")?)
+            .arg("--no-defaults")
+            .arg(format!("--socket={}", self.socket().display()))
+            .args(["-uroot", "--batch", "--skip-column-names", "-e", sql])
+            .stdin(Stdio::null())
+            .output()
+            .context("run mariadb")?;
+        if !out.status.success() {
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Makes database `name` and a user of the same name with `password`
+    /// and every privilege on it, reachable over TCP.
+    pub fn create_database(&self, name: &str, password: &str) -> Result<()> {
+        self.sql(&format!(
+            "CREATE DATABASE `{name}`; \
+             CREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{password}'; \
+             GRANT ALL ON `{name}`.* TO '{name}'@'127.0.0.1';"
+        ))?;
+        Ok(())
+    }
+
+    /// Stops the server at once, as a crash would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+fn chown(path: &Path, user: &str) -> Result<()> {
+    let out = Command::new("chown")
+        .arg("-R")
+        .arg(user)
+        .arg(path)
+        .output()
+        .context("run chown")?;
+    if !out.status.success() {
+        bail!("chown {user} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+fn whoami() -> Result<String> {
+    let out = Command::new("id")
+        .arg("-un")
+        .output()
+        .context("run id -un")?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A MariaDB program (`mariadbd`, `mariadb-install-db`, `mariadb`).
+pub fn bin(name: &str) -> Result<PathBuf> {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "MariaDB's `{name}` was not found: install the Debian packages `mariadb-server` and \
+         `mariadb-client` (or run `make test`, which installs them)"
+    )
+}

@@ -1,0 +1,5 @@
+//! Sluice's MySQL and MariaDB adapter.
+
+pub mod analyse;
+mod functions;
+mod packet;
