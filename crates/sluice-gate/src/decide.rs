@@ -371,3 +371,37 @@ fn denial(verdict: &Verdict) -> Denial {
     };
     Denial::refused(message)
 }
+
+/// The longest request text kept in a record; past it the text is cut
+/// and the full text's SHA-256 kept.
+pub const MAX_RECORDED_TEXT: usize = 8 * 1024;
+
+/// How a request of one text is shown in the record: the text (cut at
+/// [`MAX_RECORDED_TEXT`]), its classes, commands and tables.
+pub fn record_of(text: &str, facts: &[StatementFacts], fingerprint: &str) -> StatementRecord {
+    use sha2::Digest;
+    let truncated = text.len() > MAX_RECORDED_TEXT;
+    let mut shown = text.to_string();
+    if truncated {
+        let mut end = MAX_RECORDED_TEXT;
+        while !shown.is_char_boundary(end) {
+            end -= 1;
+        }
+        shown.truncate(end);
+    }
+    let mut tables: Vec<String> = facts
+        .iter()
+        .flat_map(|f| f.tables().map(str::to_string))
+        .collect();
+    tables.sort();
+    tables.dedup();
+    StatementRecord {
+        text: shown,
+        truncated,
+        sha256: truncated.then(|| hex::encode(sha2::Sha256::digest(text.as_bytes()))),
+        fingerprint: fingerprint.to_string(),
+        classes: facts.iter().map(|f| f.class.as_str().to_string()).collect(),
+        commands: facts.iter().map(|f| f.command.clone()).collect(),
+        tables,
+    }
+}

@@ -37,6 +37,18 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
         }
     }
+
+    /// What the client is told, for a session of grant `grant`.
+    pub fn message(&self, grant: &str) -> String {
+        match self {
+            EndReason::Expired => format!("sluice: grant {grant} expired; request a new one"),
+            EndReason::Revoked => format!("sluice: grant {grant} was revoked"),
+            EndReason::Terminated { by } => {
+                format!("sluice: this session was ended by {by}; the grant itself is unchanged")
+            }
+            EndReason::Shutdown => "sluice: the gateway is shutting down".into(),
+        }
+    }
 }
 
 /// Resolves when a session must end.

@@ -21,7 +21,10 @@ pub use control::{
     ApprovalOutcome, ApprovalRequest, ApprovalTicket, Control, ControlError, LoginRefused,
     is_grant_id,
 };
-pub use decide::{Decision, Denial, DenialKind, Gate, GateSpec, Permit, Refusal, Run, Subject};
+pub use decide::{
+    Decision, Denial, DenialKind, Gate, GateSpec, MAX_RECORDED_TEXT, Permit, Refusal, Run, Subject,
+    record_of,
+};
 pub use ending::{EndReason, EndSignal, end_signal};
 pub use hold::{Held, Holds, Tell};
 pub use meter::Meter;

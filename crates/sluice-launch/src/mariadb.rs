@@ -25,10 +25,22 @@ pub struct MariaDb {
 impl MariaDb {
     /// Starts a server in a fresh temporary directory.
     pub fn start() -> Result<MariaDb> {
+        Self::start_temp(false)
+    }
+
+    /// Starts a server that the kernel kills when the calling thread ends,
+    /// for a server shared by a whole test binary (kept in a `static`,
+    /// which is never dropped): call it from a thread that lives as long
+    /// as the process.
+    pub fn start_bound_to_thread() -> Result<MariaDb> {
+        Self::start_temp(true)
+    }
+
+    fn start_temp(bound: bool) -> Result<MariaDb> {
         let temp = tempfile::Builder::new()
             .prefix("sluice-mariadb-")
             .tempdir()?;
-        let mut m = Self::start_in(temp.path())?;
+        let mut m = Self::start_with(temp.path(), bound)?;
         m._temp = Some(temp);
         Ok(m)
     }
@@ -37,11 +49,19 @@ impl MariaDb {
     /// `error.log`). Its `root@localhost` has no password and is reached
     /// only through the socket; make users with [`MariaDb::sql`].
     pub fn start_in(root: &Path) -> Result<MariaDb> {
+        Self::start_with(root, false)
+    }
+
+    fn start_with(root: &Path, bound: bool) -> Result<MariaDb> {
         let install = bin("mariadb-install-db")?;
         let server = bin("mariadbd")?;
         let data = root.join("data");
         let as_root = unsafe { libc::geteuid() } == 0;
-        let user = if as_root { "mysql".to_string() } else { whoami()? };
+        let user = if as_root {
+            "mysql".to_string()
+        } else {
+            whoami()?
+        };
         fs::create_dir_all(&data)?;
         if as_root {
             // The server drops to `mysql`, which must reach its files.
@@ -67,11 +87,26 @@ impl MariaDb {
         let mut last = anyhow::anyhow!("no attempt");
         for _ in 0..5 {
             let port = free_port();
-            let child = Command::new(&server)
+            let mut command = Command::new(&server);
+            if bound {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: prctl is async-signal-safe; it only asks the
+                // kernel to kill the child when its parent thread ends.
+                unsafe {
+                    command.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+            }
+            let child = command
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--socket={}", root.join("sock").display()))
-                .arg(format!("--pid-file={}", root.join("mariadbd.pid").display()))
+                .arg(format!(
+                    "--pid-file={}",
+                    root.join("mariadbd.pid").display()
+                ))
                 .arg(format!("--log-error={}", root.join("error.log").display()))
                 .arg(format!("--port={port}"))
                 .arg(format!("--user={user}"))
@@ -189,7 +224,10 @@ fn chown(path: &Path, user: &str) -> Result<()> {
         .output()
         .context("run chown")?;
     if !out.status.success() {
-        bail!("chown {user} failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "chown {user} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }

@@ -159,7 +159,8 @@ fn statement(s: &Statement, db: &str) -> StatementFacts {
     let mut f = match s {
         Statement::Query(q) => query(q),
         Statement::Insert(i) => {
-            let mut f = StatementFacts::new(C::Write, if i.replace_into { "REPLACE" } else { "INSERT" });
+            let mut f =
+                StatementFacts::new(C::Write, if i.replace_into { "REPLACE" } else { "INSERT" });
             if let ast::TableObject::TableName(name) = &i.table {
                 f.tables_written.push(table_name(name));
             } else {
@@ -336,8 +337,7 @@ fn query(q: &Query) -> StatementFacts {
         && let Some(into) = &s.into
     {
         f.class = C::Admin;
-        f.reasons
-            .push(format!("{into} writes outside the result"));
+        f.reasons.push(format!("{into} writes outside the result"));
     }
     f
 }
@@ -383,7 +383,8 @@ fn set(set: &ast::Set) -> StatementFacts {
         }
         if global {
             f.class = C::Admin;
-            f.reasons.push(format!("SET GLOBAL {var} changes the server"));
+            f.reasons
+                .push(format!("SET GLOBAL {var} changes the server"));
         } else if var == "sql_log_bin" {
             f.class = C::Admin;
             f.reasons
@@ -398,11 +399,20 @@ fn set(set: &ast::Set) -> StatementFacts {
             f.reasons.push(format!("SET {var} may turn read-only off"));
         } else if matches!(
             var.as_str(),
-            "pseudo_thread_id" | "pseudo_slave_mode" | "gtid_next" | "gtid_seq_no" | "insert_id"
-                | "timestamp" | "server_id" | "skip_replication" | "sql_safe_updates"
+            "pseudo_thread_id"
+                | "pseudo_slave_mode"
+                | "gtid_next"
+                | "gtid_seq_no"
+                | "insert_id"
+                | "timestamp"
+                | "server_id"
+                | "skip_replication"
+                | "sql_safe_updates"
         ) {
             f.class = f.class.max(C::Admin);
-            f.reasons.push(format!("SET {var} changes how the server records the session"));
+            f.reasons.push(format!(
+                "SET {var} changes how the server records the session"
+            ));
         }
     }
     f
@@ -506,8 +516,9 @@ fn other_database(table: &str, db: &str, f: &mut StatementFacts) {
         "information_schema" => {}
         "mysql" | "performance_schema" | "sys" => {
             f.class = f.class.max(C::Admin);
-            f.reasons
-                .push(format!("reads {schema}, the server's own tables (users, other sessions)"));
+            f.reasons.push(format!(
+                "reads {schema}, the server's own tables (users, other sessions)"
+            ));
         }
         _ => {
             let why = format!("the grant is for database {db:?}; {table} is in another");
@@ -581,13 +592,15 @@ impl Visitor for Inside {
 
     fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
         match t {
-            TableFactor::Table { args: Some(_), name, .. } => {
+            TableFactor::Table {
+                args: Some(_),
+                name,
+                ..
+            } => {
                 self.functions.push(table_name(name));
             }
             TableFactor::Function { name, .. } => self.functions.push(table_name(name)),
-            TableFactor::TableFunction { .. } => {
-                self.dangers.push("reads a table function".into())
-            }
+            TableFactor::TableFunction { .. } => self.dangers.push("reads a table function".into()),
             _ => {}
         }
         ControlFlow::Continue(())

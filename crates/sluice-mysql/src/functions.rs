@@ -15,7 +15,10 @@ pub fn named_danger(name: &str) -> Option<(C, &'static str)> {
         "get_lock" | "release_lock" | "release_all_locks" => {
             (C::Write, "takes or frees a lock other sessions see")
         }
-        "master_pos_wait" | "source_pos_wait" | "master_gtid_wait" | "wait_for_executed_gtid_set"
+        "master_pos_wait"
+        | "source_pos_wait"
+        | "master_gtid_wait"
+        | "wait_for_executed_gtid_set"
         | "wait_until_sql_thread_after_gtids" => (C::Admin, "waits on replication"),
         "sys_exec" | "sys_eval" => (C::Admin, "runs a program on the database server"),
         "nextval" | "setval" | "lastval" => (C::Write, "advances a sequence"),
@@ -24,9 +27,7 @@ pub fn named_danger(name: &str) -> Option<(C, &'static str)> {
         "last_insert_id" => (C::Session, "reads or sets the session's last id"),
         "set_config" => (C::Admin, "changes a setting"),
         "column_create" | "column_add" | "column_get" | "column_delete" | "column_list"
-        | "column_exists" | "column_check" | "column_json" => {
-            (C::Read, "MariaDB dynamic columns")
-        }
+        | "column_exists" | "column_check" | "column_json" => (C::Read, "MariaDB dynamic columns"),
         _ => return None,
     })
 }

@@ -29,7 +29,7 @@ use crate::errors::PgError;
 use crate::messages::error_fields;
 use crate::params::Parameters;
 use crate::settings;
-use crate::tls::{self, Stream};
+use sluice_tls::{self as tls, Stream};
 
 /// Largest message accepted from a backend during its startup.
 const STARTUP_CAP: usize = 1 << 20;

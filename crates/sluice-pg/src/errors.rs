@@ -266,3 +266,9 @@ impl ClientError {
         )
     }
 }
+
+impl From<sluice_tls::TlsConfigError> for PgError {
+    fn from(e: sluice_tls::TlsConfigError) -> Self {
+        PgError::TlsConfig(e.0)
+    }
+}

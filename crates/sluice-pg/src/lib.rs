@@ -28,7 +28,6 @@ mod session;
 mod settings;
 mod side;
 mod startup;
-mod tls;
 
 pub use errors::{ClientError, PgError};
 pub use probe::{check_tls_pair, probe};

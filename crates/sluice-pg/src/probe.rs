@@ -45,7 +45,7 @@ pub async fn probe(conn: &ConnectionConfig) -> Vec<(String, Result<String, Strin
 
 /// Whether a certificate chain and key (PEM) load and belong together.
 pub fn check_tls_pair(cert: &Path, key: &Path) -> Result<(), String> {
-    crate::tls::acceptor(cert, key).map(|_| ()).map_err(|e| {
+    sluice_tls::acceptor(cert, key).map(|_| ()).map_err(|e| {
         let e = e.to_string();
         if e.contains("KeyMismatch") {
             format!(

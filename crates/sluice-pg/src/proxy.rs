@@ -24,8 +24,8 @@ use crate::cancel::CancelRegistry;
 use crate::errors::PgError;
 use crate::mask::ConnMasking;
 use crate::pool::{self, Pool};
+use crate::session;
 use crate::startup::{self, Opening};
-use crate::{session, tls};
 use sluice_gate::{Control, Seats};
 
 /// Client connections served at once; more wait in the accept backlog.
@@ -165,7 +165,7 @@ impl PgProxy {
         audit: Arc<dyn AuditSink>,
     ) -> Result<Self, PgError> {
         let acceptor = match (&config.postgres.tls_cert, &config.postgres.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            (Some(cert), Some(key)) => Some(sluice_tls::acceptor(cert, key)?),
             (None, None) => None,
             _ => {
                 return Err(PgError::TlsConfig(

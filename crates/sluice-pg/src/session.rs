@@ -28,8 +28,8 @@ use crate::proxy::Shared;
 use crate::pump::{EndSignal, Ending};
 use crate::settings;
 use crate::startup::Login;
-use crate::tls::Stream;
 use halves::{Returned, pump_session};
+use sluice_tls::Stream;
 
 /// How long a closing session may take to tell the client why.
 const FAREWELL: Duration = Duration::from_secs(2);

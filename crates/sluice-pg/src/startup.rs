@@ -20,8 +20,8 @@ use crate::errors::{ClientError, PgError};
 use crate::messages::{self, StartupPacket};
 use crate::proxy::Shared;
 use crate::scram::{MECHANISM, ScramError, ScramServer};
-use crate::tls::Stream;
 use sluice_gate::is_grant_id;
+use sluice_tls::Stream;
 
 /// Largest startup packet accepted.
 pub const STARTUP_CAP: usize = 10 * 1024;

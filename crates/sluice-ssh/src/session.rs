@@ -12,8 +12,7 @@ use sluice_core::Grant;
 use sluice_core::audit::detail::{SessionClosed, SessionOpened};
 use sluice_core::config::ConnectionConfig;
 use sluice_gate::{
-    Decision, Denial, EndReason, Gate, GateSpec, Holds, Meter, Presence, Seat, SessionRecord,
-    Subject,
+    Decision, Denial, Gate, GateSpec, Holds, Meter, Presence, Seat, SessionRecord, Subject,
 };
 use tokio::sync::{Mutex, OnceCell};
 
@@ -140,7 +139,7 @@ impl Session {
             let Some(session) = watched.upgrade() else {
                 return;
             };
-            let message = ending_message(&reason, &session.grant.id);
+            let message = reason.message(&session.grant.id);
             let _ = client
                 .disconnect(russh::Disconnect::ByApplication, message, "en".into())
                 .await;
@@ -354,15 +353,3 @@ fn output_masker(conn: &ConnectionConfig, grant: &Grant) -> Option<Arc<sluice_ma
 
 /// Connections to the host one session may hold.
 const MAX_BACKENDS: usize = 8;
-
-/// What the client is told when its session is ended from outside.
-fn ending_message(reason: &EndReason, grant: &str) -> String {
-    match reason {
-        EndReason::Expired => format!("sluice: grant {grant} expired; request a new one"),
-        EndReason::Revoked => format!("sluice: grant {grant} was revoked"),
-        EndReason::Terminated { by } => {
-            format!("sluice: this session was ended by {by}; the grant itself is unchanged")
-        }
-        EndReason::Shutdown => "sluice: the gateway is shutting down".into(),
-    }
-}

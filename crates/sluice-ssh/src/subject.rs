@@ -7,10 +7,6 @@ use sluice_core::audit::detail::StatementRecord;
 use sluice_core::guardrail::{StatementClass, StatementFacts};
 use sluice_gate::Subject;
 
-/// The longest text kept in a record (the full text's hash is kept when
-/// it is cut).
-const MAX_RECORDED: usize = 8 * 1024;
-
 /// A request: its text and what it does.
 pub struct Request {
     pub text: String,
@@ -86,38 +82,7 @@ impl Request {
 
 impl Subject for Request {
     fn describe(&self) -> Vec<StatementRecord> {
-        let truncated = self.text.len() > MAX_RECORDED;
-        let mut text = self.text.clone();
-        if truncated {
-            let mut end = MAX_RECORDED;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-        }
-        let mut tables: Vec<String> = self
-            .facts
-            .iter()
-            .flat_map(|f| f.tables().map(str::to_string))
-            .collect();
-        tables.sort();
-        tables.dedup();
-        vec![StatementRecord {
-            text,
-            truncated,
-            sha256: truncated.then(|| {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(self.text.as_bytes()))
-            }),
-            fingerprint: String::new(),
-            classes: self
-                .facts
-                .iter()
-                .map(|f| f.class.as_str().to_string())
-                .collect(),
-            commands: self.facts.iter().map(|f| f.command.clone()).collect(),
-            tables,
-        }]
+        vec![sluice_gate::record_of(&self.text, &self.facts, "")]
     }
 
     fn text(&self) -> String {

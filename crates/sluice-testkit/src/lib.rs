@@ -4,5 +4,5 @@
 
 pub mod fakes;
 pub mod oidc;
-pub use sluice_launch::{pg, ports, sshd};
+pub use sluice_launch::{mariadb, pg, ports, sshd};
 pub mod wire;

@@ -144,8 +144,14 @@ fn unknown_functions_and_statements_fail_closed() {
     class("SELECT my_fn(1)", C::Unknown);
     class("SELECT * FROM orders WHERE shop.fn(id)", C::Unknown);
     class("THIS IS NOT SQL", C::Unknown);
-    class("SELECT concat(upper(name), lower(name)) FROM customers", C::Read);
-    class("SELECT count(*), max(total) FROM orders GROUP BY cid", C::Read);
+    class(
+        "SELECT concat(upper(name), lower(name)) FROM customers",
+        C::Read,
+    );
+    class(
+        "SELECT count(*), max(total) FROM orders GROUP BY cid",
+        C::Read,
+    );
 }
 
 #[test]

@@ -23,8 +23,8 @@ use crate::policy::Policy;
 use crate::pool::track;
 use crate::proxy::Shared;
 use crate::pump::{EndSignal, Pump, PumpEnd};
-use crate::tls::Stream;
 use sluice_gate::{Gate, GateSpec, Holds, Meter};
+use sluice_tls::Stream;
 
 type Half = ClientHalf<ReadHalf<Stream>, WriteHalf<Stream>>;
 type BackendPump = Pump<ReadHalf<Stream>, WriteHalf<Stream>>;

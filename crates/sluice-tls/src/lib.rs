@@ -1,6 +1,7 @@
-//! TLS on both sides: the listener's certificate for clients, and the
-//! backend connector per the connection's `tls` mode. rustls with the `ring`
-//! provider; one [`Stream`] type so the rest of the proxy does not care.
+//! TLS on both sides of every protocol adapter: the listener's
+//! certificate for clients, and the backend connector per the connection's
+//! `tls` mode. rustls with the `ring` provider; one [`Stream`] type so the
+//! rest of an adapter does not care.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -16,15 +17,19 @@ use sluice_core::config::TlsMode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::errors::PgError;
+/// A TLS setting that cannot be used (a file that does not read, a host
+/// name that is no server name).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsConfigError(pub String);
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The acceptor for clients that send SSLRequest, from PEM files.
-pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, PgError> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| PgError::TlsConfig(format!("{what}: {e}"));
+pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, TlsConfigError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| TlsConfigError(format!("{what}: {e}"));
     let certs = CertificateDer::pem_file_iter(cert)
         .map_err(|e| bad(&format!("read {}", cert.display()), &e))?
         .collect::<Result<Vec<_>, _>>()
@@ -44,8 +49,8 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, Pg
 pub fn connector(
     mode: TlsMode,
     ca_file: Option<&Path>,
-) -> Result<Option<tokio_rustls::TlsConnector>, PgError> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| PgError::TlsConfig(format!("{what}: {e}"));
+) -> Result<Option<tokio_rustls::TlsConnector>, TlsConfigError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| TlsConfigError(format!("{what}: {e}"));
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| bad("protocol versions", &e))?;
@@ -78,9 +83,9 @@ pub fn connector(
 }
 
 /// The name to verify the backend's certificate against.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, PgError> {
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsConfigError> {
     ServerName::try_from(host.to_string())
-        .map_err(|_| PgError::TlsConfig(format!("{host:?} is not a valid TLS server name")))
+        .map_err(|_| TlsConfigError(format!("{host:?} is not a valid TLS server name")))
 }
 
 /// `tls = "require"`: encrypt, but accept any certificate (libpq's

@@ -1,0 +1,89 @@
+//! The `mariadb` client, unchanged, through a grant: login, reads,
+//! writes, denials in MySQL's own form, and the record of each.
+
+mod common;
+
+use common::*;
+use sluice_core::Profile;
+use sluice_core::audit::EventKind;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_mariadb_client_reads_through_a_grant() {
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Read);
+    let out = gw.mariadb(&g, "SELECT id, name FROM customers ORDER BY id");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\tAda\n2\tGrace\n");
+    let allowed = gw.audit.wait_for(EventKind::StatementAllowed, 1).await;
+    assert!(
+        allowed.iter().any(|e| e
+            .detail
+            .to_string()
+            .contains("SELECT id, name FROM customers")),
+        "{}",
+        gw.audit.all_json()
+    );
+    let done = gw.audit.wait_for(EventKind::StatementCompleted, 1).await;
+    assert!(
+        done.iter().any(|e| e.detail["rows"] == 2),
+        "{}",
+        gw.audit.all_json()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_grant_cannot_write_and_the_session_stays_usable() {
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Read);
+    let out = gw.mariadb(&g, "DELETE FROM orders; SELECT count(*) FROM orders");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("1142") && err.contains("42000"), "{err}");
+    assert_eq!(gw.direct("SELECT count(*) FROM orders").trim(), "2");
+    // --force goes on after an error: the same session still serves.
+    let out = gw.mariadb_script(
+        &g,
+        "DELETE FROM orders;\nSELECT count(*) FROM orders;\n",
+        &["--force"],
+    );
+    assert_eq!(
+        stdout(&out),
+        "2\n",
+        "{}\n{}",
+        stderr(&out),
+        gw.audit.all_json()
+    );
+    let denied = gw.audit.wait_for(EventKind::StatementDenied, 1).await;
+    assert!(!denied.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_grant_writes() {
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Write);
+    let out = gw.mariadb(&g, "UPDATE orders SET total = 99 WHERE id = 1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        gw.direct("SELECT total FROM orders WHERE id = 1").trim(),
+        "99"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logins_need_a_live_grant_and_its_secret() {
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Read);
+    let wrong = TestGrant {
+        id: g.id.clone(),
+        secret: "not-the-secret".into(),
+    };
+    let out = gw.mariadb(&wrong, "SELECT 1");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("1045"), "{}", stderr(&out));
+    gw.control.revoke(&g.id);
+    let out = gw.mariadb(&g, "SELECT 1");
+    assert!(!out.status.success());
+    let rejected = gw.audit.wait_for(EventKind::SessionRejected, 2).await;
+    assert!(rejected.len() >= 2);
+    assert!(!gw.audit.all_json().contains(&g.secret));
+}
