@@ -16,6 +16,8 @@ use crate::ports::free_port;
 
 /// A running MariaDB server. Killed (and its files removed) on drop.
 pub struct MariaDb {
+    /// The watchdog's pipe, when the server is bound to this process.
+    watchdog: Option<std::process::ChildStdin>,
     child: Option<Child>,
     port: u16,
     root: PathBuf,
@@ -28,11 +30,10 @@ impl MariaDb {
         Self::start_temp(false)
     }
 
-    /// Starts a server that the kernel kills when the calling thread ends,
-    /// for a server shared by a whole test binary (kept in a `static`,
-    /// which is never dropped): call it from a thread that lives as long
-    /// as the process.
-    pub fn start_bound_to_thread() -> Result<MariaDb> {
+    /// Starts a server that dies with this process, for a server shared
+    /// by a whole test binary (kept in a `static`, which is never
+    /// dropped).
+    pub fn start_bound_to_process() -> Result<MariaDb> {
         Self::start_temp(true)
     }
 
@@ -87,19 +88,26 @@ impl MariaDb {
         let mut last = anyhow::anyhow!("no attempt");
         for _ in 0..5 {
             let port = free_port();
-            let mut command = Command::new(&server);
-            if bound {
-                use std::os::unix::process::CommandExt;
-                // SAFETY: prctl is async-signal-safe; it only asks the
-                // kernel to kill the child when its parent thread ends.
-                unsafe {
-                    command.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-            }
-            let child = command
+            let mut command = if bound {
+                // A watchdog shell holds the server: when this process
+                // ends, its end of the pipe closes, `read` returns and the
+                // server is killed. (A parent-death signal would not do:
+                // the server changes user, which clears it.)
+                let mut c = Command::new("sh");
+                c.args([
+                    "-c",
+                    "\"$@\" </dev/null & p=$!; read -r _; kill -9 $p; wait $p",
+                    "sh",
+                ]);
+                c.arg(&server);
+                c.stdin(Stdio::piped());
+                c
+            } else {
+                let mut c = Command::new(&server);
+                c.stdin(Stdio::null());
+                c
+            };
+            let mut child = command
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--socket={}", root.join("sock").display()))
@@ -117,12 +125,13 @@ impl MariaDb {
                     "--innodb-buffer-pool-size=16M",
                     "--max-connections=200",
                 ])
-                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .context("spawn mariadbd")?;
+            let watchdog = child.stdin.take();
             let mut m = MariaDb {
+                watchdog,
                 child: Some(child),
                 port,
                 root: root.to_path_buf(),
@@ -199,7 +208,9 @@ impl MariaDb {
     /// Stops the server at once, as a crash would.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            if self.watchdog.take().is_none() {
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
     }

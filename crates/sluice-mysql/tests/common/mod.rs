@@ -19,23 +19,10 @@ use tokio::sync::oneshot;
 
 pub const CONN: &str = "shop";
 
-/// The binary's server, started once by a thread that lives as long as
-/// the process (the server dies with it).
+/// The binary's server, started once; it dies with the process.
 pub fn server() -> &'static MariaDb {
-    static SERVER: OnceLock<&'static MariaDb> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let m: &'static MariaDb = Box::leak(Box::new(
-                MariaDb::start_bound_to_thread().expect("start mariadb"),
-            ));
-            tx.send(m).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap()
-    })
+    static SERVER: OnceLock<MariaDb> = OnceLock::new();
+    SERVER.get_or_init(|| MariaDb::start_bound_to_process().expect("start mariadb"))
 }
 
 pub struct Gateway {
