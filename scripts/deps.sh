@@ -44,8 +44,11 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-# The test identity provider (npm package oidc-provider), pinned by its lockfile.
-fixture="$(dirname "$0")/../tests/fixtures/oidc"
-if [ -f "$fixture/package-lock.json" ] && [ ! -d "$fixture/node_modules/oidc-provider" ]; then
-  (cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# Test fixtures from npm, pinned by their lockfiles: the identity provider
+# (oidc-provider) and the MySQL driver agents use (mysql2).
+for pair in oidc:oidc-provider mysql2:mysql2; do
+  fixture="$(dirname "$0")/../tests/fixtures/${pair%%:*}"
+  if [ -f "$fixture/package-lock.json" ] && [ ! -d "$fixture/node_modules/${pair##*:}" ]; then
+    (cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

@@ -314,10 +314,9 @@ fn admin(command: &str, why: &str) -> StatementFacts {
 /// `START TRANSACTION READ WRITE`, `SET TRANSACTION READ WRITE`: turns a
 /// read-only session's transactions read-write.
 fn read_write(f: &mut StatementFacts, modes: &[TransactionMode], what: &str) {
-    if modes
-        .iter()
-        .any(|m| *m == TransactionMode::AccessMode(TransactionAccessMode::ReadWrite))
-    {
+    if modes.contains(&TransactionMode::AccessMode(
+        TransactionAccessMode::ReadWrite,
+    )) {
         f.disables_read_only = true;
         f.base_class = Some(f.class);
         f.class = C::Admin;

@@ -210,3 +210,63 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+impl Gateway {
+    /// Runs statements with Node's mysql2 driver through Sluice: `mode`
+    /// "query" (text protocol) or "execute" (server-side prepared), each
+    /// statement with its JSON array of parameters. One JSON value per
+    /// statement: `{"rows": …}` or `{"error": {code, state, message}}`.
+    pub fn mysql2(
+        &self,
+        g: &TestGrant,
+        mode: &str,
+        statements: &[(&str, &str)],
+    ) -> Vec<serde_json::Value> {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/mysql2");
+        let mut c = Command::new("node");
+        c.arg(format!("{fixture}/client.mjs"))
+            .arg(self.addr.port().to_string())
+            .args([&g.id, &g.secret, &self.db, mode]);
+        for (sql, params) in statements {
+            c.args([sql, params]);
+        }
+        let out = c.output().expect("run node (make test installs it)");
+        assert!(out.status.success(), "mysql2: {}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON line per statement"))
+            .collect()
+    }
+
+    /// Runs statements with PyMySQL (Debian's python3-pymysql) through
+    /// Sluice, in one session; as [`Gateway::mysql2`].
+    pub fn pymysql(&self, g: &TestGrant, statements: &[&str]) -> Vec<serde_json::Value> {
+        let script = r#"
+import json, sys, pymysql
+port, user, password, db = sys.argv[1:5]
+conn = pymysql.connect(host="127.0.0.1", port=int(port), user=user, password=password, database=db)
+for sql in sys.argv[5:]:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            rows = [list(r) for r in cur.fetchall()]
+        conn.commit()
+        print(json.dumps({"rows": rows}, default=str))
+    except pymysql.err.MySQLError as e:
+        print(json.dumps({"error": {"code": e.args[0], "message": str(e.args[1]) if len(e.args) > 1 else ""}}))
+conn.close()
+"#;
+        let out = Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .arg(self.addr.port().to_string())
+            .args([&g.id, &g.secret, &self.db])
+            .args(statements)
+            .output()
+            .expect("run python3 (make test installs python3-pymysql)");
+        assert!(out.status.success(), "pymysql: {}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON line per statement"))
+            .collect()
+    }
+}
