@@ -297,7 +297,21 @@ fn view(state: &Shared, g: &Grant, secret: Option<&str>) -> Value {
 
 /// How the grant's holder connects, by the connection's protocol.
 fn credentials(state: &Shared, g: &Grant, secret: &str) -> Value {
-    let kind = state.config.connection(&g.connection).map(|c| c.kind);
+    let conn = state.config.connection(&g.connection);
+    let kind = conn.map(|c| c.kind);
+    if kind == Some(sluice_core::config::ConnectionKind::Mysql) {
+        let (host, port) = state.config.mysql.endpoint();
+        let database = conn.map(|c| c.database.as_str()).unwrap_or_default();
+        return json!({
+            "host": host,
+            "port": port,
+            "user": g.id,
+            "password": secret,
+            "database": database,
+            "mysql": format!("mysql -h {host} -P {port} -u {} -p {database}", g.id),
+            "dsn": format!("mysql://{}:{secret}@{host}:{port}/{database}", g.id),
+        });
+    }
     if kind == Some(sluice_core::config::ConnectionKind::Ssh) {
         let (host, port) = state.config.ssh.endpoint();
         return json!({

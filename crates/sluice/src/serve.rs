@@ -92,6 +92,10 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
             .map_err(|e| anyhow::anyhow!("[ssh] host key: {e}"))?;
         state = state.with_ssh_fingerprint(sluice_ssh::keys::fingerprint(key.public_key()));
     }
+    let serves_mysql = config
+        .connections
+        .iter()
+        .any(|c| c.kind == sluice_core::config::ConnectionKind::Mysql);
     let state: Shared = Arc::new(state);
 
     let listener = tokio::net::TcpListener::bind(&config.server.api_listen)
@@ -118,6 +122,9 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
     tasks.push(start_postgres(&config, &state, &stopped).await?);
     if serves_ssh {
         tasks.push(start_ssh(&config, &state, &stopped).await?);
+    }
+    if serves_mysql {
+        tasks.push(start_mysql(&config, &state, &stopped).await?);
     }
     let back =
         crate::exports::start_audit_exports(&config, &state.store, &state.audit, &stopped_back)?;
@@ -163,6 +170,35 @@ async fn start_ssh(
         };
         if let Err(e) = proxy.serve(listener, shutdown).await {
             tracing::error!(error = %e, "SSH listener stopped");
+        }
+    }))
+}
+
+/// The MySQL listener, wired like the others.
+async fn start_mysql(
+    config: &Arc<Config>,
+    state: &Shared,
+    stopped: &watch::Receiver<bool>,
+) -> Result<JoinHandle<()>> {
+    let control = Arc::new(sluice_control::GateControl {
+        state: state.clone(),
+    });
+    let proxy =
+        sluice_mysql::MysqlProxy::new(config.clone(), control, Arc::new(state.audit.clone()))
+            .map_err(|e| anyhow::anyhow!("cannot start the MySQL listener: {e}"))?
+            .with_metrics(state.metrics.clone())
+            .with_live_sessions(state.live.clone());
+    let listener = tokio::net::TcpListener::bind(&config.mysql.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (mysql.listen)", config.mysql.listen))?;
+    tracing::info!(mysql = %listener.local_addr()?, "MySQL listener ready");
+    let mut rx = stopped.clone();
+    Ok(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = proxy.serve(listener, shutdown).await {
+            tracing::error!(error = %e, "MySQL listener stopped");
         }
     }))
 }

@@ -28,6 +28,7 @@ impl Dev {
             .args(["--api-listen", &api])
             .args(["--postgres-listen", &format!("127.0.0.1:{}", free_port())])
             .args(["--ssh-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--mysql-listen", &format!("127.0.0.1:{}", free_port())])
             .stdout(std::fs::File::create(dir.path().join("banner")).unwrap())
             .stderr(Stdio::null())
             .spawn()
@@ -274,6 +275,58 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
     assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
     assert!(home.join("README.txt").exists());
 
+    // The playground's MariaDB: the same tables, masked the same way.
+    let out = dev.sluice(
+        Some(&agent),
+        &[
+            "grant",
+            "request",
+            "playground-mysql",
+            "--reason",
+            "orders in mysql",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let my: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let c = &my["credentials"];
+    let mariadb = |sql: &str| {
+        Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "--batch",
+                "--skip-column-names",
+                "--skip-ssl",
+            ])
+            .args([
+                "-h",
+                c["host"].as_str().unwrap(),
+                "-P",
+                &c["port"].to_string(),
+            ])
+            .args([
+                "-u",
+                c["user"].as_str().unwrap(),
+                "-D",
+                c["database"].as_str().unwrap(),
+            ])
+            .args(["-e", sql])
+            .env("MYSQL_PWD", c["password"].as_str().unwrap())
+            .output()
+            .unwrap()
+    };
+    let out = mariadb("SELECT count(*) FROM orders");
+    assert_eq!(stdout(&out).trim(), "1200", "{}", stderr(&out));
+    let out = mariadb("SELECT card_number FROM customers ORDER BY id LIMIT 1");
+    let card = stdout(&out).trim().to_string();
+    assert!(
+        card.starts_with("****-****-****-"),
+        "{card} {}",
+        stderr(&out)
+    );
+    let out = mariadb("DELETE FROM orders");
+    assert!(stderr(&out).contains("1142"), "{}", stderr(&out));
+
     // Revoke; the owner sees the new status.
     let out = dev.sluice(Some(&agent), &["grant", "revoke", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -344,10 +397,22 @@ fn the_playground_walkthrough_works_and_ctrl_c_leaves_nothing_running() {
         .unwrap()
         .parse()
         .unwrap();
+    let config_text = std::fs::read_to_string(dev.data().join("sluice.toml")).unwrap();
+    let mariadb_port: u16 = config_text
+        .split("name = \"playground-mysql\"")
+        .nth(1)
+        .and_then(|rest| rest.lines().find_map(|l| l.strip_prefix("port = ")))
+        .unwrap()
+        .parse()
+        .unwrap();
     dev.interrupt();
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_err(),
         "postgres still running"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", mariadb_port)).is_err(),
+        "the playground's MariaDB still running"
     );
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", sshd_port)).is_err(),

@@ -32,6 +32,7 @@ impl Dev {
             .args(["--api-listen", &api])
             .args(["--postgres-listen", &format!("127.0.0.1:{}", free_port())])
             .args(["--ssh-listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--mysql-listen", &format!("127.0.0.1:{}", free_port())])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

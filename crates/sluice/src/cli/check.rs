@@ -248,8 +248,13 @@ pub async fn probe(c: &Config) -> (Vec<String>, bool) {
         }
     }
     for conn in &c.connections {
-        if conn.kind == sluice_core::config::ConnectionKind::Ssh {
-            match sluice_ssh::probe(conn).await {
+        let probed = match conn.kind {
+            sluice_core::config::ConnectionKind::Ssh => Some(sluice_ssh::probe(conn).await),
+            sluice_core::config::ConnectionKind::Mysql => Some(sluice_mysql::probe(conn).await),
+            sluice_core::config::ConnectionKind::Postgres => None,
+        };
+        if let Some(probed) = probed {
+            match probed {
                 Ok(what) => lines.push(format!("ok    connection {:?}: {what}", conn.name)),
                 Err(e) => {
                     ok = false;

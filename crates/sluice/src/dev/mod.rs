@@ -4,6 +4,7 @@
 //! path), a throwaway PostgreSQL loaded with sample data, and a throwaway
 //! OpenSSH server serving a scratch directory. Ctrl-C stops all of it.
 
+mod mariadb;
 mod sample;
 
 use anyhow::{Context, Result};
@@ -32,6 +33,9 @@ pub struct DevArgs {
     /// SSH listener.
     #[arg(long, default_value = "127.0.0.1:2222")]
     ssh_listen: String,
+    /// MySQL listener.
+    #[arg(long, default_value = "127.0.0.1:13306")]
+    mysql_listen: String,
 }
 
 /// What the throwaway database gives the playground.
@@ -61,10 +65,14 @@ pub async fn run(args: DevArgs) -> Result<()> {
         )?)
     };
     let host = start_host(&dir).await;
+    let maria = mariadb::start(&dir).await?;
     let (cert, key) = self_signed(&dir)?;
     let mut text = config_text(&dir, &args, playground.as_ref(), &cert, &key);
     if let Some(h) = &host {
         text.push_str(&ssh_config_text(&args, h));
+    }
+    if let Some(m) = &maria {
+        text.push_str(&mariadb::config_text(&args.mysql_listen, m));
     }
     let config_path = dir.join("sluice.toml");
     std::fs::write(&config_path, &text)?;
@@ -84,10 +92,19 @@ pub async fn run(args: DevArgs) -> Result<()> {
         let key = sluice_ssh::keys::host_key(&path).ok()?;
         Some(sluice_ssh::keys::fingerprint(key.public_key()))
     });
-    print_banner(&dir, &args, playground.is_some(), ssh_fingerprint);
+    print_banner(
+        &dir,
+        &args,
+        playground.is_some(),
+        ssh_fingerprint,
+        maria.is_some(),
+    );
     crate::serve::shutdown_signal().await;
     eprintln!("\nstopping the playground ...");
     running.stop().await;
+    if let Some(mut m) = maria {
+        tokio::task::spawn_blocking(move || m.server.stop()).await?;
+    }
     if let Some(mut h) = host {
         tokio::task::spawn_blocking(move || h.stop()).await?;
     }
@@ -108,7 +125,14 @@ pub async fn run(args: DevArgs) -> Result<()> {
 /// checkout under `/root`): then in the system's temporary directory, which
 /// everyone can enter.
 fn database_root(dir: &Path) -> PathBuf {
-    let root = dir.join("pg");
+    server_root(dir, "pg")
+}
+
+/// Where a playground server that runs as another user keeps its files:
+/// `dir/name`, or a directory of the system's temporary directory when
+/// that user could not enter `dir` (see [`database_root`]).
+fn server_root(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join(name);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || enterable_by_others(dir) {
         return root;
@@ -116,7 +140,7 @@ fn database_root(dir: &Path) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     dir.hash(&mut h);
-    std::env::temp_dir().join(format!("sluice-dev-pg-{:016x}", h.finish()))
+    std::env::temp_dir().join(format!("sluice-dev-{name}-{:016x}", h.finish()))
 }
 
 /// Whether every directory from `/` down to `dir` lets other users pass.
@@ -443,7 +467,13 @@ fn write_env(dir: &Path, args: &DevArgs, pg: Option<&Playground>) -> Result<()> 
     Ok(())
 }
 
-fn print_banner(dir: &Path, args: &DevArgs, has_db: bool, ssh_fingerprint: Option<String>) {
+fn print_banner(
+    dir: &Path,
+    args: &DevArgs,
+    has_db: bool,
+    ssh_fingerprint: Option<String>,
+    has_mysql: bool,
+) {
     let d = dir.display();
     let api = &args.api_listen;
     println!();
@@ -454,6 +484,12 @@ fn print_banner(dir: &Path, args: &DevArgs, has_db: bool, ssh_fingerprint: Optio
         println!(
             "  SSH              {}  (connection playground-ssh; host key {fp})",
             args.ssh_listen
+        );
+    }
+    if has_mysql {
+        println!(
+            "  MySQL            {}  (connection playground-mysql, database playground)",
+            args.mysql_listen
         );
     }
     println!("  approvers        http://{api}/ui  (sign in as dba-1, group dba)");

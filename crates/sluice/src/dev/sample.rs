@@ -141,8 +141,48 @@ fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The SQL that creates and fills the playground tables.
+/// The SQL dialect the sample is written in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Mysql,
+}
+
+impl Dialect {
+    /// `n` `unit`s before now.
+    fn ago(self, n: u64, unit: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("now() - interval '{n} {unit}s'"),
+            Dialect::Mysql => format!("NOW() - INTERVAL {n} {}", unit.to_uppercase()),
+        }
+    }
+}
+
+/// The tables, in MySQL's types (the same columns as the Postgres ones).
+const MYSQL_TABLES: &str = "CREATE TABLE customers (\n\
+   id          INT AUTO_INCREMENT PRIMARY KEY,\n\
+   name        VARCHAR(100) NOT NULL,\n\
+   email       VARCHAR(200) NOT NULL,\n\
+   phone       VARCHAR(40) NOT NULL,\n\
+   card_number VARCHAR(40) NOT NULL,\n\
+   ssn         VARCHAR(20) NOT NULL,\n\
+   created_at  DATETIME NOT NULL\n\
+ );\n\
+ CREATE TABLE orders (\n\
+   id          INT AUTO_INCREMENT PRIMARY KEY,\n\
+   customer_id INT NOT NULL REFERENCES customers(id),\n\
+   amount      DECIMAL(10,2) NOT NULL,\n\
+   status      VARCHAR(20) NOT NULL,\n\
+   created_at  DATETIME NOT NULL\n\
+ );\n";
+
+/// The SQL that creates and fills the playground tables (PostgreSQL).
 pub fn sql() -> String {
+    sql_in(Dialect::Postgres)
+}
+
+/// The same tables and rows in `dialect`.
+pub fn sql_in(dialect: Dialect) -> String {
     let mut rng = Rng(0x5EED_51C3);
     let mut out = String::from(
         "CREATE TABLE customers (\n\
@@ -162,6 +202,9 @@ pub fn sql() -> String {
            created_at  timestamptz NOT NULL\n\
          );\n",
     );
+    if dialect == Dialect::Mysql {
+        out = MYSQL_TABLES.to_string();
+    }
     out.push_str(
         "INSERT INTO customers (name, email, phone, card_number, ssn, created_at) VALUES\n",
     );
@@ -177,24 +220,25 @@ pub fn sql() -> String {
         let phone = format!("+1-{}-555-{:04}", 200 + rng.below(800), rng.below(10000));
         let days = rng.below(720);
         out.push_str(&format!(
-            "({}, {}, {}, {}, {}, now() - interval '{days} days'){}\n",
+            "({}, {}, {}, {}, {}, {}){}\n",
             sql_str(&format!("{first} {last}")),
             sql_str(&email),
             sql_str(&phone),
             sql_str(&card(&mut rng)),
             sql_str(&ssn(&mut rng)),
+            dialect.ago(days, "day"),
             if i + 1 == CUSTOMERS { ";" } else { "," }
         ));
     }
     out.push_str("INSERT INTO orders (customer_id, amount, status, created_at) VALUES\n");
     for i in 0..ORDERS {
         out.push_str(&format!(
-            "({}, {}.{:02}, {}, now() - interval '{} hours'){}\n",
+            "({}, {}.{:02}, {}, {}){}\n",
             1 + rng.below(CUSTOMERS as u64),
             5 + rng.below(995),
             rng.below(100),
             sql_str(rng.pick(STATUSES)),
-            rng.below(24 * 365),
+            dialect.ago(rng.below(24 * 365), "hour"),
             if i + 1 == ORDERS { ";" } else { "," }
         ));
     }
@@ -223,6 +267,10 @@ mod tests {
     #[test]
     fn the_data_is_the_same_every_time() {
         assert_eq!(sql(), sql());
+        assert_eq!(
+            sql_in(Dialect::Mysql).matches("NOW() - INTERVAL").count(),
+            CUSTOMERS + ORDERS
+        );
         assert_eq!(
             sql().matches("now() - interval").count(),
             CUSTOMERS + ORDERS
