@@ -64,27 +64,13 @@ impl MariaDb {
             whoami()?
         };
         fs::create_dir_all(&data)?;
+        fs::create_dir_all(root.join("tmp"))?;
         if as_root {
             // The server drops to `mysql`, which must reach its files.
             fs::set_permissions(root, fs::Permissions::from_mode(0o755))?;
             chown(root, &user)?;
-            chown(&data, &user)?;
         }
-        let out = Command::new(&install)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--user={user}"))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
-            .stdin(Stdio::null())
-            .output()
-            .context("run mariadb-install-db")?;
-        if !out.status.success() {
-            bail!(
-                "mariadb-install-db failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        install_db(&install, &data, &user, as_root)?;
         let mut last = anyhow::anyhow!("no attempt");
         for _ in 0..5 {
             let port = free_port();
@@ -111,6 +97,7 @@ impl MariaDb {
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--socket={}", root.join("sock").display()))
+                .arg(format!("--tmpdir={}", root.join("tmp").display()))
                 .arg(format!(
                     "--pid-file={}",
                     root.join("mariadbd.pid").display()
@@ -220,6 +207,40 @@ impl Drop for MariaDb {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `mariadb-install-db` into `data`, with a temporary directory of its
+/// own: servers sharing `/tmp` remove each other's temporary tables (seen
+/// as bootstraps failing when several run at once).
+fn install_db(install: &Path, data: &Path, user: &str, as_root: bool) -> Result<()> {
+    let tmp = data.with_file_name("tmp");
+    let mut failure = String::new();
+    for _ in 0..2 {
+        let out = Command::new(install)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .env("TMPDIR", &tmp)
+            .arg(format!("--user={user}"))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .stdin(Stdio::null())
+            .output()
+            .context("run mariadb-install-db")?;
+        if out.status.success() {
+            return Ok(());
+        }
+        failure = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::remove_dir_all(data)?;
+        fs::create_dir_all(data)?;
+        if as_root {
+            chown(data, user)?;
+        }
+    }
+    bail!("mariadb-install-db failed: {}", tail(&failure))
 }
 
 fn tail(log: &str) -> String {

@@ -35,6 +35,8 @@ use crate::wire::{self, er};
 const PRE_AUTH_MAX: usize = 64 * 1024;
 /// `caching_sha2_password`.
 const PLUGIN: &[u8] = b"caching_sha2_password";
+/// `mysql_clear_password`, for tokens over TLS.
+const CLEAR: &[u8] = b"mysql_clear_password";
 /// utf8mb4_general_ci: what the gateway announces.
 const UTF8MB4: u8 = 45;
 
@@ -142,26 +144,36 @@ pub async fn login(
         .map(|d| String::from_utf8_lossy(d).into_owned());
     let plugin = resp.auth_plugin().map(|p| p.as_bytes().to_vec());
     drop(resp);
-    if plugin.as_deref() != Some(PLUGIN) {
-        // Switch the client to the plugin whose exchange Sluice runs.
-        let mut switch = vec![0xfe];
-        switch.extend_from_slice(PLUGIN);
-        switch.push(0);
-        switch.extend_from_slice(&nonce);
-        switch.push(0);
-        if packet::write(&mut io, seq, &switch).await.is_err() {
-            return fail(io, "client went away");
-        }
-        match packet::read(&mut io, PRE_AUTH_MAX, Some(timeout)).await {
-            Ok(p) => seq = p.seq.wrapping_add(1),
-            Err(e) => return fail(io, pre_auth_error(&e)),
-        }
+    if !tls && !is_grant_id(&user) {
+        // A token could not even be sent: RSA-OAEP carries at most 214
+        // bytes, and tokens are longer. Say so before asking for it.
+        let why = "a token is accepted as the password over TLS only";
+        return refuse(io, seq, er::ACCESS_DENIED, why, None).await;
     }
-    let secret = match full_authentication(shared, &mut io, &mut seq, tls, &nonce).await {
+    let secret = if tls && !is_grant_id(&user) {
+        // A token, inside TLS: asked for in the clear, as it is (the
+        // plugin's full authentication would send the same).
+        match switch(&mut io, &mut seq, CLEAR, &[], timeout).await {
+            Ok(p) => Ok(clear_text(p)),
+            Err(reason) => Err(reason),
+        }
+    } else {
+        if plugin.as_deref() != Some(PLUGIN) {
+            // Switch the client to the plugin whose exchange Sluice runs.
+            let mut data = nonce.to_vec();
+            data.push(0);
+            if let Err(reason) = switch(&mut io, &mut seq, PLUGIN, &data, timeout).await {
+                return fail(io, reason);
+            }
+        }
+        full_authentication(shared, &mut io, &mut seq, tls, &nonce).await
+    };
+    let secret = match secret {
         Ok(s) => s,
         Err(reason) => return refuse(io, seq, er::ACCESS_DENIED, reason, grant_of(&user)).await,
     };
-    let grant = match prove(shared, &user, &secret, tls, addr).await {
+    let proved = prove(shared, &user, &secret, tls, addr).await;
+    let grant = match proved {
         Ok(g) => g,
         Err(reason) => return refuse(io, seq, er::ACCESS_DENIED, reason, grant_of(&user)).await,
     };
@@ -228,6 +240,37 @@ fn caps_of(payload: &[u8]) -> F {
     F::from_bits_truncate(bits)
 }
 
+/// Asks the client to answer with `plugin` (AuthSwitchRequest); its
+/// answer.
+async fn switch(
+    io: &mut Stream,
+    seq: &mut u8,
+    plugin: &[u8],
+    data: &[u8],
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, &'static str> {
+    let mut switch = vec![0xfe];
+    switch.extend_from_slice(plugin);
+    switch.push(0);
+    switch.extend_from_slice(data);
+    packet::write(io, *seq, &switch)
+        .await
+        .map_err(|_| "client went away")?;
+    let p = packet::read(io, PRE_AUTH_MAX, Some(timeout))
+        .await
+        .map_err(|e| pre_auth_error(&e))?;
+    *seq = p.seq.wrapping_add(1);
+    Ok(p.payload)
+}
+
+/// A password sent in the clear: its bytes up to the NUL, as text.
+fn clear_text(mut bytes: Vec<u8>) -> String {
+    if bytes.last() == Some(&0) {
+        bytes.pop();
+    }
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
 /// The secret the client knows, by `caching_sha2_password`'s full
 /// authentication: in the clear over TLS, RSA-encrypted without.
 async fn full_authentication(
@@ -273,8 +316,7 @@ async fn full_authentication(
         }
         clear
     };
-    let clear = clear.strip_suffix(&[0]).unwrap_or(&clear);
-    String::from_utf8(clear.to_vec()).map_err(|_| "wrong secret or unknown grant")
+    Ok(clear_text(clear))
 }
 
 /// The grant `user` and `secret` prove, or why not.

@@ -87,3 +87,58 @@ async fn logins_need_a_live_grant_and_its_secret() {
     assert!(rejected.len() >= 2);
     assert!(!gw.audit.all_json().contains(&g.secret));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_clients_log_in_with_the_secret_in_the_clear_inside_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    let top = format!(
+        "[mysql]\ntls_cert = \"{}\"\ntls_key = \"{}\"\nrequire_tls = true\n",
+        cert.display(),
+        key.display()
+    );
+    let gw = Gateway::start_with(&top, "").await;
+    let g = gw.grant(Profile::Read);
+    let out = gw.mariadb_args(&g, &["--ssl", "-e", "SELECT count(*) FROM orders"]);
+    assert_eq!(stdout(&out), "2\n", "{}", stderr(&out));
+    // Without TLS: refused, saying why.
+    let out = gw.mariadb(&g, "SELECT 1");
+    assert!(stderr(&out).contains("requires TLS"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_is_a_password_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+    let top = format!(
+        "[mysql]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let gw = Gateway::start_with(&top, "").await;
+    // A token is long: a JWT of a kilobyte.
+    let token = format!("eyJ{}", "a".repeat(1000));
+    let grant = make_grant(
+        &sluice_core::grant::new_grant_id(),
+        "unused",
+        CONN,
+        Profile::Read,
+        sluice_core::GrantStatus::Active,
+        chrono::Duration::minutes(5),
+    );
+    gw.control.accept_token(&token, grant);
+    let as_token = TestGrant {
+        id: CONN.into(),
+        secret: token,
+    };
+    let out = gw.mariadb_args(&as_token, &["--ssl", "-e", "SELECT count(*) FROM orders"]);
+    assert_eq!(stdout(&out), "2\n", "{}", stderr(&out));
+    let out = gw.mariadb(&as_token, "SELECT 1");
+    assert!(stderr(&out).contains("over TLS only"), "{}", stderr(&out));
+}

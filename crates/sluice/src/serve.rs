@@ -106,6 +106,14 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
     let (stop_back, stopped_back) = watch::channel(false);
     let mut tasks = Vec::new();
 
+    tasks.push(start_postgres(&config, &state, &stopped).await?);
+    if serves_ssh {
+        tasks.push(start_ssh(&config, &state, &stopped).await?);
+    }
+    if serves_mysql {
+        tasks.push(start_mysql(&config, &state, &stopped).await?);
+    }
+    // The API (and so /readyz) serves once every listener is up.
     let app = sluice_api::router(state.clone());
     let mut rx = stopped.clone();
     tasks.push(tokio::spawn(async move {
@@ -119,13 +127,6 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
             tracing::error!(error = %e, "API server stopped");
         }
     }));
-    tasks.push(start_postgres(&config, &state, &stopped).await?);
-    if serves_ssh {
-        tasks.push(start_ssh(&config, &state, &stopped).await?);
-    }
-    if serves_mysql {
-        tasks.push(start_mysql(&config, &state, &stopped).await?);
-    }
     let back =
         crate::exports::start_audit_exports(&config, &state.store, &state.audit, &stopped_back)?;
     let sweeper = tokio::spawn(sluice_control::sweeper::run(state.clone()));

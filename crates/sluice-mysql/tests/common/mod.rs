@@ -189,7 +189,12 @@ tls = "disable"
         c.arg("--no-defaults")
             .args(["-h", "127.0.0.1", "-P", &self.addr.port().to_string()])
             .args(["-u", &g.id, "-D", &self.db])
-            .args(["--batch", "--skip-column-names", "--skip-ssl"])
+            .args(["--batch", "--skip-column-names"])
+            .args(if args.contains(&"--ssl") {
+                &[][..]
+            } else {
+                &["--skip-ssl"][..]
+            })
             .args(args)
             .env("MYSQL_PWD", &g.secret);
         c
