@@ -244,13 +244,16 @@ impl Gateway {
     }
 
     /// Runs statements with PyMySQL (Debian's python3-pymysql) through
-    /// Sluice, in one session; as [`Gateway::mysql2`].
+    /// Sluice, in one session; as [`Gateway::mysql2`]. `BIG:N` stands for a
+    /// `SELECT` of an N-byte string (too long for a command line).
     pub fn pymysql(&self, g: &TestGrant, statements: &[&str]) -> Vec<serde_json::Value> {
         let script = r#"
 import json, sys, pymysql
 port, user, password, db = sys.argv[1:5]
 conn = pymysql.connect(host="127.0.0.1", port=int(port), user=user, password=password, database=db)
 for sql in sys.argv[5:]:
+    if sql.startswith("BIG:"):
+        sql = "SELECT '" + "x" * int(sql[4:]) + "'"
     try:
         with conn.cursor() as cur:
             cur.execute(sql)
