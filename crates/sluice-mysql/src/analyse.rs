@@ -38,7 +38,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 /// Analyses one query text for a session on database `db`.
 pub fn analyse(sql: &str, db: &str) -> StatementFacts {
-    if let Some(why) = executable_comment(sql) {
+    if let Some(why) = executable_comment(sql).or_else(|| lexer_hazard(sql)) {
         let mut f = StatementFacts::unknown(command_word(sql), why);
         f.refused = Some(why.to_string());
         return f;
@@ -112,6 +112,38 @@ fn executable_comment(sql: &str) -> Option<&'static str> {
     found.then_some(
         "an executable comment (/*! ... */): the server runs it as code, depending on its version",
     )
+}
+
+/// Characters on which the server's lexer and the parser's may disagree
+/// about where a comment starts or ends, anywhere in the text (a string
+/// holding them is refused too: rare, and safe):
+///
+/// - a NUL byte (the server may end a comment, or the text, there);
+/// - `--` followed by a control character other than tab, newline,
+///   vertical tab, form feed or carriage return (the server starts a
+///   comment, the parser does not), or by non-ASCII whitespace such as a
+///   no-break space (the parser starts a comment, the server reads code).
+fn lexer_hazard(sql: &str) -> Option<&'static str> {
+    if sql.contains('\0') {
+        return Some("a NUL byte in the statement text");
+    }
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '-' || chars.peek() != Some(&'-') {
+            continue;
+        }
+        chars.next();
+        let Some(&next) = chars.peek() else { break };
+        let agreed = matches!(next, '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ');
+        let control = next.is_control() && next.is_ascii();
+        let wide_space = next.is_whitespace() && !next.is_ascii();
+        if !agreed && (control || wide_space) {
+            return Some(
+                "`--` followed by a character the server and Sluice's parser read differently",
+            );
+        }
+    }
+    None
 }
 
 /// The first word, upper-cased, for the record of text that did not parse.
@@ -396,6 +428,11 @@ fn set(set: &ast::Set) -> StatementFacts {
             f.base_class = Some(f.class);
             f.class = C::Admin;
             f.reasons.push(format!("SET {var} may turn read-only off"));
+        } else if matches!(var.as_str(), "max_statement_time" | "max_execution_time") {
+            f.class = C::Admin;
+            f.reasons.push(format!(
+                "SET {var} changes the statement time limit Sluice sets"
+            ));
         } else if matches!(
             var.as_str(),
             "pseudo_thread_id"
@@ -510,7 +547,13 @@ fn other_database(table: &str, db: &str, f: &mut StatementFacts) {
     if schema == db {
         return;
     }
+    let name = table.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
     match schema.to_ascii_lowercase().as_str() {
+        "information_schema" if name == "processlist" => {
+            f.class = f.class.max(C::Admin);
+            f.reasons
+                .push("reads information_schema.PROCESSLIST (other sessions)".into());
+        }
         // Drivers and tools read the catalog.
         "information_schema" => {}
         "mysql" | "performance_schema" | "sys" => {
@@ -563,6 +606,30 @@ fn unquote(name: &ObjectName) -> String {
     table_name(name)
 }
 
+/// Tables read by `TABLE t` (MySQL 8), which names its table as words
+/// rather than a relation the visitor reports.
+pub fn table_commands(body: &SetExpr) -> Vec<String> {
+    match body {
+        SetExpr::Table(t) => {
+            let name = t
+                .table_name
+                .as_ref()
+                .map(|n| n.value.clone())
+                .unwrap_or_default();
+            vec![match &t.schema_name {
+                Some(s) => format!("{}.{name}", s.value),
+                None => name,
+            }]
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            let mut v = table_commands(left);
+            v.extend(table_commands(right));
+            v
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// What the visitor collects from the whole statement.
 #[derive(Default)]
 struct Inside {
@@ -586,6 +653,7 @@ impl Visitor for Inside {
                 self.ctes.insert(cte.alias.name.value.clone());
             }
         }
+        self.relations.extend(table_commands(&q.body));
         ControlFlow::Continue(())
     }
 

@@ -46,13 +46,38 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Rules for `database` from a connection's column patterns, lower
+    /// case: the server may compare names without case (columns always,
+    /// tables with `lower_case_table_names`), so matching does too.
+    pub fn new(patterns: Vec<ColumnPattern>, database: &str) -> Rules {
+        let lower = |s: Option<String>| s.map(|s| s.to_lowercase());
+        Rules {
+            patterns: patterns
+                .into_iter()
+                .map(|p| ColumnPattern {
+                    schema: lower(p.schema),
+                    table: lower(p.table),
+                    column: p.column.to_lowercase(),
+                })
+                .collect(),
+            database: database.to_lowercase(),
+            masked_views: HashMap::new(),
+        }
+    }
+
+    /// A table name as the statement gives it: schema and table, lower case.
+    fn split(&self, table: &str) -> (String, String) {
+        let table = table.to_lowercase();
+        match table.split_once('.') {
+            Some((s, t)) => (s.to_string(), t.to_string()),
+            None => (self.database.clone(), table),
+        }
+    }
+
     /// Whether `table` (as the statement names it) may have a masked
     /// column, and which pattern says so.
     fn masked_table(&self, table: &str) -> Option<(&ColumnPattern, String, String)> {
-        let (schema, name) = match table.split_once('.') {
-            Some((s, t)) => (s.to_string(), t.to_string()),
-            None => (self.database.clone(), table.to_string()),
-        };
+        let (schema, name) = self.split(table);
         self.patterns
             .iter()
             .find(|p| p.matches_partial(Some(&schema), &name, None))
@@ -61,11 +86,8 @@ impl Rules {
 
     /// Whether column `column` of `table` is masked: its display name.
     fn masked_column(&self, table: &str, column: &str) -> Option<String> {
-        let (schema, name) = match table.split_once('.') {
-            Some((s, t)) => (s.to_string(), t.to_string()),
-            None => (self.database.clone(), table.to_string()),
-        };
-        let column = column.to_ascii_lowercase();
+        let (schema, name) = self.split(table);
+        let column = column.to_lowercase();
         self.patterns
             .iter()
             .find(|p| p.matches(&schema, &name, &column))
@@ -104,6 +126,30 @@ pub fn violation(sql: &str, rules: &Rules) -> Option<(String, String)> {
     if masked_tables.is_empty() {
         return None;
     }
+    let first = || {
+        rules
+            .masked_table(masked_tables[0])
+            .map(|(p, s, t)| p.display_with(Some(&s), &t, &p.column))
+            .unwrap_or_default()
+    };
+    if implicit_join(sql) {
+        let col = first();
+        return Some((
+            col.clone(),
+            format!(
+                "sluice: NATURAL JOIN and JOIN … USING over a table with masked columns ({col}) compare columns Sluice cannot see; join with ON instead"
+            ),
+        ));
+    }
+    if let Some(name) = seen.names.iter().find(|n| !n.is_ascii()) {
+        let col = first();
+        return Some((
+            col.clone(),
+            format!(
+                "sluice: the name {name:?} is not plain ASCII, and the server may read it as a masked column ({col}); use the column's own name"
+            ),
+        ));
+    }
     let is_masked = |name: &str| {
         masked_tables
             .iter()
@@ -113,7 +159,7 @@ pub fn violation(sql: &str, rules: &Rules) -> Option<(String, String)> {
     // Every use of a masked column's name, and of an alias of one.
     let mut uses: HashMap<String, usize> = HashMap::new();
     for name in &seen.names {
-        let lower = name.to_ascii_lowercase();
+        let lower = name.to_lowercase();
         if let Some(col) = is_masked(&lower) {
             *uses.entry(col).or_default() += 1;
         } else if let Some(col) = plain.aliases.get(&lower) {
@@ -141,11 +187,7 @@ pub fn violation(sql: &str, rules: &Rules) -> Option<(String, String)> {
         ));
     }
     if seen.wildcards > plain.wildcards {
-        let col = masked_tables
-            .first()
-            .and_then(|t| rules.masked_table(t))
-            .map(|(p, s, t)| p.display_with(Some(&s), &t, &p.column))
-            .unwrap_or_default();
+        let col = first();
         return Some((
             col.clone(),
             format!(
@@ -206,7 +248,7 @@ fn plain_outputs(s: &Statement, is_masked: &dyn Fn(&str) -> Option<String>) -> P
             SelectItem::ExprWithAlias { expr, alias } => {
                 if let Some(col) = column_of(expr) {
                     *plain.columns.entry(col.clone()).or_default() += 1;
-                    plain.aliases.insert(alias.value.to_ascii_lowercase(), col);
+                    plain.aliases.insert(alias.value.to_lowercase(), col);
                 }
             }
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => plain.wildcards += 1,
@@ -260,6 +302,8 @@ impl Visitor for Seen {
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
         if self.counted.insert(q as *const Query) {
             count_wildcards(&q.body, &mut self.wildcards);
+            self.relations
+                .extend(crate::analyse::table_commands(&q.body));
         }
         ControlFlow::Continue(())
     }
@@ -283,8 +327,23 @@ fn count_wildcards(body: &SetExpr, n: &mut usize) {
             count_wildcards(left, n);
             count_wildcards(right, n);
         }
+        // `TABLE t` is `SELECT * FROM t`.
+        SetExpr::Table(_) => *n += 1,
         _ => {}
     }
+}
+
+/// Whether the text joins by `NATURAL` or `USING`, which compare columns
+/// by name without naming them in an expression.
+fn implicit_join(sql: &str) -> bool {
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&MySqlDialect {}, sql).tokenize() else {
+        return true;
+    };
+    tokens.iter().any(|t| {
+        matches!(t, Token::Word(w) if matches!(w.keyword, Keyword::NATURAL | Keyword::USING) && w.quote_style.is_none())
+    })
 }
 
 /// The masked column a view definition reads, if any.
@@ -318,11 +377,12 @@ mod tests {
     use super::*;
 
     fn rules() -> Rules {
-        Rules {
-            patterns: vec![ColumnPattern::parse("customers.card").unwrap()],
-            database: "shop".into(),
-            masked_views: HashMap::from([("v_cards".into(), "shop.customers.card".into())]),
-        }
+        let mut r = Rules::new(
+            vec![ColumnPattern::parse("customers.card").unwrap()],
+            "shop",
+        );
+        r.masked_views = HashMap::from([("v_cards".into(), "shop.customers.card".into())]);
+        r
     }
 
     #[track_caller]
@@ -370,6 +430,19 @@ mod tests {
         refused("SELECT CARD FROM customers WHERE CARD = '1'");
         refused("SELECT * FROM v_cards");
         refused("WITH x AS (SELECT card FROM customers) SELECT * FROM x");
+    }
+
+    #[test]
+    fn implicit_comparisons_and_server_name_folding_are_refused() {
+        refused("SELECT id FROM customers JOIN cards USING (card)");
+        refused("SELECT id FROM customers NATURAL JOIN cards");
+        refused("INSERT INTO copy TABLE customers");
+        // The server compares column names without case or accents.
+        refused("SELECT id FROM customers WHERE cärd = '1'");
+        refused("SELECT `CÄRD` FROM customers");
+        // Table names too, where lower_case_table_names says so.
+        refused("SELECT id FROM CUSTOMERS WHERE card = '1'");
+        allowed("SELECT id FROM orders JOIN items USING (sku)");
     }
 
     #[test]

@@ -94,8 +94,9 @@ where
                     }
                 }
                 Some(0xff) => {
-                    outcome.error = Some(error_parts(&first.payload));
-                    self.seq = packet::frame(&mut out, self.seq, &first.payload);
+                    let err = self.masked_error(&first.payload, &mut outcome);
+                    outcome.error = Some(error_parts(&err));
+                    self.seq = packet::frame(&mut out, self.seq, &err);
                     break;
                 }
                 Some(0xfb) => {
@@ -116,6 +117,30 @@ where
         self.client.write_all(&out).await?;
         self.client.flush().await?;
         Ok(outcome)
+    }
+
+    /// An ERR packet with its message through the value detectors: the
+    /// server quotes values in errors (`Duplicate entry '…' for key`).
+    fn masked_error(&self, payload: &[u8], outcome: &mut Outcome) -> Vec<u8> {
+        let Some(m) = self.masking else {
+            return payload.to_vec();
+        };
+        let head = if payload.get(3) == Some(&b'#') { 9 } else { 3 };
+        let Some(message) = payload.get(head..) else {
+            return payload.to_vec();
+        };
+        let mut stats = m.masker.new_stats();
+        let masked = match m.masker.mask_text(message, &mut stats) {
+            Some(std::borrow::Cow::Borrowed(_)) => return payload.to_vec(),
+            Some(std::borrow::Cow::Owned(v)) => v,
+            None => b"[withheld by sluice]".to_vec(),
+        };
+        for (label, k) in stats.iter() {
+            *outcome.masked.entry(label.to_string()).or_insert(0) += k;
+        }
+        let mut out = payload[..head].to_vec();
+        out.extend_from_slice(&masked);
+        out
     }
 
     /// One result set after its column count; whether another follows.
@@ -162,8 +187,9 @@ where
                 return Ok(more);
             }
             if p.first() == Some(0xff) {
-                outcome.error = Some(error_parts(&p.payload));
-                self.seq = packet::frame(out, self.seq, &p.payload);
+                let err = self.masked_error(&p.payload, outcome);
+                outcome.error = Some(error_parts(&err));
+                self.seq = packet::frame(out, self.seq, &err);
                 return Ok(false);
             }
             outcome.rows += 1;
@@ -268,11 +294,11 @@ fn plan(m: &Masking, columns: &[Column], rows: Rows) -> MaskPlan {
         } else {
             c.schema_str().into_owned()
         };
+        // As the server stores them; rules match without ASCII case.
         Some(SourceColumn::new(
             schema,
             c.org_table_str().into_owned(),
-            // MySQL compares column names without case.
-            c.org_name_str().to_ascii_lowercase(),
+            c.org_name_str().into_owned(),
         ))
     };
     MaskPlan::build(&m.masker, &m.groups, &descs, &lookup)

@@ -816,11 +816,7 @@ fn masking(conn: &ConnectionConfig, grant: &Grant) -> Option<Masking> {
         masker: Arc::new(masker),
         groups: grant.identity_groups.clone(),
         database: conn.database.clone(),
-        rules: crate::bypass::Rules {
-            patterns,
-            database: conn.database.clone(),
-            masked_views: Default::default(),
-        },
+        rules: crate::bypass::Rules::new(patterns, &conn.database),
     })
 }
 

@@ -61,6 +61,11 @@ async fn the_attack_corpus_is_refused_and_changes_nothing() {
         "/*M!100000 DELETE FROM orders */",
         "SELECT 1 /*!, wipe_fn() */",
         "SELECT 1--1, wipe_fn()",
+        "SELECT 1 --\u{a0}, wipe_fn()",
+        "SELECT 1 --\u{85}, wipe_fn()",
+        "EXECUTE IMMEDIATE 'DELETE FROM orders'",
+        "SELECT * FROM information_schema.PROCESSLIST",
+        "SET SESSION max_statement_time = 0",
         "PREPARE s FROM 'DELETE FROM orders'",
         "SET @q = 'DELETE FROM orders'",
         "PREPARE s FROM @q",
@@ -88,7 +93,11 @@ async fn the_attack_corpus_is_refused_and_changes_nothing() {
     // them; PyMySQL sends the text as it is, and asks for multi-statements).
     let r = gw.pymysql(
         &g,
-        &["SELECT 1; DELETE FROM orders", "SELECT 1;DROP TABLE orders"],
+        &[
+            "SELECT 1; DELETE FROM orders",
+            "SELECT 1;DROP TABLE orders",
+            "BEGIN NOT ATOMIC DELETE FROM orders; END",
+        ],
     );
     assert!(r.iter().all(|r| r["error"]["code"] == 1142), "{r:?}");
     assert_eq!(state(&gw), before, "the database changed");

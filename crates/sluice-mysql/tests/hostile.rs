@@ -95,7 +95,11 @@ async fn oversized_statements_and_packets_get_mysql_errors() {
     // Past max_packet_bytes the packet is not read: an error, then closed.
     let r = gw.pymysql(&g, &["BIG:2097152"]);
     let code = r[0]["error"]["code"].as_u64();
-    assert!(matches!(code, Some(1153) | Some(2013)), "{r:?}");
+    // The client may see the error, or the connection closed under its write.
+    assert!(
+        matches!(code, Some(1153) | Some(2013) | Some(2006)),
+        "{r:?}"
+    );
     let closed = gw
         .audit
         .wait_for(sluice_core::audit::EventKind::SessionClosed, 2)

@@ -101,3 +101,20 @@ async fn every_listed_bypass_is_refused() {
         .count();
     assert!(by_masking >= 15, "{}", gw.audit.all_json());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn values_quoted_in_errors_go_through_the_detectors() {
+    let gw = Gateway::start("\n[connections.masking]\n").await;
+    gw.direct("CREATE TABLE emails (e VARCHAR(100) UNIQUE); INSERT INTO emails VALUES ('ada@example.com')");
+    let g = gw.grant(Profile::Write);
+    // The server's error quotes the duplicate value: the agent's statement
+    // never named it.
+    let r = gw.pymysql(
+        &g,
+        &["INSERT INTO emails SELECT email FROM customers WHERE id = 1"],
+    );
+    assert_eq!(r[0]["error"]["code"], 1062, "{r:?}");
+    let message = r[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Duplicate entry"), "{message}");
+    assert!(!message.contains("ada@example.com"), "{message}");
+}

@@ -172,3 +172,26 @@ fn fingerprints_ignore_constants() {
         fingerprint("SELECT * FROM u WHERE id = 1")
     );
 }
+
+#[test]
+fn text_the_lexers_may_read_differently_is_refused() {
+    // `--` then a character Rust calls whitespace and MySQL does not (a
+    // no-break space): the parser would skip code the server runs.
+    refused("SELECT 1 --\u{a0}, sleep(1)");
+    refused("SELECT 1 --\u{2028}, sleep(1)");
+    // `--` then a control character MySQL takes as the comment's start.
+    refused("SELECT 1 --\u{1}, sleep(1)");
+    // A NUL byte: the server may end a comment (or the text) there.
+    refused("SELECT 1 -- x\0, sleep(1)");
+    refused("SELECT 1 /* \0 */");
+    // Compound statements and dynamic SQL.
+    assert!(a("BEGIN NOT ATOMIC DELETE FROM orders; END").class == C::Unknown);
+    refused("EXECUTE IMMEDIATE 'DELETE FROM orders'");
+    // Other sessions and the statement time limit.
+    class("SELECT * FROM information_schema.PROCESSLIST", C::Admin);
+    assert!(a("SET SESSION max_statement_time = 0").class >= C::Admin);
+    assert!(a("SET max_execution_time = 0").class >= C::Admin);
+    // Plain `--` comments still are comments.
+    assert_eq!(a("SELECT 1 -- fine\n").class, C::Read);
+    assert_eq!(a("SELECT 1 --\tfine\n").class, C::Read);
+}
