@@ -54,6 +54,8 @@ pub struct Backend {
     pub version: String,
     /// The session speaks CLIENT_DEPRECATE_EOF.
     deprecate_eof: bool,
+    /// The profile's statement time limit, set at session start.
+    timeout: Option<Duration>,
 }
 
 /// Connects to `conn` and logs in for `profile` with the client's
@@ -139,6 +141,7 @@ async fn connect_inner(
         io: BufStream::new(io),
         version,
         deprecate_eof: ours.contains(F::CLIENT_DEPRECATE_EOF),
+        timeout: conn.limits.statement_timeout.of(profile),
     };
     b.pin(profile).await?;
     Ok(b)
@@ -298,7 +301,10 @@ const LEXING_MODES: &[&str] = &[
 
 impl Backend {
     /// Pins what the analysis assumes: the server's own `sql_mode` without
-    /// the lexing modes, and a read-only session for `read` grants.
+    /// the lexing modes, a read-only session for `read` grants, and the
+    /// profile's statement time limit (MariaDB's `max_statement_time`;
+    /// MySQL's `max_execution_time`, which bounds `SELECT` only). Clients
+    /// cannot change these (`SET` of each is refused or admin).
     pub async fn pin(&mut self, profile: Profile) -> Result<(), BackendError> {
         let mode = self.query_one("SELECT @@SESSION.sql_mode").await?;
         let kept: Vec<&str> = mode
@@ -309,6 +315,14 @@ impl Backend {
             .await?;
         if profile == Profile::Read {
             self.exec("SET SESSION TRANSACTION READ ONLY").await?;
+        }
+        if let Some(t) = self.timeout {
+            let set = if self.version.contains("MariaDB") {
+                format!("SET SESSION max_statement_time = {:.3}", t.as_secs_f64())
+            } else {
+                format!("SET SESSION max_execution_time = {}", t.as_millis())
+            };
+            self.exec(&set).await?;
         }
         Ok(())
     }

@@ -142,3 +142,13 @@ async fn a_token_is_a_password_over_tls() {
     let out = gw.mariadb(&as_token, "SELECT 1");
     assert!(stderr(&out).contains("over TLS only"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_profiles_statement_time_limit_is_set_and_kept() {
+    let gw = Gateway::start("\n[connections.limits]\nstatement_timeout = { read = \"7s\" }\n").await;
+    let g = gw.grant(Profile::Read);
+    let out = gw.mariadb(&g, "SELECT @@max_statement_time");
+    assert_eq!(stdout(&out), "7.000000\n", "{}", stderr(&out));
+    let out = gw.mariadb(&g, "SET SESSION max_statement_time = 0");
+    assert!(stderr(&out).contains("1142"), "{}", stderr(&out));
+}
