@@ -484,7 +484,9 @@ fn variable(scope: Option<ast::ContextModifier>, name: &str) -> (bool, String) {
 /// Settings that change how the server lexes or parses later text.
 fn lexing_setting(var: &str) -> Option<&'static str> {
     match var {
-        "sql_mode" => Some("sql_mode (ANSI_QUOTES, NO_BACKSLASH_ESCAPES, ORACLE …)"),
+        // `sql_mode` is not here: drivers set it (Connector/J adds
+        // STRICT_TRANS_TABLES), so the session lets it run and checks the
+        // server's resulting mode at once (see `Session::query`).
         "names" | "character set" | "charset" => Some("the character set"),
         v if v.starts_with("character_set_") || v.starts_with("collation_") => {
             Some("the character set the server lexes text in")

@@ -327,6 +327,22 @@ impl Backend {
         Ok(())
     }
 
+    /// After a statement that set `sql_mode`: the modes that change lexing
+    /// it turned on, which are turned off again at once (the other modes
+    /// it set are kept). Empty when there were none.
+    pub async fn repin_sql_mode(&mut self) -> Result<Vec<String>, BackendError> {
+        let mode = self.query_one("SELECT @@SESSION.sql_mode").await?;
+        let (bad, kept): (Vec<&str>, Vec<&str>) = mode
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .partition(|m| LEXING_MODES.contains(&m.trim()));
+        if !bad.is_empty() {
+            self.exec(&format!("SET SESSION sql_mode = '{}'", kept.join(",")))
+                .await?;
+        }
+        Ok(bad.into_iter().map(str::to_string).collect())
+    }
+
     /// Runs a statement whose answer is OK.
     async fn exec(&mut self, sql: &str) -> Result<(), BackendError> {
         let mut q = vec![wire::com::QUERY];

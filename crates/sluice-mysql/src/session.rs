@@ -416,8 +416,53 @@ impl Session {
         let mut q = vec![com::QUERY];
         q.extend_from_slice(body);
         forward_only(backend, &q).await?;
+        let sets_mode = stmt.facts[0].settings.iter().any(|(k, _)| k == "sql_mode");
+        if sets_mode {
+            return self
+                .set_sql_mode(reply, client, backend, seq, started, &stmt)
+                .await;
+        }
         let outcome = self.relay(reply, client, backend, Rows::Text).await?;
         self.completed(seq, started, &outcome, &stmt);
+        Ok(Next::Continue)
+    }
+
+    /// The answer to a `SET` that changed `sql_mode`, held until the
+    /// server's resulting mode is checked: a mode that changes how text is
+    /// lexed is turned off again before the client can send anything, and
+    /// the client told so instead of OK.
+    async fn set_sql_mode(
+        &mut self,
+        reply: u8,
+        client: &mut BufStream<Stream>,
+        backend: &mut Backend,
+        seq: Option<u64>,
+        started: Instant,
+        stmt: &Stmt,
+    ) -> Result<Next, Fatal> {
+        let answer = packet::read(&mut backend.io, 1024 * 1024, None)
+            .await
+            .map_err(|e| Fatal::Backend(e.to_string()))?;
+        let bad = backend
+            .repin_sql_mode()
+            .await
+            .map_err(|e| Fatal::Backend(e.to_string()))?;
+        let mut outcome = Outcome::default();
+        let payload = if bad.is_empty() {
+            if answer.first() == Some(0xff) {
+                outcome.error = Some(crate::result::error_parts(&answer.payload));
+            }
+            answer.payload
+        } else {
+            let message = format!(
+                "sluice: sql_mode {} changes how the server reads statements and was turned off again; the rest of the SET took effect",
+                bad.join(",")
+            );
+            outcome.error = Some(("1231 42000".into(), message.clone()));
+            wire::err(er::WRONG_VALUE, &message)
+        };
+        send(client, reply, &payload).await.map_err(client_err)?;
+        self.completed(seq, started, &outcome, stmt);
         Ok(Next::Continue)
     }
 

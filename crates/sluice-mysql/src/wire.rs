@@ -47,6 +47,8 @@ pub mod er {
     pub const UNAVAILABLE: (u16, &str) = (1105, "HY000");
     /// ER_HANDSHAKE_ERROR.
     pub const HANDSHAKE: (u16, &str) = (1043, "08S01");
+    /// ER_WRONG_VALUE_FOR_VAR.
+    pub const WRONG_VALUE: (u16, &str) = (1231, "42000");
     /// ER_UNKNOWN_STMT_HANDLER.
     pub const UNKNOWN_STATEMENT: (u16, &str) = (1243, "HY000");
 }

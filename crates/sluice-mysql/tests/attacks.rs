@@ -70,8 +70,6 @@ async fn the_attack_corpus_is_refused_and_changes_nothing() {
         "SET @q = 'DELETE FROM orders'",
         "PREPARE s FROM @q",
         "EXECUTE s",
-        "SET sql_mode = 'ANSI_QUOTES'",
-        "SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'",
         "SET NAMES gbk",
         "SET CHARACTER SET sjis",
         "SET STATEMENT max_statement_time=1 FOR DELETE FROM orders",
@@ -102,6 +100,38 @@ async fn the_attack_corpus_is_refused_and_changes_nothing() {
     assert!(r.iter().all(|r| r["error"]["code"] == 1142), "{r:?}");
     assert_eq!(state(&gw), before, "the database changed");
     assert!(!std::path::Path::new("/tmp/sluice-attack-out").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sql_mode_cannot_turn_on_a_mode_that_changes_lexing() {
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Write);
+    // In one session: each SET, then what the server's mode is, then an
+    // attack that ANSI_QUOTES or NO_BACKSLASH_ESCAPES would let through.
+    let r = gw.pymysql(
+        &g,
+        &[
+            "SET sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')",
+            "SELECT @@sql_mode LIKE '%ANSI_QUOTES%'",
+            "SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES,STRICT_ALL_TABLES'",
+            "SELECT @@sql_mode",
+            r"SELECT 'a\' , (SELECT count(*) FROM orders) , '",
+            "SET sql_mode = CONCAT(@@sql_mode, ',ERROR_FOR_DIVISION_BY_ZERO')",
+        ],
+    );
+    assert_eq!(r[0]["error"]["code"], 1231, "{r:?}");
+    assert_eq!(r[1]["rows"], serde_json::json!([[0]]), "{r:?}");
+    assert_eq!(r[2]["error"]["code"], 1231, "{r:?}");
+    assert_eq!(
+        r[3]["rows"],
+        serde_json::json!([["STRICT_ALL_TABLES"]]),
+        "the rest applies: {r:?}"
+    );
+    assert!(
+        r[4]["rows"].is_array(),
+        "read as the server reads it: {r:?}"
+    );
+    assert!(r[5]["rows"].is_array(), "a harmless mode is fine: {r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -145,7 +145,8 @@ async fn a_token_is_a_password_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_profiles_statement_time_limit_is_set_and_kept() {
-    let gw = Gateway::start("\n[connections.limits]\nstatement_timeout = { read = \"7s\" }\n").await;
+    let gw =
+        Gateway::start("\n[connections.limits]\nstatement_timeout = { read = \"7s\" }\n").await;
     let g = gw.grant(Profile::Read);
     let out = gw.mariadb(&g, "SELECT @@max_statement_time");
     assert_eq!(stdout(&out), "7.000000\n", "{}", stderr(&out));

@@ -81,3 +81,56 @@ async fn mysql2_text_queries_work_too() {
     );
     assert_eq!(r[0]["rows"], serde_json::json!([{"name": "Ada"}]), "{r:?}");
 }
+
+/// Runs statements with MariaDB Connector/J (Debian's libmariadb-java),
+/// server-side prepared: one output line per statement.
+fn connector_j(gw: &Gateway, g: &TestGrant, args: &[&str]) -> Vec<String> {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/connectorj"
+    );
+    let url = format!(
+        "jdbc:mariadb://127.0.0.1:{}/{}?useServerPrepStmts=true&allowPublicKeyRetrieval=true",
+        gw.addr.port(),
+        gw.db
+    );
+    let out = std::process::Command::new("java")
+        .args(["-cp", "/usr/share/java/mariadb-java-client.jar"])
+        .arg(format!("{fixture}/Client.java"))
+        .args([&url, &g.id, &g.secret])
+        .args(args)
+        .output()
+        .expect("run java (make test installs default-jdk-headless and libmariadb-java)");
+    assert!(
+        out.status.success(),
+        "java: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connector_j_prepared_statements_work_and_are_judged() {
+    let gw = Gateway::start("\n[connections.masking]\ncolumns = [{ column = \"customers.card\", style = \"redact\" }]\n").await;
+    let g = gw.grant(Profile::Write);
+    let lines = connector_j(
+        &gw,
+        &g,
+        &[
+            "SELECT name, card FROM customers WHERE id = ?",
+            "?1",
+            "UPDATE orders SET total = ? WHERE id = ?",
+            "?5",
+            "?2",
+            "DROP TABLE orders",
+        ],
+    );
+    assert_eq!(lines[0], "rows [Ada, [REDACTED]]", "{lines:?}");
+    assert_eq!(lines[1], "updated 1", "{lines:?}");
+    assert!(lines[2].starts_with("error 1142 42000"), "{lines:?}");
+    assert_eq!(
+        gw.direct("SELECT total FROM orders WHERE id = 2").trim(),
+        "5"
+    );
+}

@@ -92,14 +92,20 @@ fn turning_read_only_off_is_marked() {
 
 #[test]
 fn what_would_change_the_servers_reading_is_refused() {
-    refused("SET sql_mode = 'ANSI_QUOTES'");
-    refused("SET SESSION sql_mode = ''");
-    refused("SET @@sql_mode = 'NO_BACKSLASH_ESCAPES'");
-    refused("SET @@session.sql_mode = 'ORACLE'");
+    // sql_mode runs, and is checked at the server after (see the session).
+    for sql in [
+        "SET sql_mode = 'ANSI_QUOTES'",
+        "SET @@session.sql_mode = 'ORACLE'",
+    ] {
+        let f = a(sql);
+        assert!(f.refused.is_none(), "{sql}");
+        assert!(f.settings.iter().any(|(k, _)| k == "sql_mode"), "{sql}");
+    }
+    assert_eq!(a("SET GLOBAL sql_mode = ''").class, C::Admin);
     refused("SET NAMES gbk");
     refused("SET CHARACTER SET gbk");
     refused("SET character_set_client = 'sjis'");
-    refused("SET a = 1, sql_mode = ''");
+    refused("SET a = 1, character_set_client = 'gbk'");
     refused("USE other");
     refused("SELECT * FROM other.secrets");
     refused("SELECT 1; DROP TABLE orders");
