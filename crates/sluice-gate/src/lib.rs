@@ -14,6 +14,7 @@ mod decide;
 mod ending;
 mod hold;
 mod meter;
+pub mod render;
 mod seats;
 mod session;
 

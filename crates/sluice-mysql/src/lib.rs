@@ -21,6 +21,7 @@
 pub mod analyse;
 mod backend;
 pub mod bypass;
+mod capture;
 mod functions;
 mod login;
 mod packet;

@@ -28,6 +28,8 @@ pub struct Outcome {
     /// The backend's error (code and message), if it failed.
     pub error: Option<(String, String)>,
     pub masked: std::collections::BTreeMap<String, u64>,
+    /// The first rows, when the connection records them.
+    pub kept: Option<crate::capture::Kept>,
 }
 
 /// Which row encoding the response uses.
@@ -56,6 +58,8 @@ pub struct Relay<'a, B, C> {
     pub deprecate_eof: bool,
     pub masking: Option<&'a Masking>,
     pub max_packet: usize,
+    /// Rows to keep for the recording (`record_results = "rows:N"`).
+    pub keep_rows: Option<usize>,
 }
 
 /// A backend read failed: the session cannot go on.
@@ -82,6 +86,8 @@ where
     pub async fn run(&mut self, rows: Rows) -> Result<Outcome, RelayError> {
         let mut out = Vec::with_capacity(FLUSH_AT);
         let mut outcome = Outcome::default();
+        let mut capture = self.keep_rows.map(crate::capture::Capture::new);
+        let mut sets = 0usize;
         loop {
             let first = self.read().await?;
             match first.first() {
@@ -106,13 +112,24 @@ where
                     ));
                 }
                 _ => {
-                    let more = self.result_set(first, rows, &mut out, &mut outcome).await?;
+                    sets += 1;
+                    let more = self
+                        .result_set(
+                            first,
+                            rows,
+                            &mut out,
+                            &mut outcome,
+                            capture.as_mut(),
+                            sets == 1,
+                        )
+                        .await?;
                     if !more {
                         break;
                     }
                 }
             }
         }
+        outcome.kept = capture.and_then(|c| c.kept);
         use tokio::io::AsyncWriteExt;
         self.client.write_all(&out).await?;
         self.client.flush().await?;
@@ -150,6 +167,8 @@ where
         rows: Rows,
         out: &mut Vec<u8>,
         outcome: &mut Outcome,
+        mut capture: Option<&mut crate::capture::Capture>,
+        first_set: bool,
     ) -> Result<bool, RelayError> {
         let mut at = 0;
         let n = wire::lenenc_int(&count.payload, &mut at)
@@ -169,6 +188,11 @@ where
         if !self.deprecate_eof {
             let eof = self.read().await?;
             self.seq = packet::frame(out, self.seq, &eof.payload);
+        }
+        if let Some(c) = capture.as_deref_mut()
+            && first_set
+        {
+            c.columns(&columns);
         }
         let plan = self.masking.map(|m| plan(m, &columns, rows));
         let mut stats = self.masking.map(|m| m.masker.new_stats());
@@ -211,6 +235,9 @@ where
                 }
                 _ => &p.payload[..],
             };
+            if let Some(c) = capture.as_deref_mut() {
+                c.row(first_set, row, &columns, rows == Rows::Binary);
+            }
             self.seq = packet::frame(out, self.seq, row);
             if out.len() >= FLUSH_AT {
                 use tokio::io::AsyncWriteExt;
@@ -408,7 +435,7 @@ fn mask_binary_row(
 
 /// One binary-protocol value of type `t` at `*at`: its bytes (without a
 /// length prefix), moving past it.
-fn binary_value<'a>(t: T, row: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+pub fn binary_value<'a>(t: T, row: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
     let fixed = match t {
         T::MYSQL_TYPE_LONGLONG | T::MYSQL_TYPE_DOUBLE => Some(8),
         T::MYSQL_TYPE_LONG | T::MYSQL_TYPE_INT24 | T::MYSQL_TYPE_FLOAT => Some(4),

@@ -14,6 +14,7 @@ use std::time::Instant;
 use sluice_core::Grant;
 use sluice_core::audit::detail::{Completed, Failure, SessionClosed, SessionOpened};
 use sluice_core::config::ConnectionConfig;
+use sluice_core::config::connection::RecordResults;
 use sluice_core::guardrail::{StatementClass as C, StatementFacts, Verdict};
 use sluice_gate::{
     Decision, EndSignal, Gate, GateSpec, Holds, Meter, Presence, Refusal, Run, Seat, SessionRecord,
@@ -668,6 +669,10 @@ impl Session {
             deprecate_eof: self.deprecate_eof,
             masking: self.masking.as_ref(),
             max_packet: self.shared.config.mysql.max_packet_bytes,
+            keep_rows: match self.conn.record_results {
+                RecordResults::Rows(n) => Some(n as usize),
+                _ => None,
+            },
         };
         Ok(relay.run(rows).await?)
     }
@@ -811,8 +816,12 @@ impl Session {
         Ok(Next::Continue)
     }
 
-    /// Records how a statement ended (joined to its decision by `seq`).
+    /// Records how a statement ended (joined to its decision by `seq`),
+    /// and its first rows when the connection keeps them.
     fn completed(&self, seq: Option<u64>, started: Instant, outcome: &Outcome, stmt: &Stmt) {
+        if self.conn.record_results == RecordResults::None {
+            return;
+        }
         let error = outcome.error.as_ref().map(|(code, message)| Failure {
             sqlstate: Some(code.clone()),
             message: Some(message.clone()),
@@ -835,6 +844,23 @@ impl Session {
             .detail(sluice_core::audit::detail::to_value(&done));
         if self.shared.audit.record_later(event).is_err() {
             tracing::warn!(session.id = %self.id, "a statement's outcome could not be recorded");
+        }
+        if let Some(kept) = &outcome.kept {
+            let results = sluice_core::audit::detail::Results {
+                seq: seq.unwrap_or(0),
+                index: 0,
+                columns: kept.columns.clone(),
+                rows: kept.rows.clone(),
+                truncated: kept.truncated,
+                values_cut_at: kept.cut.then_some(sluice_gate::render::MAX_VALUE),
+            };
+            let event = self
+                .record
+                .event(sluice_core::audit::EventKind::StatementResults)
+                .detail(sluice_core::audit::detail::to_value(&results));
+            if self.shared.audit.record_later(event).is_err() {
+                tracing::warn!(session.id = %self.id, "a statement's rows could not be recorded");
+            }
         }
     }
 }

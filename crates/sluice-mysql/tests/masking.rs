@@ -118,3 +118,40 @@ async fn values_quoted_in_errors_go_through_the_detectors() {
     assert!(message.contains("Duplicate entry"), "{message}");
     assert!(!message.contains("ada@example.com"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recorded_rows_are_what_the_client_received() {
+    let gw = Gateway::start(&format!("record_results = \"rows:1\"\n{MASKING}")).await;
+    let g = gw.grant(Profile::Read);
+    let out = gw.mariadb(&g, "SELECT id, name, card FROM customers ORDER BY id");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = gw.mysql2(
+        &g,
+        "execute",
+        &[(
+            "SELECT id, card, balance FROM customers WHERE id = ?",
+            "[2]",
+        )],
+    );
+    assert!(r[0]["rows"].is_array(), "{r:?}");
+    let kept = gw.audit.wait_for(EventKind::StatementResults, 2).await;
+    let text = &kept[0].detail;
+    assert_eq!(
+        text["columns"],
+        serde_json::json!(["id", "name", "card"]),
+        "{text}"
+    );
+    assert_eq!(
+        text["rows"],
+        serde_json::json!([["1", "Ada", "[REDACTED]"]]),
+        "{text}"
+    );
+    assert_eq!(text["truncated"], true, "{text}");
+    let binary = &kept[1].detail;
+    assert_eq!(
+        binary["rows"],
+        serde_json::json!([["2", "[REDACTED]", "200"]]),
+        "{binary}"
+    );
+    assert!(!gw.audit.all_json().contains("4111"));
+}

@@ -15,9 +15,8 @@
 
 use crate::codec::{take_cstr, take_i16, take_i32};
 
-/// Longest value kept, in bytes of its rendering; longer ones are cut and
-/// the results marked `cut`.
-pub const MAX_VALUE: usize = 1024;
+pub use sluice_gate::render::MAX_VALUE;
+use sluice_gate::render::{cut_to, render};
 
 /// Largest frame the pump holds whole for a capture; rows past it are
 /// counted as truncated rather than held.
@@ -177,37 +176,6 @@ fn values(mut body: &[u8]) -> Option<(Vec<Option<String>>, bool)> {
         body = &body[len..];
     }
     Some((out, cut))
-}
-
-/// A value as text, or as `\x` hex when it is not plain text.
-fn render(value: &[u8]) -> (String, bool) {
-    match std::str::from_utf8(value) {
-        Ok(text)
-            if !text
-                .chars()
-                .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) =>
-        {
-            cut_to(text, MAX_VALUE)
-        }
-        _ => {
-            let keep = value.len().min((MAX_VALUE - 2) / 2);
-            (
-                format!("\\x{}", hex::encode(&value[..keep])),
-                keep < value.len(),
-            )
-        }
-    }
-}
-
-fn cut_to(text: &str, max: usize) -> (String, bool) {
-    if text.len() <= max {
-        return (text.to_string(), false);
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (text[..end].to_string(), true)
 }
 
 #[cfg(test)]

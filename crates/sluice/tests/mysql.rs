@@ -185,6 +185,25 @@ statement_timeout = "60s"
     }
 }
 
+impl Gateway {
+    /// The `sluice` CLI against this gateway, as `who`.
+    async fn cli(&self, who: &str, args: &[&str]) -> Output {
+        let token = self.token(who).await;
+        let api = self.api.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(&args)
+                .env("SLUICE_URL", api)
+                .env("SLUICE_TOKEN", token)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
