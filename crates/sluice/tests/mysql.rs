@@ -316,6 +316,25 @@ async fn a_write_waits_for_an_approver_and_then_runs() {
             .is_some_and(|s| s.len() >= 2),
         "{sessions}"
     );
+    // And replays, as any protocol's: the approved write is in its session.
+    let ids: Vec<String> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut replayed = String::new();
+    for id in &ids {
+        let out = gw
+            .cli(DBA, &["sessions", "replay", id, "--speed", "max"])
+            .await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        replayed.push_str(&text(&out.stdout));
+    }
+    assert!(
+        replayed.contains("UPDATE orders SET total = 11 WHERE id = 1"),
+        "{replayed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
