@@ -71,6 +71,16 @@ impl MariaDb {
             chown(root, &user)?;
         }
         install_db(&install, &data, &user, as_root)?;
+        // A self-signed certificate for 127.0.0.1 and localhost: clients
+        // (and Sluice's backend connector) may ask for TLS and verify it
+        // against `ca_file()`.
+        let pair =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+        fs::write(root.join("server.crt"), pair.cert.pem())?;
+        fs::write(root.join("server.key"), pair.key_pair.serialize_pem())?;
+        if as_root {
+            chown(&root.join("server.key"), &user)?;
+        }
         let mut last = anyhow::anyhow!("no attempt");
         for _ in 0..5 {
             let port = free_port();
@@ -98,6 +108,8 @@ impl MariaDb {
                 .arg(format!("--datadir={}", data.display()))
                 .arg(format!("--socket={}", root.join("sock").display()))
                 .arg(format!("--tmpdir={}", root.join("tmp").display()))
+                .arg(format!("--ssl-cert={}", root.join("server.crt").display()))
+                .arg(format!("--ssl-key={}", root.join("server.key").display()))
                 .arg(format!(
                     "--pid-file={}",
                     root.join("mariadbd.pid").display()
@@ -158,6 +170,11 @@ impl MariaDb {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's certificate (self-signed), to verify its TLS against.
+    pub fn ca_file(&self) -> PathBuf {
+        self.root.join("server.crt")
     }
 
     /// The server's socket, where `root` logs in without a password.

@@ -109,7 +109,9 @@ async fn connect_inner(
             "the client's protocol (4.1 with CLIENT_DEPRECATE_EOF)",
         ));
     }
-    let mut ours = (needed & server_caps) | F::CLIENT_CONNECT_WITH_DB;
+    // The same flags in the SSLRequest and the response that follows it
+    // (the server checks): no connect attributes are sent.
+    let mut ours = ((needed & server_caps) | F::CLIENT_CONNECT_WITH_DB) & !F::CLIENT_CONNECT_ATTRS;
     let mut seq = hello.seq.wrapping_add(1);
     let tls = conn.tls != TlsMode::Disable;
     if tls {

@@ -153,3 +153,38 @@ async fn the_profiles_statement_time_limit_is_set_and_kept() {
     let out = gw.mariadb(&g, "SET SESSION max_statement_time = 0");
     assert!(stderr(&out).contains("1142"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_backend_is_reached_over_verified_tls_when_asked() {
+    let ca = server().ca_file();
+    let gw = Gateway::start_backend_tls(
+        &format!("tls = \"verify-full\"\nca_file = \"{}\"", ca.display()),
+        "",
+    )
+    .await;
+    let g = gw.grant(Profile::Read);
+    let out = gw.mariadb(&g, "SELECT count(*) FROM orders");
+    assert_eq!(stdout(&out), "2\n", "{}", stderr(&out));
+    let r = gw.pymysql(&g, &["SELECT variable_value <> '' FROM information_schema.SESSION_STATUS WHERE variable_name = 'Ssl_cipher'"]);
+    assert_eq!(
+        r[0]["rows"],
+        serde_json::json!([[1]]),
+        "the backend session is encrypted: {r:?}"
+    );
+    // A certificate that does not verify: the backend is unavailable, and
+    // nothing is sent to it in the clear.
+    let other = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    std::fs::write(other.path().join("ca.pem"), pair.cert.pem()).unwrap();
+    let gw = Gateway::start_backend_tls(
+        &format!(
+            "tls = \"verify-full\"\nca_file = \"{}\"",
+            other.path().join("ca.pem").display()
+        ),
+        "",
+    )
+    .await;
+    let g = gw.grant(Profile::Read);
+    let out = gw.mariadb(&g, "SELECT 1");
+    assert!(stderr(&out).contains("unavailable"), "{}", stderr(&out));
+}

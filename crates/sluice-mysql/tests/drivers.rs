@@ -134,3 +134,44 @@ async fn connector_j_prepared_statements_work_and_are_judged() {
         "5"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn protocol_commands_keep_the_session_who_it_is() {
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Read);
+    let r = gw.mysql2(
+        &g,
+        "query",
+        &[
+            ("!ping", ""),
+            ("!changeUser root", ""),
+            ("SELECT CURRENT_USER()", "[]"),
+        ],
+    );
+    assert_eq!(r[0]["rows"], "ok", "{r:?}");
+    assert!(r[1]["error"].is_object(), "identity never changes: {r:?}");
+    // PyMySQL's select_db sends COM_INIT_DB.
+    let script = r#"
+import sys, pymysql
+conn = pymysql.connect(host="127.0.0.1", port=int(sys.argv[1]), user=sys.argv[2], password=sys.argv[3], database=sys.argv[4])
+conn.select_db(sys.argv[4])
+print("same ok")
+try:
+    conn.select_db("mysql")
+    print("other ok")
+except pymysql.err.MySQLError as e:
+    print("other", e.args[0])
+"#;
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            script,
+            &gw.addr.port().to_string(),
+            &g.id,
+            &g.secret,
+            &gw.db,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "same ok\nother 1044\n", "{}", stderr(&out));
+}

@@ -71,6 +71,16 @@ impl Gateway {
     /// As [`Gateway::start`], with `top` added before the connection
     /// (a `[mysql]` section).
     pub async fn start_with(top: &str, extra: &str) -> Gateway {
+        Self::start_full(top, "tls = \"disable\"", extra).await
+    }
+
+    /// As [`Gateway::start`], with the connection's `tls` and `ca_file`
+    /// lines given.
+    pub async fn start_backend_tls(tls: &str, extra: &str) -> Gateway {
+        Self::start_full("", tls, extra).await
+    }
+
+    async fn start_full(top: &str, tls: &str, extra: &str) -> Gateway {
         let m = server();
         let db = format!(
             "t_{}",
@@ -100,7 +110,7 @@ port = {port}
 database = "{db}"
 user = "{db}"
 password_file = "{data}/../password"
-tls = "disable"
+{tls}
 {extra}
 "#,
             data = dir.path().join("data").display(),
