@@ -352,7 +352,16 @@ async fn a_shell_is_recorded_and_exported_as_an_asciicast() {
         )
         .await;
     let id = sessions["sessions"][0]["id"].as_str().unwrap().to_string();
-    let out = gw.cli(DBA, &["sessions", "cast", &id]).await;
+    // The terminal's stretches are written behind the session's end: wait
+    // for them to land.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let out = loop {
+        let out = gw.cli(DBA, &["sessions", "cast", &id]).await;
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lines: Vec<Value> = text(&out.stdout)
         .lines()
