@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sluice_core::access::{self, AccessRequest};
 use sluice_core::audit::{Actor, AuditEvent, EventKind};
 use sluice_core::config::parse_duration;
-use sluice_core::secret::{ScramVerifier, new_secret};
+use sluice_core::secret::{ScramVerifier, native_verifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Identity, Profile};
 
 use crate::auth::Caller;
@@ -192,8 +192,14 @@ async fn deliver_secret_once(
     }
     let secret = new_secret();
     let verifier = ScramVerifier::derive(&secret).to_text();
-    if state.store.set_verifier_once(&grant.id, &verifier).await? {
+    let native = native_verifier(&secret);
+    if state
+        .store
+        .set_verifiers_once(&grant.id, &verifier, &native)
+        .await?
+    {
         grant.scram_verifier = verifier;
+        grant.native_verifier = native;
         Ok(Some(secret))
     } else {
         Ok(None)

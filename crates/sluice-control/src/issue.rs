@@ -7,7 +7,7 @@ use serde_json::json;
 use sluice_core::access::{self, AccessDenied, AccessRequest};
 use sluice_core::audit::{Actor, AuditEvent, EventKind};
 use sluice_core::grant::new_grant_id;
-use sluice_core::secret::{ScramVerifier, new_secret};
+use sluice_core::secret::{ScramVerifier, native_verifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Identity};
 
 use crate::Shared;
@@ -68,6 +68,7 @@ pub async fn issue(
             .as_deref()
             .map(|s| ScramVerifier::derive(s).to_text())
             .unwrap_or_default(),
+        native_verifier: secret.as_deref().map(native_verifier).unwrap_or_default(),
         ssh_key,
     };
     // The record comes first: a grant whose record cannot be written is not issued.

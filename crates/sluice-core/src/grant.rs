@@ -50,7 +50,8 @@ impl GrantStatus {
 
 /// A grant as stored. The secret itself is never kept: only its SCRAM-SHA-256
 /// verifier, which lets the Postgres listener authenticate the secret without
-/// it ever crossing the wire.
+/// it ever crossing the wire, and the `mysql_native_password` verifier for
+/// MySQL clients that speak only that (see `secret`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub id: String,
@@ -87,6 +88,9 @@ pub struct Grant {
     /// The identity or process that last changed the status.
     pub decided_by: Option<String>,
     pub scram_verifier: String,
+    /// `SHA1(SHA1(secret))` in hex; empty for grants issued before it was
+    /// kept (their MySQL clients use `caching_sha2_password`).
+    pub native_verifier: String,
     /// An SSH public key (`ssh-ed25519 AAAA…`) its holder may log in with
     /// instead of the secret, registered when the grant was asked for.
     pub ssh_key: Option<String>,

@@ -4,12 +4,20 @@
 //! the verifier PostgreSQL itself would keep (`SCRAM-SHA-256$iter:salt$StoredKey:ServerKey`,
 //! RFC 5803), so the Postgres listener can run a SCRAM exchange and the
 //! secret never crosses the wire; a stolen store yields no usable secret.
+//!
+//! MySQL clients that speak only `mysql_native_password` need a second
+//! verifier, `SHA1(SHA1(secret))`, the one MySQL itself keeps for that
+//! plugin ([`native_verifier`]). It is weaker than SCRAM in one way MySQL's
+//! is: whoever holds the stored value *and* sees one login's exchange can
+//! answer later challenges for that plugin. The secret's 256 random bits
+//! keep it from being guessed from either alone.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+
 use subtle::ConstantTimeEq;
 
 /// PBKDF2 rounds, as PostgreSQL's default `scram_iterations`.
@@ -84,6 +92,34 @@ impl ScramVerifier {
     }
 }
 
+/// `mysql_native_password`'s stored form of `secret`: `SHA1(SHA1(secret))`,
+/// hex.
+pub fn native_verifier(secret: &str) -> String {
+    hex::encode(sha1::Sha1::digest(sha1::Sha1::digest(secret.as_bytes())))
+}
+
+/// True when `scramble`, a client's `mysql_native_password` answer to
+/// `nonce`, proves the secret behind `verifier` (compared in constant
+/// time). The answer is `SHA1(secret) XOR SHA1(nonce ‖ SHA1(SHA1(secret)))`:
+/// undoing the XOR gives `SHA1(secret)`, whose hash must be the verifier.
+pub fn native_check(verifier: &str, nonce: &[u8], scramble: &[u8]) -> bool {
+    let Ok(stored) = <[u8; 20]>::try_from(hex::decode(verifier).unwrap_or_default()) else {
+        return false;
+    };
+    let Ok(scramble) = <[u8; 20]>::try_from(scramble) else {
+        return false;
+    };
+    let mut mix = sha1::Sha1::new();
+    mix.update(nonce);
+    mix.update(stored);
+    let mut stage1: [u8; 20] = mix.finalize().into();
+    for (s, x) in stage1.iter_mut().zip(scramble) {
+        *s ^= x;
+    }
+    let again: [u8; 20] = sha1::Sha1::digest(stage1).into();
+    again.ct_eq(&stored).into()
+}
+
 fn salted_password(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     let mut out = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out);
@@ -122,6 +158,37 @@ mod tests {
         assert!(!v.verify("pencil "));
         let ours = ScramVerifier::derive_with("pencil", v.salt.clone(), 4096);
         assert_eq!(ours.to_text(), pg);
+    }
+
+    #[test]
+    fn native_verifier_checks_what_mysql_clients_send() {
+        // What a client sends, as MySQL's own scramble_native computes it.
+        fn client(secret: &str, nonce: &[u8]) -> Vec<u8> {
+            let stage1 = sha1::Sha1::digest(secret.as_bytes());
+            let stage2 = sha1::Sha1::digest(stage1);
+            let mut mix = sha1::Sha1::new();
+            mix.update(nonce);
+            mix.update(stage2);
+            let mix = mix.finalize();
+            stage1.iter().zip(mix).map(|(a, b)| a ^ b).collect()
+        }
+        // MySQL's `PASSWORD('password')`, less its leading `*`.
+        assert_eq!(
+            native_verifier("password").to_uppercase(),
+            "2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
+        );
+        let secret = new_secret();
+        let v = native_verifier(&secret);
+        let nonce = b"abcdefghijklmnopqrst";
+        assert!(native_check(&v, nonce, &client(&secret, nonce)));
+        assert!(!native_check(&v, nonce, &client("sls_wrong", nonce)));
+        assert!(!native_check(
+            &v,
+            b"another nonce 123456",
+            &client(&secret, nonce)
+        ));
+        assert!(!native_check("", nonce, &client(&secret, nonce)));
+        assert!(!native_check(&v, nonce, &[]));
     }
 
     #[test]

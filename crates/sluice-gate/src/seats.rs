@@ -134,6 +134,7 @@ mod tests {
             expires_at: now,
             decided_by: None,
             scram_verifier: String::new(),
+            native_verifier: String::new(),
             ssh_key: None,
         }
     }

@@ -3,8 +3,11 @@
 //! learns the secret itself and checks it against the grant's stored
 //! verifier (the same neutral hash every protocol uses): over TLS the
 //! client sends it as is; without TLS it is encrypted to the gateway's
-//! RSA key (the plugin's own key exchange). A client that answers with
-//! another plugin (`mysql_native_password`) is switched to this one.
+//! RSA key (the plugin's own key exchange). A client that answers the
+//! greeting naming `mysql_native_password` (the MariaDB client's default,
+//! and older drivers') is checked by that plugin's challenge instead,
+//! against the grant's `SHA1(SHA1(secret))`; any other plugin is switched
+//! to `caching_sha2_password`.
 //!
 //! The user is the grant id and the password its secret; or the user is
 //! the connection's name and the password an OIDC token, over TLS only.
@@ -12,7 +15,7 @@
 //! `auth_timeout`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::Utc;
 use mysql_common::constants::{CapabilityFlags as F, StatusFlags};
@@ -22,7 +25,7 @@ use mysql_common::proto::MySerialize;
 use rand::RngCore;
 use sluice_core::config::{ConnectionConfig, ConnectionKind};
 use sluice_core::grant::{Grant, GrantStatus};
-use sluice_core::secret::ScramVerifier;
+use sluice_core::secret::{ScramVerifier, native_check};
 use sluice_gate::{Seat, is_grant_id};
 use sluice_tls::Stream;
 use tokio::net::TcpStream;
@@ -35,6 +38,8 @@ use crate::wire::{self, er};
 const PRE_AUTH_MAX: usize = 64 * 1024;
 /// `caching_sha2_password`.
 const PLUGIN: &[u8] = b"caching_sha2_password";
+/// `mysql_native_password`.
+const NATIVE: &[u8] = b"mysql_native_password";
 /// `mysql_clear_password`, for tokens over TLS.
 const CLEAR: &[u8] = b"mysql_clear_password";
 /// utf8mb4_general_ci: what the gateway announces.
@@ -50,6 +55,14 @@ pub struct LoggedIn {
     pub grant: Grant,
     pub conn: ConnectionConfig,
     pub seat: Seat,
+}
+
+/// What the client offered as proof of a grant.
+enum Proof {
+    /// The secret itself (or a token), as full authentication sends it.
+    Secret(String),
+    /// A `mysql_native_password` answer to the greeting's nonce.
+    Native { nonce: [u8; 20], scramble: Vec<u8> },
 }
 
 /// Why a login failed: the client's words (never a secret).
@@ -143,6 +156,7 @@ pub async fn login(
         .filter(|d| !d.is_empty())
         .map(|d| String::from_utf8_lossy(d).into_owned());
     let plugin = resp.auth_plugin().map(|p| p.as_bytes().to_vec());
+    let scramble = resp.scramble_buf().to_vec();
     drop(resp);
     if !tls && !is_grant_id(&user) {
         // A token could not even be sent: RSA-OAEP carries at most 214
@@ -150,13 +164,24 @@ pub async fn login(
         let why = "a token is accepted as the password over TLS only";
         return refuse(io, seq, er::ACCESS_DENIED, why, None).await;
     }
-    let secret = if tls && !is_grant_id(&user) {
+    let proof = if tls && !is_grant_id(&user) {
         // A token, inside TLS: asked for in the clear, as it is (the
         // plugin's full authentication would send the same).
         match switch(&mut io, &mut seq, CLEAR, &[], timeout).await {
-            Ok(p) => Ok(clear_text(p)),
+            Ok(p) => Ok(Proof::Secret(clear_text(p))),
             Err(reason) => Err(reason),
         }
+    } else if plugin.as_deref() == Some(NATIVE) {
+        // A client that names the native plugin but had no nonce for it
+        // (the greeting named another) answers empty: ask again, naming it.
+        let scramble = if scramble.len() == 20 {
+            Ok(scramble)
+        } else {
+            let mut data = nonce.to_vec();
+            data.push(0);
+            switch(&mut io, &mut seq, NATIVE, &data, timeout).await
+        };
+        scramble.map(|scramble| Proof::Native { nonce, scramble })
     } else {
         if plugin.as_deref() != Some(PLUGIN) {
             // Switch the client to the plugin whose exchange Sluice runs.
@@ -166,13 +191,15 @@ pub async fn login(
                 return fail(io, reason);
             }
         }
-        full_authentication(shared, &mut io, &mut seq, tls, &nonce).await
+        full_authentication(shared, &mut io, &mut seq, tls, &nonce)
+            .await
+            .map(Proof::Secret)
     };
-    let secret = match secret {
-        Ok(s) => s,
+    let proof = match proof {
+        Ok(p) => p,
         Err(reason) => return refuse(io, seq, er::ACCESS_DENIED, reason, grant_of(&user)).await,
     };
-    let proved = prove(shared, &user, &secret, tls, addr).await;
+    let proved = prove(shared, &user, &proof, tls, addr).await;
     let grant = match proved {
         Ok(g) => g,
         Err(reason) => return refuse(io, seq, er::ACCESS_DENIED, reason, grant_of(&user)).await,
@@ -319,33 +346,32 @@ async fn full_authentication(
     Ok(clear_text(clear))
 }
 
-/// The grant `user` and `secret` prove, or why not.
+/// The grant `user` and `proof` prove, or why not.
 async fn prove(
     shared: &Shared,
     user: &str,
-    secret: &str,
+    proof: &Proof,
     tls: bool,
     addr: SocketAddr,
 ) -> Result<Grant, &'static str> {
     let grant = if is_grant_id(user) {
-        let grant = match shared.control.grant(user).await {
-            Ok(Some(g)) => g,
-            Ok(None) => {
-                // The same work as a real check, so both fail alike.
-                let _ = ScramVerifier::derive("decoy").verify(secret);
-                return Err("wrong secret or unknown grant");
-            }
+        let found = match shared.control.grant(user).await {
+            Ok(g) => g,
             Err(e) => {
                 tracing::error!(error = %e, "grant lookup failed");
                 return Err("grant store unavailable");
             }
         };
-        let ok = ScramVerifier::parse(&grant.scram_verifier).is_some_and(|v| v.verify(secret));
-        if !ok {
-            return Err("wrong secret or unknown grant");
+        // An unknown grant is checked against a decoy, so both fail alike.
+        let ok = proves(found.as_ref(), proof);
+        match found {
+            Some(g) if ok => g,
+            _ => return Err("wrong secret or unknown grant"),
         }
-        grant
     } else {
+        let Proof::Secret(secret) = proof else {
+            return Err("a token is accepted as the password over TLS only");
+        };
         let mysql = shared
             .config
             .connection(user)
@@ -371,6 +397,26 @@ async fn prove(
     match shared.config.connection(&grant.connection) {
         Some(c) if c.kind == ConnectionKind::Mysql => Ok(grant),
         _ => Err("grant is not for a mysql connection"),
+    }
+}
+
+/// True when `proof` proves `grant`'s secret; the same work when there is
+/// no grant.
+fn proves(grant: Option<&Grant>, proof: &Proof) -> bool {
+    match proof {
+        Proof::Secret(secret) => {
+            static DECOY: LazyLock<String> =
+                LazyLock::new(|| ScramVerifier::derive("decoy").to_text());
+            let verifier = grant.map_or(DECOY.as_str(), |g| g.scram_verifier.as_str());
+            let ok = ScramVerifier::parse(verifier).is_some_and(|v| v.verify(secret));
+            ok && grant.is_some()
+        }
+        Proof::Native { nonce, scramble } => {
+            // Grants issued before the native verifier was kept have none:
+            // their clients must use caching_sha2_password.
+            let verifier = grant.map_or("", |g| g.native_verifier.as_str());
+            native_check(verifier, nonce, scramble) && grant.is_some()
+        }
     }
 }
 

@@ -9,13 +9,13 @@ use crate::{Store, StoreError, from_ms, ms};
 
 const COLUMNS: &str = "id, subject, issuer, identity_name, identity_kind, connection, profile, \
     rule, status, reason, ttl_secs, created_at, activated_at, expires_at, decided_by, scram_verifier, \
-    identity_groups, ssh_key";
+    identity_groups, ssh_key, native_verifier";
 
 impl Store {
     pub async fn insert_grant(&self, g: &Grant) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO grants ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         ))
         .bind(&g.id)
         .bind(&g.subject)
@@ -35,6 +35,7 @@ impl Store {
         .bind(&g.scram_verifier)
         .bind(groups_json(&g.identity_groups))
         .bind(g.ssh_key.as_deref())
+        .bind(&g.native_verifier)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -165,17 +166,25 @@ fn grant_from_row(r: &AnyRow) -> Result<Grant, StoreError> {
         decided_by: r.try_get("decided_by")?,
         scram_verifier: r.try_get("scram_verifier")?,
         ssh_key: r.try_get("ssh_key")?,
+        native_verifier: r.try_get("native_verifier")?,
     })
 }
 
 impl Store {
-    /// Sets the SCRAM verifier of a grant that has none yet (one approved
-    /// after it was requested). True when this call set it.
-    pub async fn set_verifier_once(&self, id: &str, verifier: &str) -> Result<bool, StoreError> {
+    /// Sets the verifiers of a grant that has none yet (one approved after
+    /// it was requested). True when this call set them.
+    pub async fn set_verifiers_once(
+        &self,
+        id: &str,
+        scram: &str,
+        native: &str,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE grants SET scram_verifier = $1 WHERE id = $2 AND scram_verifier = ''",
+            "UPDATE grants SET scram_verifier = $1, native_verifier = $2 \
+             WHERE id = $3 AND scram_verifier = ''",
         )
-        .bind(verifier)
+        .bind(scram)
+        .bind(native)
         .bind(id)
         .execute(&self.pool)
         .await?;

@@ -27,6 +27,7 @@ fn grant(subject: &str, name: &str, connection: &str) -> Grant {
         expires_at: now + Duration::seconds(600),
         decided_by: None,
         scram_verifier: ScramVerifier::derive(&new_secret()).to_text(),
+        native_verifier: String::new(),
         ssh_key: None,
     }
 }

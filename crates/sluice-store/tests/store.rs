@@ -1,7 +1,7 @@
 //! The same suite against embedded SQLite and a real PostgreSQL.
 
 use chrono::{Duration, Utc};
-use sluice_core::secret::{ScramVerifier, new_secret};
+use sluice_core::secret::{ScramVerifier, native_verifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Profile, grant::new_grant_id};
 use sluice_store::{AuditRow, Backend, Store, StoreError};
 use sluice_testkit::pg::PgServer;
@@ -26,6 +26,7 @@ fn grant(subject: &str, status: GrantStatus, expires_in: i64) -> Grant {
         expires_at: now + Duration::seconds(expires_in),
         decided_by: None,
         scram_verifier: ScramVerifier::derive(&new_secret()).to_text(),
+        native_verifier: native_verifier("sls_x"),
         ssh_key: None,
     }
 }
@@ -37,6 +38,7 @@ async fn grants_round_trip_and_transition(store: &Store) {
     assert_eq!(back.id, g.id);
     assert_eq!(back.profile, Profile::Read);
     assert_eq!(back.scram_verifier, g.scram_verifier);
+    assert_eq!(back.native_verifier, g.native_verifier);
     assert_eq!(back.identity_groups, ["analytics", "dba"]);
     assert_eq!(
         back.expires_at.timestamp_millis(),

@@ -12,7 +12,7 @@ use std::time::Duration as StdDuration;
 use chrono::{Duration, Utc};
 use futures::future::BoxFuture;
 use sluice_core::audit::{AuditError, AuditEvent, AuditSink, EventKind, LaterError};
-use sluice_core::secret::ScramVerifier;
+use sluice_core::secret::{ScramVerifier, native_verifier};
 use sluice_core::{Grant, GrantStatus, Profile};
 use sluice_gate::{Control, ControlError, LoginRefused};
 use tokio::sync::watch;
@@ -201,6 +201,7 @@ pub fn make_grant(
         expires_at: now + ttl,
         decided_by: None,
         scram_verifier: ScramVerifier::derive(secret).to_text(),
+        native_verifier: native_verifier(secret),
         ssh_key: None,
     }
 }

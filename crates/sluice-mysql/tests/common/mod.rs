@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::Duration;
 use sluice_core::config::Config;
 use sluice_core::secret::new_secret;
-use sluice_core::{GrantStatus, Profile};
+use sluice_core::{Grant, GrantStatus, Profile};
 use sluice_mysql::MysqlProxy;
 pub use sluice_testkit::fakes::{FakeControl, MemAudit, make_grant};
 use sluice_testkit::mariadb::MariaDb;
@@ -146,6 +146,13 @@ password_file = "{data}/../password"
     }
 
     pub fn grant_for(&self, profile: Profile, groups: &[&str]) -> TestGrant {
+        self.grant_with(profile, |g| {
+            g.identity_groups = groups.iter().map(|s| s.to_string()).collect()
+        })
+    }
+
+    /// A grant `edit` changed before it is stored.
+    pub fn grant_with(&self, profile: Profile, edit: impl FnOnce(&mut Grant)) -> TestGrant {
         let secret = new_secret();
         let id = sluice_core::grant::new_grant_id();
         let mut g = make_grant(
@@ -156,7 +163,7 @@ password_file = "{data}/../password"
             GrantStatus::Active,
             Duration::minutes(10),
         );
-        g.identity_groups = groups.iter().map(|s| s.to_string()).collect();
+        edit(&mut g);
         self.control.insert(g);
         TestGrant { id, secret }
     }
