@@ -252,7 +252,7 @@ pub async fn revoke(
             "grant {id} changed meanwhile; read it again"
         )));
     }
-    state.announce(&id, GrantStatus::Revoked);
+    sluice_control::announce(&state, &id, GrantStatus::Revoked);
     let grant = visible_grant(&state, &who, &id).await?;
     state
         .metrics

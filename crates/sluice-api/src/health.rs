@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (the store answers),
+//! `/healthz` (the process answers), `/readyz` (not draining, the change
+//! feed caught up, the store answers),
 //! `/metrics` (Prometheus text).
 
 use axum::extract::State;
@@ -12,10 +13,18 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<Shared>) -> (StatusCode, &'static str) {
-    if state.store.ping().await {
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    if state.fleet.draining() {
+        (unavailable, "draining\n")
+    } else if !state.fleet.feed_ok() {
+        (
+            unavailable,
+            "change feed down: catching up from the store\n",
+        )
+    } else if state.store.ping().await {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
+        (unavailable, "store unavailable\n")
     }
 }
 

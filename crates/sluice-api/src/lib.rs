@@ -9,6 +9,7 @@ mod audit;
 pub mod auth;
 mod connections;
 mod error;
+mod fleet;
 mod grants;
 mod health;
 mod json;
@@ -39,6 +40,7 @@ pub fn router(state: Shared) -> Router {
         .route("/sessions/{id}", get(sessions::show))
         .route("/sessions/{id}/events", get(sessions::events))
         .route("/sessions/{id}/cast", get(sessions::cast))
+        .route("/fleet", get(fleet::status))
         .fallback(|| async { ApiError::not_found("no such API route") });
     let mut app: Router = Router::new()
         .nest("/v1", api)

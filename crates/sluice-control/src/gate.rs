@@ -20,9 +20,12 @@ pub struct GateControl {
     pub state: Shared,
 }
 
-/// How often a live session re-reads its grant, for changes made by
-/// another gateway sharing the store (local changes arrive at once).
+/// How often a live session re-reads its grant while the change feed is
+/// down (changes made here, and through the feed by other gateways,
+/// arrive at once).
 const RECHECK: Duration = Duration::from_secs(2);
+/// The same while the feed is up: only a fallback.
+const RECHECK_FED: Duration = Duration::from_secs(10);
 
 impl Control for GateControl {
     fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, ControlError>> {
@@ -84,7 +87,7 @@ impl Control for GateControl {
                         // Missed some changes: fall through to a store read.
                         Err(_) => {}
                     },
-                    _ = tokio::time::sleep(RECHECK) => {}
+                    _ = tokio::time::sleep(if state.fleet.feed_ok() { RECHECK_FED } else { RECHECK }) => {}
                 }
                 match state.store.grant(&id).await {
                     Ok(Some(g)) if g.usable_at(chrono::Utc::now()) => {}

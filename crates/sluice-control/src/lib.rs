@@ -9,6 +9,7 @@
 pub mod approvals;
 pub mod auth;
 mod error;
+pub mod fleet;
 mod gate;
 pub mod issue;
 pub mod notify;
@@ -17,4 +18,4 @@ pub mod sweeper;
 
 pub use error::{Error, Kind};
 pub use gate::GateControl;
-pub use state::{AppState, GrantChange, Shared};
+pub use state::{AppState, GrantChange, Shared, announce};

@@ -40,11 +40,17 @@ pub struct AppState {
     pub dev_issuer: Option<DevIssuer>,
     /// Webhook deliveries for new approvals.
     pub notifier: crate::notify::Notifier,
+    /// This gateway's place among those sharing the store.
+    pub fleet: crate::fleet::Fleet,
 }
 
 impl AppState {
     pub fn new(config: Arc<Config>, verifier: Verifier, store: Store, audit: AuditLog) -> Self {
+        let fleet = crate::fleet::Fleet::new(&config);
+        // Alone on SQLite: there is no feed to wait for.
+        fleet.set_feed_ok(store.backend() == sluice_store::Backend::Sqlite);
         AppState {
+            fleet,
             config,
             verifier,
             store,
@@ -75,14 +81,23 @@ impl AppState {
         self.dev_issuer = Some(issuer);
         self
     }
+}
 
-    pub fn announce(&self, id: &str, status: GrantStatus) {
-        // No receivers is fine: nobody is waiting on this grant.
-        let _ = self.changes.send(GrantChange {
+/// Tells this gateway's waiters, and the other gateways sharing the
+/// store, that grant `id` is now `status`.
+pub fn announce(state: &Shared, id: &str, status: GrantStatus) {
+    // No receivers is fine: nobody is waiting on this grant.
+    let _ = state.changes.send(GrantChange {
+        id: id.to_string(),
+        status,
+    });
+    crate::fleet::bus::publish(
+        state,
+        crate::fleet::bus::Change::Grant {
             id: id.to_string(),
             status,
-        });
-    }
+        },
+    );
 }
 
 pub type Shared = Arc<AppState>;

@@ -1,6 +1,7 @@
 //! Ends grants on time: active grants at `expires_at`, pending ones when
 //! their approval window lapses. Each expiry is recorded once, even when
-//! several gateways sweep the same store (the status change is conditional).
+//! several gateways sweep the same store (the status change is conditional);
+//! in a fleet it runs on the gateway holding the `sweeper` lease.
 
 use chrono::Utc;
 use serde_json::json;
@@ -9,12 +10,21 @@ use sluice_core::audit::{Actor, AuditEvent, EventKind};
 
 use crate::Shared;
 
-/// Runs until the process stops.
-pub async fn run(state: Shared) {
+/// Runs until `stop` turns true (never, when its sender is dropped).
+pub async fn run(state: Shared, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(state.config.server.sweep_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopping = async move {
+        if stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(stopping);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stopping => return,
+        }
         if let Err(e) = sweep(&state).await {
             tracing::warn!(error = %e, "grant sweep failed; retrying next tick");
         }
@@ -47,7 +57,7 @@ pub async fn sweep(state: &Shared) -> Result<usize, Box<dyn std::error::Error + 
             )
             .await?;
         state.metrics.grant(&g.connection, g.profile, "expired");
-        state.announce(&g.id, GrantStatus::Expired);
+        crate::state::announce(state, &g.id, GrantStatus::Expired);
         tracing::info!(grant.id = %g.id, was = was.as_str(), "grant expired");
         n += 1;
     }

@@ -46,7 +46,9 @@ impl EndReason {
             EndReason::Terminated { by } => {
                 format!("sluice: this session was ended by {by}; the grant itself is unchanged")
             }
-            EndReason::Shutdown => "sluice: the gateway is shutting down".into(),
+            EndReason::Shutdown => {
+                "sluice: this gateway is shutting down; connect again to reach another".into()
+            }
         }
     }
 }

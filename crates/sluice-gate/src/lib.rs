@@ -11,6 +11,7 @@
 
 pub mod control;
 mod decide;
+mod drain;
 mod ending;
 mod hold;
 mod meter;
@@ -26,6 +27,7 @@ pub use decide::{
     Decision, Denial, DenialKind, Gate, GateSpec, MAX_RECORDED_TEXT, Permit, Refusal, Run, Subject,
     record_of,
 };
+pub use drain::drain;
 pub use ending::{EndReason, EndSignal, end_signal};
 pub use hold::{Held, Holds, Tell};
 pub use meter::Meter;

@@ -49,8 +49,6 @@ pub use backend::BackendError;
 
 /// Client connections served at once.
 const MAX_CLIENTS: usize = 4096;
-/// How long live sessions get to close after shutdown is asked for.
-const DRAIN: Duration = Duration::from_secs(5);
 
 /// What every connection of the listener shares.
 pub(crate) struct Shared {
@@ -176,12 +174,8 @@ impl MysqlProxy {
             });
             while sessions.try_join_next().is_some() {}
         }
-        let _ = stop_tx.send(true);
-        let _ = tokio::time::timeout(DRAIN, async {
-            while sessions.join_next().await.is_some() {}
-        })
-        .await;
-        sessions.abort_all();
+        let grace = shared.config.server.drain_timeout.0;
+        sluice_gate::drain(&mut sessions, grace, &stop_tx).await;
         Ok(())
     }
 }

@@ -32,8 +32,6 @@ use sluice_gate::{Control, Seats};
 /// An idle one costs about 48 KiB and two file descriptors (client and
 /// backend), so the process's descriptor limit is usually met first.
 const MAX_CLIENTS: usize = 16_384;
-/// How long live sessions get to close after shutdown is asked for.
-const DRAIN: Duration = Duration::from_secs(5);
 
 /// The Postgres listener's state, shared by every connection.
 pub struct Shared {
@@ -253,12 +251,8 @@ impl PgProxy {
             });
             while sessions.try_join_next().is_some() {}
         }
-        let _ = stop_tx.send(true);
-        let _ = tokio::time::timeout(DRAIN, async {
-            while sessions.join_next().await.is_some() {}
-        })
-        .await;
-        sessions.abort_all();
+        let grace = self.shared.config.server.drain_timeout.0;
+        sluice_gate::drain(&mut sessions, grace, &stop_tx).await;
         let _ = reaper.await;
         self.shared.pool.close_all().await;
         Ok(())

@@ -11,6 +11,7 @@ mod approvals;
 mod audit;
 mod error;
 mod export;
+mod fleet;
 mod grants;
 mod overview;
 mod sessions;
@@ -19,6 +20,7 @@ pub use approvals::ApprovalFilter;
 pub use audit::AuditRow;
 pub use error::StoreError;
 pub use export::CheckpointRow;
+pub use fleet::{CHANGES_CHANNEL, ChangeFeed, Heard, LeaseRow, Member};
 pub use overview::{HourCount, Overview};
 pub use sessions::{SessionFilter, SessionRow};
 
@@ -40,6 +42,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// A PostgreSQL store's URL, for the change feed's own connection.
+    url: Option<String>,
 }
 
 impl Store {
@@ -89,7 +93,8 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| StoreError::Open(redact(&e.to_string(), &url)))?;
-        Ok(Store { pool, backend })
+        let url = (backend == Backend::Postgres).then_some(url);
+        Ok(Store { pool, backend, url })
     }
 
     pub fn backend(&self) -> Backend {

@@ -1,5 +1,7 @@
-//! Wiring: store, audit, verifier, API, sweeper — started together and
-//! stopped together.
+//! Wiring: store, audit, verifier, listeners, API, and the fleet's work
+//! (heartbeat, change feed, the leased sweeper and export) — started
+//! together and stopped together: on SIGTERM readiness turns false, the
+//! listeners stop accepting and drain, then the rest stops.
 
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -16,7 +18,11 @@ use tokio::task::JoinHandle;
 
 /// A running gateway.
 pub struct Running {
-    /// The front: API, listeners, sweeper.
+    state: Shared,
+    /// The listeners: stopped first, and drained.
+    stop_listeners: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    /// The API and the fleet's work: stopped once sessions are gone.
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// The back, stopped after the front: export, checkpoints, retention.
@@ -102,16 +108,16 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
         .await
         .with_context(|| format!("cannot listen on {} (api_listen)", config.server.api_listen))?;
     let api_addr = listener.local_addr()?;
+    let (stop_listeners, listening) = watch::channel(false);
     let (stop, stopped) = watch::channel(false);
     let (stop_back, stopped_back) = watch::channel(false);
     let mut tasks = Vec::new();
-
-    tasks.push(start_postgres(&config, &state, &stopped).await?);
+    let mut listeners = vec![start_postgres(&config, &state, &listening).await?];
     if serves_ssh {
-        tasks.push(start_ssh(&config, &state, &stopped).await?);
+        listeners.push(start_ssh(&config, &state, &listening).await?);
     }
     if serves_mysql {
-        tasks.push(start_mysql(&config, &state, &stopped).await?);
+        listeners.push(start_mysql(&config, &state, &listening).await?);
     }
     // The API (and so /readyz) serves once every listener is up.
     let app = sluice_api::router(state.clone());
@@ -127,24 +133,74 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
             tracing::error!(error = %e, "API server stopped");
         }
     }));
-    let back =
-        crate::exports::start_audit_exports(&config, &state.store, &state.audit, &stopped_back)?;
-    let sweeper = tokio::spawn(sluice_control::sweeper::run(state.clone()));
-    let mut rx = stopped.clone();
-    tasks.push(tokio::spawn(async move {
-        let _ = rx.wait_for(|s| *s).await;
-        sweeper.abort();
-    }));
+    let back = start_fleet_work(&config, &state, &stopped, &stopped_back, &mut tasks)?;
     // Fetch issuers' keys now so the first request does not wait for them.
     tokio::spawn(async move { verifier.warm().await });
     tracing::info!(api = %api_addr, "sluice is listening");
     Ok(Running {
+        state: state.clone(),
+        stop_listeners,
+        listeners,
         stop,
         tasks,
         stop_back,
         back,
         audit: state.audit.clone(),
     })
+}
+
+/// What every gateway runs beside its listeners (heartbeat, change feed),
+/// and what one gateway of a fleet runs for all under a lease (sweeper;
+/// audit export, returned as the back tasks, stopped last).
+fn start_fleet_work(
+    config: &Arc<Config>,
+    state: &Shared,
+    stopped: &watch::Receiver<bool>,
+    stopped_back: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Vec<JoinHandle<()>>> {
+    use sluice_control::fleet::{self, bus, lease};
+    let exports = crate::exports::Exports::prepare(config, &state.store, &state.audit)?;
+    let until_stopped = |rx: &watch::Receiver<bool>, work: JoinHandle<()>| {
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            let _ = rx.wait_for(|s| *s).await;
+            work.abort();
+        })
+    };
+    tasks.push(until_stopped(
+        stopped,
+        tokio::spawn(fleet::heartbeat(state.clone())),
+    ));
+    tasks.push(until_stopped(
+        stopped,
+        tokio::spawn(bus::listen(state.clone())),
+    ));
+    bus::publish(
+        state,
+        bus::Change::Config {
+            policy_hash: state.fleet.policy_hash.clone(),
+        },
+    );
+    let sweeper_state = state.clone();
+    tasks.push(tokio::spawn(lease::run(
+        state.store.clone(),
+        "sweeper",
+        state.fleet.id.clone(),
+        stopped.clone(),
+        move |stop| sluice_control::sweeper::run(sweeper_state.clone(), stop),
+    )));
+    let mut back = Vec::new();
+    if let Some(exports) = exports {
+        back.push(tokio::spawn(lease::run(
+            state.store.clone(),
+            "audit-export",
+            state.fleet.id.clone(),
+            stopped_back.clone(),
+            move |stop| exports.clone().run(stop),
+        )));
+    }
+    Ok(back)
 }
 
 /// The SSH listener, wired like the Postgres one.
@@ -245,10 +301,17 @@ impl Running {
     /// and signs the final checkpoint: that checkpoint and the sinks cover
     /// every event of the run.
     pub async fn stop(self) {
+        // Readiness first, so a load balancer sends new clients elsewhere.
+        self.state.fleet.start_draining();
+        let _ = self.stop_listeners.send(true);
+        for t in self.listeners {
+            let _ = t.await;
+        }
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+        sluice_control::fleet::stopped(&self.state).await;
         if let Err(e) = self.audit.flush().await {
             tracing::error!(error = %e, "the audit log could not store its last events; they stay in its journal for the next start");
         }

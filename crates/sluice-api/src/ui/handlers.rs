@@ -31,8 +31,8 @@ pub(super) enum Gate {
     Stop(Response),
 }
 
-pub(super) fn gate(ui: &Ui, headers: &HeaderMap, uri: &Uri, page: bool) -> Gate {
-    let Some((id, s)) = ui.session(headers) else {
+pub(super) async fn gate(ui: &Ui, headers: &HeaderMap, uri: &Uri, page: bool) -> Gate {
+    let Some((id, s)) = ui.session(headers).await else {
         if !page {
             return Gate::Stop((StatusCode::UNAUTHORIZED, "sign in at /ui").into_response());
         }
@@ -50,7 +50,7 @@ pub(super) fn gate(ui: &Ui, headers: &HeaderMap, uri: &Uri, page: bool) -> Gate 
 
 macro_rules! approver {
     ($ui:expr, $headers:expr, $uri:expr, $page:expr) => {
-        match gate(&$ui, &$headers, &$uri, $page) {
+        match gate(&$ui, &$headers, &$uri, $page).await {
             Gate::Approver(id, s) => (id, s),
             Gate::Stop(r) => return r,
         }
@@ -136,7 +136,7 @@ fn changes(
             Err(RecvError::Closed) => return None,
         };
         // A signed-out or expired session hears nothing more.
-        ui.sessions.get(&sid)?;
+        ui.sessions.get(&sid).await?;
         Some((Ok(event), (ui, sid, rx)))
     })
 }
@@ -315,13 +315,13 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     Form(f): Form<LogoutForm>,
 ) -> Response {
-    let Some((sid, s)) = ui.session(&headers) else {
+    let Some((sid, s)) = ui.session(&headers).await else {
         return redirect("/ui/signed-out");
     };
     if let Some(r) = refuse_post(&ui, &headers, &s, &f.csrf) {
         return r;
     }
-    super::oidc::logout(&ui, &sid)
+    super::oidc::logout(&ui, &sid).await
 }
 
 /// `GET /ui/signed-out`.

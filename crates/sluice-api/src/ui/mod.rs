@@ -124,7 +124,7 @@ fn build(app: &Shared) -> Option<Ui> {
         cfg,
         issuer,
         origin,
-        sessions: Sessions::default(),
+        sessions: Sessions::new(app.store.clone()),
         http,
         endpoints: tokio::sync::Mutex::new(None),
     })
@@ -178,9 +178,10 @@ fn redirect(to: &str) -> Response {
 
 impl Ui {
     /// The request's session and its cookie value, if signed in.
-    fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
+    async fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
         let id = session::cookie(headers, self.cookies.session)?;
-        self.sessions.get(id).map(|s| (id.to_string(), s))
+        let s = self.sessions.get(id).await?;
+        Some((id.to_string(), s))
     }
 
     fn is_approver(&self, s: &Session) -> bool {

@@ -111,7 +111,7 @@ pub(crate) async fn login(State(ui): State<UiRef>, Query(q): Query<LoginQuery>) 
         nonce: random_id(),
         verifier: verifier.clone(),
         next: safe_next(q.next.as_deref()),
-        expires: Instant::now() + LOGIN_TTL,
+        expires: chrono::Utc::now() + chrono::Duration::seconds(LOGIN_TTL.as_secs() as i64),
     };
     let Ok(mut to) = url::Url::parse(&endpoints.authorization_endpoint) else {
         return pages::message(
@@ -131,7 +131,9 @@ pub(crate) async fn login(State(ui): State<UiRef>, Query(q): Query<LoginQuery>) 
         .append_pair("nonce", &login.nonce)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    let id = ui.sessions.begin(login);
+    let Some(id) = ui.sessions.begin(login).await else {
+        return store_down(&ui);
+    };
     let mut resp = redirect(to.as_str());
     resp.headers_mut().append(
         header::SET_COOKIE,
@@ -156,8 +158,10 @@ pub(crate) async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let login =
-        super::session::cookie(&headers, ui.cookies.login).and_then(|id| ui.sessions.finish(id));
+    let login = match super::session::cookie(&headers, ui.cookies.login) {
+        Some(id) => ui.sessions.finish(id).await,
+        None => None,
+    };
     let clear_login = ui.cookies.clear(ui.cookies.login);
     let fail = |status, text: &str| {
         let mut r = pages::message(&ui, status, "Sign-in failed", text);
@@ -229,7 +233,9 @@ pub(crate) async fn callback(
             "signed in to the web page, but not in any approver group: can see nothing to decide"
         );
     }
-    let session = ui.sessions.open(who, ui.cfg.session_lifetime.0);
+    let Some(session) = ui.sessions.open(who, ui.cfg.session_lifetime.0).await else {
+        return store_down(&ui);
+    };
     let mut resp = redirect(&login.next);
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, clear_login.parse().expect("cookie"));
@@ -296,8 +302,8 @@ impl Ui {
 }
 
 /// `POST /ui/logout` (CSRF-checked by the caller).
-pub(crate) fn logout(ui: &Ui, session_id: &str) -> Response {
-    ui.sessions.close(session_id);
+pub(crate) async fn logout(ui: &Ui, session_id: &str) -> Response {
+    ui.sessions.close(session_id).await;
     let mut resp = redirect("/ui/signed-out");
     resp.headers_mut().append(
         header::SET_COOKIE,
@@ -307,6 +313,16 @@ pub(crate) fn logout(ui: &Ui, session_id: &str) -> Response {
             .expect("cookie"),
     );
     resp.into_response()
+}
+
+/// The page for a sign-in the store could not record.
+fn store_down(ui: &Ui) -> Response {
+    pages::message(
+        ui,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in unavailable",
+        "The gateway's store could not be reached. Try again shortly.",
+    )
 }
 
 #[cfg(test)]

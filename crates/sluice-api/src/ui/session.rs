@@ -1,155 +1,136 @@
-//! Sign-in state of the web page, kept in memory: sessions (a random id in
-//! an `HttpOnly` cookie, mapped to the verified identity and a CSRF token)
-//! and sign-ins in flight (PKCE verifier, `state`, `nonce`).
+//! Sign-in state of the web page, kept in the store: sessions (a random id
+//! in an `HttpOnly` cookie, mapped to the verified identity and a CSRF
+//! token) and sign-ins in flight (PKCE verifier, `state`, `nonce`).
 //!
-//! In memory on purpose: a restart signs approvers out, and with several
-//! gateways behind one address the load balancer must keep an approver on
-//! one instance (or they sign in again). Ids are stored as SHA-256 hashes,
-//! so the table never holds a usable cookie value.
+//! In the store so that several gateways behind one address serve any
+//! approver without sticky sessions, and a restart signs nobody out. Ids
+//! are stored as SHA-256 hashes, so the table never holds a usable cookie
+//! value; a sign-in is taken once (a delete that returns it), so two
+//! gateways cannot both finish it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sluice_core::Identity;
+use sluice_store::Store;
 use subtle::ConstantTimeEq;
 
 /// Signed-in approvers kept at once; the ones closest to expiry make room.
-const MAX_SESSIONS: usize = 10_000;
+const MAX_SESSIONS: i64 = 10_000;
 /// Sign-ins in flight at once.
-const MAX_LOGINS: usize = 10_000;
+const MAX_LOGINS: i64 = 10_000;
+/// Inserts between two trims of the table.
+const TRIM_EVERY: u64 = 64;
 /// Time an approver has at the IdP before the sign-in is forgotten.
 pub(crate) const LOGIN_TTL: Duration = Duration::from_secs(600);
 
+const SESSION: &str = "session";
+const LOGIN: &str = "login";
+
 /// One signed-in approver.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Session {
     pub identity: Identity,
     /// The synchronizer token every form posts back.
     pub csrf: String,
-    pub expires: Instant,
+    pub expires: DateTime<Utc>,
 }
 
 /// A sign-in between the redirect to the IdP and the callback.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Login {
     pub state: String,
     pub nonce: String,
     pub verifier: String,
     /// Where to go after signing in (a checked `/ui…` path).
     pub next: String,
-    pub expires: Instant,
+    pub expires: DateTime<Utc>,
 }
 
-pub(crate) struct Table<T> {
-    rows: Mutex<HashMap<[u8; 32], T>>,
-}
-
-impl<T> Default for Table<T> {
-    fn default() -> Self {
-        Table {
-            rows: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-trait Expiring {
-    fn expires(&self) -> Instant;
-}
-impl Expiring for Session {
-    fn expires(&self) -> Instant {
-        self.expires
-    }
-}
-impl Expiring for Login {
-    fn expires(&self) -> Instant {
-        self.expires
-    }
-}
-
-#[allow(private_bounds)]
-impl<T: Expiring + Clone> Table<T> {
-    /// Stores `row` under a fresh random id and returns the id.
-    fn insert(&self, row: T, max: usize) -> String {
-        let id = random_id();
-        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if rows.len() >= max {
-            rows.retain(|_, r| r.expires() > now);
-        }
-        while rows.len() >= max {
-            let Some(k) = rows
-                .iter()
-                .min_by_key(|(_, r)| r.expires())
-                .map(|(k, _)| *k)
-            else {
-                break;
-            };
-            rows.remove(&k);
-        }
-        rows.insert(hash(&id), row);
-        id
-    }
-
-    fn get(&self, id: &str) -> Option<T> {
-        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        let key = hash(id);
-        match rows.get(&key) {
-            Some(r) if r.expires() > Instant::now() => Some(r.clone()),
-            Some(_) => {
-                rows.remove(&key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn take(&self, id: &str) -> Option<T> {
-        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
-        rows.remove(&hash(id))
-            .filter(|r| r.expires() > Instant::now())
-    }
-}
-
-/// Sessions and sign-ins of one gateway.
-#[derive(Default)]
+/// Sessions and sign-ins, in the store.
 pub(crate) struct Sessions {
-    sessions: Table<Session>,
-    logins: Table<Login>,
+    store: Store,
+    inserts: AtomicU64,
 }
 
 impl Sessions {
+    pub fn new(store: Store) -> Self {
+        Sessions {
+            store,
+            inserts: AtomicU64::new(0),
+        }
+    }
+
     /// Opens a session for a verified identity; returns the cookie value.
-    pub fn open(&self, identity: Identity, lifetime: Duration) -> String {
+    pub async fn open(&self, identity: Identity, lifetime: Duration) -> Option<String> {
         let s = Session {
             identity,
             csrf: random_id(),
-            expires: Instant::now() + lifetime,
+            expires: Utc::now() + chrono::Duration::from_std(lifetime).ok()?,
         };
-        self.sessions.insert(s, MAX_SESSIONS)
+        self.insert(SESSION, &s, s.expires, MAX_SESSIONS).await
     }
 
-    pub fn get(&self, id: &str) -> Option<Session> {
-        self.sessions.get(id)
+    /// The live session of cookie value `id`.
+    pub async fn get(&self, id: &str) -> Option<Session> {
+        let body = self.store.get_ui(&key(id), SESSION, Utc::now()).await;
+        let body = body
+            .inspect_err(|e| tracing::error!(error = %e, "reading a web session"))
+            .ok()??;
+        serde_json::from_str(&body).ok()
     }
 
-    pub fn close(&self, id: &str) {
-        self.sessions.take(id);
+    pub async fn close(&self, id: &str) {
+        if let Err(e) = self.store.delete_ui(&key(id)).await {
+            tracing::error!(error = %e, "closing a web session");
+        }
     }
 
     /// Remembers a sign-in in flight; returns the login cookie value.
-    pub fn begin(&self, login: Login) -> String {
-        self.logins.insert(login, MAX_LOGINS)
+    pub async fn begin(&self, login: Login) -> Option<String> {
+        self.insert(LOGIN, &login, login.expires, MAX_LOGINS).await
     }
 
     /// The sign-in of this login cookie, once.
-    pub fn finish(&self, id: &str) -> Option<Login> {
-        self.logins.take(id)
+    pub async fn finish(&self, id: &str) -> Option<Login> {
+        let body = self.store.take_ui(&key(id), LOGIN, Utc::now()).await;
+        let body = body
+            .inspect_err(|e| tracing::error!(error = %e, "finishing a sign-in"))
+            .ok()??;
+        serde_json::from_str(&body).ok()
+    }
+
+    /// Stores `row` under a fresh id; `None` when the store failed.
+    async fn insert<T: Serialize>(
+        &self,
+        kind: &str,
+        row: &T,
+        expires: DateTime<Utc>,
+        max: i64,
+    ) -> Option<String> {
+        if self
+            .inserts
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(TRIM_EVERY)
+        {
+            let _ = self.store.trim_ui(kind, max, Utc::now()).await;
+        }
+        let id = random_id();
+        let body = serde_json::to_string(row).ok()?;
+        match self.store.put_ui(&key(&id), kind, &body, expires).await {
+            Ok(()) => Some(id),
+            Err(e) => {
+                tracing::error!(error = %e, "storing a web session");
+                None
+            }
+        }
     }
 }
 
@@ -160,8 +141,9 @@ pub(crate) fn random_id() -> String {
     URL_SAFE_NO_PAD.encode(b)
 }
 
-fn hash(id: &str) -> [u8; 32] {
-    Sha256::digest(id.as_bytes()).into()
+/// The stored key of cookie value `id`.
+fn key(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
 /// Constant-time comparison of two secrets.
@@ -240,48 +222,60 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sessions_expire_and_close() {
-        let s = Sessions::default();
-        let id = s.open(who(), Duration::from_secs(60));
-        assert_eq!(s.get(&id).unwrap().identity.subject, "dba-1");
-        assert!(s.get("not-a-session").is_none());
-        s.close(&id);
-        assert!(s.get(&id).is_none());
-        let gone = s.open(who(), Duration::ZERO);
-        assert!(s.get(&gone).is_none(), "expired sessions are not found");
+    async fn sessions() -> (Sessions, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        (Sessions::new(Store::open(&url).await.unwrap()), dir)
     }
 
-    #[test]
-    fn logins_are_single_use() {
-        let s = Sessions::default();
-        let id = s.begin(Login {
-            state: "st".into(),
-            nonce: "n".into(),
-            verifier: "v".into(),
-            next: "/ui".into(),
-            expires: Instant::now() + LOGIN_TTL,
-        });
-        assert_eq!(s.finish(&id).unwrap().state, "st");
-        assert!(s.finish(&id).is_none());
+    #[tokio::test]
+    async fn sessions_expire_and_close() {
+        let (s, _dir) = sessions().await;
+        let id = s.open(who(), Duration::from_secs(60)).await.unwrap();
+        assert_eq!(s.get(&id).await.unwrap().identity.subject, "dba-1");
+        assert!(s.get("not-a-session").await.is_none());
+        s.close(&id).await;
+        assert!(s.get(&id).await.is_none());
+        let gone = s.open(who(), Duration::ZERO).await.unwrap();
+        assert!(
+            s.get(&gone).await.is_none(),
+            "expired sessions are not found"
+        );
     }
 
-    #[test]
-    fn the_table_is_bounded() {
-        let t: Table<Session> = Table::default();
+    #[tokio::test]
+    async fn logins_are_single_use_and_kinds_do_not_mix() {
+        let (s, _dir) = sessions().await;
+        let id = s
+            .begin(Login {
+                state: "st".into(),
+                nonce: "n".into(),
+                verifier: "v".into(),
+                next: "/ui".into(),
+                expires: Utc::now() + chrono::Duration::minutes(10),
+            })
+            .await
+            .unwrap();
+        assert!(s.get(&id).await.is_none(), "a login cookie is no session");
+        assert_eq!(s.finish(&id).await.unwrap().state, "st");
+        assert!(s.finish(&id).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_table_is_bounded() {
+        let (s, _dir) = sessions().await;
         let mut ids = vec![];
         for i in 0..5 {
-            let mut s = Session {
-                identity: who(),
-                csrf: "c".into(),
-                expires: Instant::now() + Duration::from_secs(100 + i),
-            };
-            s.identity.subject = format!("s{i}");
-            ids.push(t.insert(s, 3));
+            ids.push(s.open(who(), Duration::from_secs(100 + i)).await.unwrap());
         }
-        assert_eq!(t.rows.lock().unwrap().len(), 3);
-        assert!(t.get(&ids[0]).is_none(), "the closest to expiry made room");
-        assert!(t.get(&ids[4]).is_some());
+        s.store.trim_ui(SESSION, 3, Utc::now()).await.unwrap();
+        assert!(
+            s.get(&ids[0]).await.is_none(),
+            "the closest to expiry made room"
+        );
+        assert!(s.get(&ids[1]).await.is_none());
+        assert!(s.get(&ids[4]).await.is_some());
+        assert!(s.get(&ids[2]).await.is_some());
     }
 
     #[test]

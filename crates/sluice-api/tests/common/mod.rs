@@ -156,7 +156,10 @@ impl Gateway {
         let audit = sluice_audit::AuditLog::start(store.clone());
         let verifier = sluice_identity::Verifier::new(config.issuers.clone()).expect("verifier");
         let state: Shared = Arc::new(AppState::new(config, verifier, store, audit));
-        let sweeper = tokio::spawn(sluice_control::sweeper::run(state.clone()));
+        let sweeper = tokio::spawn(sluice_control::sweeper::run(
+            state.clone(),
+            tokio::sync::watch::channel(false).1,
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

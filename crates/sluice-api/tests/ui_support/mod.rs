@@ -102,7 +102,10 @@ impl UiGateway {
         let verifier = sluice_identity::Verifier::new(config.issuers.clone()).expect("verifier");
         let state: Shared =
             Arc::new(AppState::new(config, verifier, store, audit).with_dev_issuer(issuer.clone()));
-        let sweeper = tokio::spawn(sluice_control::sweeper::run(state.clone()));
+        let sweeper = tokio::spawn(sluice_control::sweeper::run(
+            state.clone(),
+            tokio::sync::watch::channel(false).1,
+        ));
         let app = sluice_api::router(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");

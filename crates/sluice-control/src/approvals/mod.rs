@@ -52,6 +52,13 @@ fn announce(state: &Shared, a: &Approval) {
         id: a.id.clone(),
         status: a.status,
     });
+    crate::fleet::bus::publish(
+        state,
+        crate::fleet::bus::Change::Approval {
+            id: a.id.clone(),
+            status: a.status,
+        },
+    );
 }
 
 fn base(state: &Shared, kind: ApprovalKind, grant: &Grant, wait: Duration) -> Approval {
@@ -480,7 +487,7 @@ async fn activate_grant(state: &Shared, a: &Approval, by: &str) -> Result<(), Er
         )
         .await?;
     if state.store.activate_grant(&a.grant_id, now, by).await? {
-        state.announce(&a.grant_id, GrantStatus::Active);
+        crate::state::announce(state, &a.grant_id, GrantStatus::Active);
     }
     Ok(())
 }
@@ -506,7 +513,7 @@ async fn deny_grant(state: &Shared, a: &Approval, by: &str, reason: &str) -> Res
         )
         .await?
     {
-        state.announce(&a.grant_id, GrantStatus::Denied);
+        crate::state::announce(state, &a.grant_id, GrantStatus::Denied);
     }
     Ok(())
 }

@@ -37,6 +37,11 @@ pub struct ServerConfig {
     /// How often the sweeper looks for grants to expire. Default "1s".
     #[serde(default = "default_sweep")]
     pub sweep_interval: Dur,
+    /// On SIGTERM, how long open sessions may go on before they are ended
+    /// (readiness turns false and listeners stop accepting at once).
+    /// Default "30s".
+    #[serde(default = "default_drain")]
+    pub drain_timeout: Dur,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +56,7 @@ impl Default for ServerConfig {
             pending_grant_timeout: default_pending(),
             max_body_bytes: default_body(),
             sweep_interval: default_sweep(),
+            drain_timeout: default_drain(),
         }
     }
 }
@@ -317,4 +323,8 @@ fn default_body() -> usize {
 }
 fn default_sweep() -> Dur {
     Dur::secs(1)
+}
+
+fn default_drain() -> Dur {
+    Dur::secs(30)
 }
