@@ -37,6 +37,7 @@ pub struct PgServer {
     port: u16,
     password: String,
     root: PathBuf,
+    opts: PgOptions,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -98,6 +99,7 @@ impl PgServer {
                         port,
                         password: template.password.clone(),
                         root: root.to_path_buf(),
+                        opts: opts.clone(),
                         _temp: None,
                     });
                 }
@@ -159,6 +161,27 @@ impl PgServer {
     pub fn create_database(&self, name: &str) -> Result<String> {
         self.psql("postgres", &format!("CREATE DATABASE \"{name}\""))?;
         Ok(name.to_string())
+    }
+
+    /// Stops the server and starts it again on the same files and port, as
+    /// a database restart looks to its clients.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let data = self.root.join("data");
+        let sock = self.root.join("sock");
+        let run_as = run_as()?;
+        let mut last_err = anyhow!("no attempt");
+        for _ in 0..50 {
+            match launch(&data, &sock, self.port, &self.opts, run_as.as_ref()) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                Err(e) => last_err = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(last_err.context("restart postgres"))
     }
 
     /// Stops the server now (fast shutdown), waiting for it to exit.

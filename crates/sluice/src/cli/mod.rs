@@ -5,6 +5,7 @@ mod audit;
 mod check;
 mod client;
 mod config;
+mod fleet;
 mod grant;
 mod sessions;
 mod token;
@@ -63,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// The gateways sharing this gateway's store, and who holds each lease.
+    Fleet {
+        #[command(subcommand)]
+        command: fleet::FleetCommand,
+    },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -80,5 +86,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Approvals { command } => approvals::run(command).await,
         Command::Sessions { command } => sessions::run(command).await,
         Command::Audit { command } => audit::run(command).await,
+        Command::Fleet { command } => fleet::run(command).await,
     }
 }

@@ -4,6 +4,8 @@
 //! (SIGKILL, as a crash) and started again on the same store.
 #![allow(dead_code)] // each suite uses its own subset
 
+pub mod fleet;
+
 use serde_json::{Value, json};
 use sluice_testkit::oidc::{OidcClient, OidcOptions, OidcProvider};
 use sluice_testkit::pg::PgServer;
