@@ -251,6 +251,9 @@ impl PgProxy {
             });
             while sessions.try_join_next().is_some() {}
         }
+        // Closed now, so new clients are refused at once (and a load
+        // balancer retries them elsewhere) rather than left in the backlog.
+        drop(listener);
         let grace = self.shared.config.server.drain_timeout.0;
         sluice_gate::drain(&mut sessions, grace, &stop_tx).await;
         let _ = reaper.await;

@@ -192,6 +192,9 @@ impl SshProxy {
             });
             while sessions.try_join_next().is_some() {}
         }
+        // Closed now, so new clients are refused at once (and a load
+        // balancer retries them elsewhere) rather than left in the backlog.
+        drop(listener);
         let grace = shared.config.server.drain_timeout.0;
         sluice_gate::drain(&mut sessions, grace, &stop_tx).await;
         Ok(())

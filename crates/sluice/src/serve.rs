@@ -303,6 +303,7 @@ impl Running {
     pub async fn stop(self) {
         // Readiness first, so a load balancer sends new clients elsewhere.
         self.state.fleet.start_draining();
+        let _ = sluice_control::fleet::beat(&self.state).await;
         let _ = self.stop_listeners.send(true);
         for t in self.listeners {
             let _ = t.await;

@@ -124,6 +124,73 @@ async fn three_gateways_behind_haproxy_act_as_one() {
 
     let report = fleet.verify();
     assert!(report.contains("audit chain ok"), "{report}");
+    drain(fleet).await;
+}
+
+/// SIGTERM on a gateway with a session open: readiness turns false at
+/// once, the listener stops accepting, the open session goes on until
+/// `drain_timeout` (3 s here) and is then closed with a clear message,
+/// and the process exits cleanly.
+async fn drain(mut fleet: Fleet) {
+    let g = fleet.grant(&fleet.lb_api.clone(), AGENT).await;
+    let port = fleet.members[0].pg_port;
+    let (db, conn) = tokio_postgres::connect(&dsn(&g, port), NoTls)
+        .await
+        .unwrap();
+    let closed = tokio::spawn(conn);
+    db.simple_query("SELECT 1").await.unwrap();
+    let api = fleet.members[0].api.clone();
+    let child = fleet.members[0].terminate().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = fleet
+            .http
+            .get(format!("{api}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 503 {
+            assert!(r.text().await.unwrap().contains("draining"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "readiness stayed true");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The listener closes right after readiness turns false.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while tokio_postgres::connect(&dsn(&g, port), NoTls).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "a draining gateway accepts no new session"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    db.simple_query("SELECT 1")
+        .await
+        .expect("open sessions go on while draining");
+    let status = fleet.status().await;
+    assert!(
+        status["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["state"] == "draining"),
+        "{status}"
+    );
+    // New sessions through haproxy reach the others.
+    let other = connect(&dsn(&g, fleet.lb_pg)).await;
+    other.simple_query("SELECT 1").await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(15), closed)
+        .await
+        .expect("the open session was ended after the drain timeout")
+        .unwrap();
+    let err = format!("{:?}", end.expect_err("ended by the gateway"));
+    assert!(err.contains("shutting down"), "{err}");
+    let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("the gateway exited")
+        .unwrap();
+    assert!(out.status.success(), "{}", fleet.members[0].log());
 }
 
 /// The holder of lease `name` once it is held by someone other than

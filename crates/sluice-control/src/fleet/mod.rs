@@ -122,17 +122,7 @@ pub async fn heartbeat(state: Shared) {
     let mut beats = 0u64;
     loop {
         tick.tick().await;
-        let fleet = &state.fleet;
-        let now = if fleet.draining() {
-            "draining"
-        } else {
-            "serving"
-        };
-        if let Err(e) = state
-            .store
-            .heartbeat(&fleet.member(&state.config, now))
-            .await
-        {
+        if let Err(e) = beat(&state).await {
             tracing::warn!(error = %e, "fleet heartbeat failed; retrying");
         }
         beats += 1;
@@ -141,6 +131,20 @@ pub async fn heartbeat(state: Shared) {
             let _ = state.store.forget_members(before).await;
         }
     }
+}
+
+/// Says this gateway is alive: `serving`, or `draining` once SIGTERM came.
+pub async fn beat(state: &Shared) -> Result<(), sluice_store::StoreError> {
+    let fleet = &state.fleet;
+    let now = if fleet.draining() {
+        "draining"
+    } else {
+        "serving"
+    };
+    state
+        .store
+        .heartbeat(&fleet.member(&state.config, now))
+        .await
 }
 
 /// The last word of a gateway that stops on purpose.
