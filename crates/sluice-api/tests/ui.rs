@@ -616,3 +616,62 @@ async fn a_recorded_terminal_is_shown_as_text_on_the_session_page() {
     let (status, _) = b.get("/ui/sessions/s_shell/cast?shell=7").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Fleet mode: sign-ins and CSRF tokens live in the store, so an approver
+/// signed in through one gateway is served by another sharing the store
+/// (no sticky sessions), and signing out through one ends it everywhere.
+#[tokio::test]
+async fn a_sign_in_through_one_gateway_serves_on_another() {
+    let a = UiGateway::start().await;
+    let b = a.second().await;
+    let (gid, aid) = a.pending_grant("agent-1", &["writers"], "fleet").await;
+    let on_a = a.sign_in("dba-1", "dba").await;
+    // The same browser, its requests now landing on B.
+    let on_b = Browser {
+        url: b.url.clone(),
+        ..on_a.clone()
+    };
+    let (status, page) = on_b.get("/ui").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&aid), "B lists the approval");
+    // The store keys sessions by a hash of the cookie value, never by it.
+    let value = on_a.cookie.split_once('=').unwrap().1;
+    let now = chrono::Utc::now();
+    assert!(
+        b.state
+            .store
+            .get_ui(value, "session", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A's CSRF token is good on B; the origin is the fleet's public one.
+    let resp = on_b
+        .post(
+            &format!("/ui/approvals/{aid}"),
+            Some(&a.url),
+            &[
+                ("csrf", &on_a.csrf),
+                ("decision", "approve"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let grant = b.state.store.grant(&gid).await.unwrap().unwrap();
+    assert_eq!(grant.status.as_str(), "active");
+    // The Fleet page: this gateway's view of the members and leases.
+    let (status, page) = on_b.get("/ui/fleet").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("fleet-members") && page.contains("Leases"),
+        "{page}"
+    );
+    // Signing out on B signs out on A too.
+    let resp = on_b
+        .post("/ui/logout", Some(&a.url), &[("csrf", &on_a.csrf)])
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (status, _) = on_a.get("/ui").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "signed out everywhere");
+}

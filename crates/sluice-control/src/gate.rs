@@ -82,7 +82,9 @@ impl Control for GateControl {
             loop {
                 tokio::select! {
                     change = changes.recv() => match change {
-                        Ok(c) if c.id == id && c.status.is_final() => return,
+                        // The store decides: an announcement only wakes us
+                        // (one forged on the feed cannot end a session).
+                        Ok(c) if c.id == id && c.status.is_final() => {}
                         Ok(_) => continue,
                         // Missed some changes: fall through to a store read.
                         Err(_) => {}

@@ -84,6 +84,7 @@ pub fn router(app: Shared) -> Router {
         .route("/overview", get(operations::overview))
         .route("/history", get(operations::history))
         .route("/live", get(operations::live))
+        .route("/fleet", get(operations::fleet))
         .route("/live/{id}/end", post(operations::end))
         .route("/sessions", get(recordings::list))
         .route("/sessions/{id}", get(recordings::show))

@@ -225,3 +225,48 @@ pub(crate) fn live(s: &Session, open: &[LiveSession], ended: Option<&str>) -> Ma
     };
     layout("Open sessions", Some(s), body)
 }
+
+/// The gateways sharing the store: state, version, policy (flagged when it
+/// differs from the fleet's), last heartbeat; and who holds each lease.
+pub(crate) fn fleet(s: &Session, f: &sluice_control::fleet::FleetStatus) -> Markup {
+    let short = |h: &str| h.chars().take(12).collect::<String>();
+    let body = html! {
+        h1 { "Fleet" }
+        @if f.consistent {
+            p #policy { "Every live gateway runs policy " code { (short(&f.policy_hash)) } "." }
+        } @else {
+            p.notice #policy { "Not every live gateway runs the fleet's policy "
+                code { (short(&f.policy_hash)) } ": the flagged ones run another configuration." }
+        }
+        table.sessions #fleet-members {
+            thead { tr {
+                th { "Gateway" } th { "State" } th { "Version" } th { "Policy" }
+                th { "Last heartbeat" } th { "API" } th { "Host" }
+            } }
+            tbody {
+                @for m in &f.members { tr data-gateway-id=(m.id) data-policy-matches=(m.policy_matches) {
+                    td { code { (m.id) } @if m.id == f.this { " (this one)" } }
+                    td { (m.state) }
+                    td { (m.version) }
+                    td { code { (short(&m.policy_hash)) } @if !m.policy_matches { " ⚠ differs" } }
+                    td { (at(m.heartbeat_at)) }
+                    td { (m.api) }
+                    td { (m.host) }
+                } }
+            }
+        }
+        h2 { "Leases" }
+        table.sessions #fleet-leases {
+            thead { tr { th { "Work" } th { "Held by" } th { "Until" } } }
+            tbody {
+                @if f.leases.is_empty() { tr.empty { td colspan="3" { "No lease taken yet." } } }
+                @for l in &f.leases { tr {
+                    td { (l.name) }
+                    td { code { (l.holder) } @if !l.held { " (lapsed)" } }
+                    td { (at(l.expires_at)) }
+                } }
+            }
+        }
+    };
+    layout("Fleet", Some(s), body)
+}

@@ -143,6 +143,27 @@ pub(crate) async fn live(
     Html(operation_pages::live(&s, &open, ended.as_deref()).into_string()).into_response()
 }
 
+/// `GET /ui/fleet`: the gateways sharing the store, their policy and the
+/// leases.
+pub(crate) async fn fleet(
+    State(ui): State<UiRef>,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    let (_, s) = approver!(ui, headers, uri, true);
+    match sluice_control::fleet::status(&ui.app).await {
+        Ok(f) => Html(operation_pages::fleet(&s, &f).into_string()).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the fleet for the web page");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is unavailable; try again",
+            )
+                .into_response()
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct EndForm {
     #[serde(default)]

@@ -34,6 +34,7 @@ pub(super) fn layout(title: &str, who: Option<&Session>, body: Markup) -> Markup
                             a href="/ui/history" { "History" }
                             a href="/ui/live" { "Live" }
                             a href="/ui/sessions" { "Sessions" }
+                            a href="/ui/fleet" { "Fleet" }
                         }
                         span.who { "Signed in as " b { (s.identity.name) } }
                         form.inline method="post" action="/ui/logout" {

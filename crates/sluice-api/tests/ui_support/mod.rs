@@ -125,6 +125,32 @@ impl UiGateway {
         }
     }
 
+    /// A second gateway on the same store and configuration (its own
+    /// listener and audit writer), as a fleet member behind one address.
+    pub async fn second(&self) -> UiGateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let store = self.state.store.clone();
+        let config = self.state.config.clone();
+        let audit = sluice_audit::AuditLog::start(store.clone());
+        let verifier = sluice_identity::Verifier::new(config.issuers.clone()).expect("verifier");
+        let state: Shared = Arc::new(AppState::new(config, verifier, store, audit));
+        let app = sluice_api::router(state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        UiGateway {
+            state,
+            issuer: self.issuer.clone(),
+            url,
+            http: self.http.clone(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            tasks: vec![server],
+        }
+    }
+
     /// An API token of `sub` in `groups`.
     pub fn token(&self, sub: &str, groups: &[&str]) -> String {
         let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
@@ -368,6 +394,7 @@ impl UiGateway {
 }
 
 /// A signed-in client: the session cookie and the page's CSRF token.
+#[derive(Clone)]
 pub struct Browser {
     pub url: String,
     pub http: reqwest::Client,
