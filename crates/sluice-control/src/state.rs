@@ -41,12 +41,12 @@ pub struct AppState {
     /// Webhook deliveries for new approvals.
     pub notifier: crate::notify::Notifier,
     /// This gateway's place among those sharing the store.
-    pub fleet: crate::fleet::Fleet,
+    pub fleet: Arc<crate::fleet::Fleet>,
 }
 
 impl AppState {
     pub fn new(config: Arc<Config>, verifier: Verifier, store: Store, audit: AuditLog) -> Self {
-        let fleet = crate::fleet::Fleet::new(&config);
+        let fleet = Arc::new(crate::fleet::Fleet::new(&config));
         // Alone on SQLite: there is no feed to wait for.
         fleet.set_feed_ok(store.backend() == sluice_store::Backend::Sqlite);
         AppState {
@@ -62,6 +62,29 @@ impl AppState {
             ssh_fingerprint: None,
             dev_issuer: None,
             notifier: crate::notify::Notifier::new(),
+        }
+    }
+
+    /// The state a configuration reload serves new requests with: `config`
+    /// and its `verifier`, and everything else shared with `self` (store,
+    /// audit log, change channels, live sessions, metrics, the gateway's
+    /// place in the fleet), so sessions begun before the reload still hear
+    /// every change.
+    pub fn reloaded(&self, config: Arc<Config>, verifier: Verifier) -> Self {
+        self.fleet.set_policy(&config);
+        AppState {
+            config,
+            verifier,
+            store: self.store.clone(),
+            audit: self.audit.clone(),
+            changes: self.changes.clone(),
+            approval_changes: self.approval_changes.clone(),
+            metrics: self.metrics.clone(),
+            live: self.live.clone(),
+            ssh_fingerprint: self.ssh_fingerprint.clone(),
+            dev_issuer: self.dev_issuer.clone(),
+            notifier: self.notifier.clone(),
+            fleet: self.fleet.clone(),
         }
     }
 

@@ -27,7 +27,7 @@ pub use decide::{
     Decision, Denial, DenialKind, Gate, GateSpec, MAX_RECORDED_TEXT, Permit, Refusal, Run, Subject,
     record_of,
 };
-pub use drain::drain;
+pub use drain::{drain, on_shutdown};
 pub use ending::{EndReason, EndSignal, end_signal};
 pub use hold::{Held, Holds, Tell};
 pub use meter::Meter;

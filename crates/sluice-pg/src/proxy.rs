@@ -3,7 +3,6 @@
 //! shutdown (closing the parked backend sessions last).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -214,12 +213,27 @@ impl PgProxy {
         Arc::get_mut(&mut self.shared).expect("configured before serving")
     }
 
-    /// Serves clients from `listener` until `shutdown` resolves, then ends
-    /// live sessions (FATAL 57P01) and waits for them briefly.
+    /// Serves clients from `listener` until `shutdown` resolves, then lets
+    /// live sessions finish for `[server] drain_timeout` and ends the rest.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = self.shared.config.server.drain_timeout.0;
+        let (stop_accepting, end) = sluice_gate::on_shutdown(shutdown, grace);
+        self.serve_until(listener, stop_accepting, end).await
+    }
+
+    /// Serves clients from `listener` until `stop_accepting` resolves, then
+    /// lets live sessions go on until they end or `end` resolves (a
+    /// configuration reload retires a listener this way: its sessions keep
+    /// the policy they started with).
+    pub async fn serve_until(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        end: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -254,8 +268,7 @@ impl PgProxy {
         // Closed now, so new clients are refused at once (and a load
         // balancer retries them elsewhere) rather than left in the backlog.
         drop(listener);
-        let grace = self.shared.config.server.drain_timeout.0;
-        sluice_gate::drain(&mut sessions, grace, &stop_tx).await;
+        sluice_gate::drain(&mut sessions, end, &stop_tx).await;
         let _ = reaper.await;
         self.shared.pool.close_all().await;
         Ok(())

@@ -131,12 +131,27 @@ impl SshProxy {
         keys::fingerprint(self.host_key.public_key())
     }
 
-    /// Serves clients from `listener` until `shutdown` resolves, then ends
-    /// live sessions and waits for them briefly.
+    /// Serves clients from `listener` until `shutdown` resolves, then lets
+    /// live sessions finish for `[server] drain_timeout` and ends the rest.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = self.config.server.drain_timeout.0;
+        let (stop_accepting, end) = sluice_gate::on_shutdown(shutdown, grace);
+        self.serve_until(listener, stop_accepting, end).await
+    }
+
+    /// Serves clients from `listener` until `stop_accepting` resolves, then
+    /// lets live sessions go on until they end or `end` resolves (a
+    /// configuration reload retires a listener this way: its sessions keep
+    /// the policy they started with).
+    pub async fn serve_until(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        end: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = russh::server::Config {
@@ -195,8 +210,7 @@ impl SshProxy {
         // Closed now, so new clients are refused at once (and a load
         // balancer retries them elsewhere) rather than left in the backlog.
         drop(listener);
-        let grace = shared.config.server.drain_timeout.0;
-        sluice_gate::drain(&mut sessions, grace, &stop_tx).await;
+        sluice_gate::drain(&mut sessions, end, &stop_tx).await;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod dev;
 mod exports;
+mod front;
 mod serve;
 
 use clap::Parser;

@@ -3,7 +3,7 @@
 //! together and stopped together: on SIGTERM readiness turns false, the
 //! listeners stop accepting and drain, then the rest stops.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sluice_api::{AppState, Shared};
 use sluice_audit::AuditLog;
@@ -12,17 +12,24 @@ use sluice_core::config::Config;
 use sluice_identity::Verifier;
 use sluice_identity::dev::DevIssuer;
 use sluice_store::Store;
+
+use crate::front::{Front, Sockets};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// A running gateway.
 pub struct Running {
-    state: Shared,
-    /// The listeners: stopped first, and drained.
-    stop_listeners: watch::Sender<bool>,
-    listeners: Vec<JoinHandle<()>>,
-    /// The API and the fleet's work: stopped once sessions are gone.
+    sockets: Sockets,
+    /// The front serving the current configuration.
+    front: Front,
+    /// Fronts a reload retired, still serving their open sessions.
+    retired: Vec<Front>,
+    /// Turns true when every remaining session must end.
+    ending: watch::Sender<bool>,
+    /// The fleet's work (heartbeat, change feed, sweeper): stopped once
+    /// sessions are gone.
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// The back, stopped after the front: export, checkpoints, retention.
@@ -48,10 +55,32 @@ pub fn init_logging(json: bool) {
     }
 }
 
-/// Runs until Ctrl-C or SIGTERM, then drains and stops.
-pub async fn run(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<()> {
-    let running = start(config, dev).await?;
-    shutdown_signal().await;
+/// Runs until Ctrl-C or SIGTERM, then drains and stops. With a
+/// configuration file, SIGHUP reloads it (see [`Running::reload`]).
+pub async fn run(config: Arc<Config>, file: Option<PathBuf>, dev: Option<DevIssuer>) -> Result<()> {
+    let mut running = start(config, dev).await?;
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("install the SIGHUP handler")?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = hangups.recv() => {
+                let Some(file) = &file else { continue };
+                tracing::info!(config = %file.display(), "SIGHUP: reloading the configuration");
+                let loaded = crate::cli::load_for_serving(file);
+                match loaded.and_then(|c| running.check_reload(&c).map(|()| c)) {
+                    Ok(c) => {
+                        if let Err(e) = running.reload(c).await {
+                            tracing::error!(error = %format!("{e:#}"), "reload failed; still serving the previous configuration");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "reload refused; still serving the previous configuration"),
+                }
+            }
+        }
+    }
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())
@@ -68,18 +97,7 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
         .map_err(|e| anyhow::anyhow!(e))?;
     let verifier = Verifier::new(config.issuers.clone())
         .map_err(|e| anyhow::anyhow!("invalid issuer configuration: {e}"))?;
-    audit
-        .append(
-            AuditEvent::new(EventKind::ConfigLoaded)
-                .actor(Actor::system("gateway"))
-                .detail(json!({
-                    "issuers": config.issuers.iter().map(|i| &i.name).collect::<Vec<_>>(),
-                    "connections": config.connections.iter().map(|c| &c.name).collect::<Vec<_>>(),
-                    "rules": config.rules.iter().map(|r| &r.name).collect::<Vec<_>>(),
-                    "version": env!("CARGO_PKG_VERSION"),
-                })),
-        )
-        .await?;
+    audit.append(config_loaded(&config, false)).await?;
     let metrics = Arc::new(sluice_core::metrics::Metrics::with_audit_commit(
         audit.commit_seconds(),
     ));
@@ -88,65 +106,49 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
     if let Some(dev) = dev {
         state = state.with_dev_issuer(dev);
     }
-    let serves_ssh = config
-        .connections
-        .iter()
-        .any(|c| c.kind == sluice_core::config::ConnectionKind::Ssh);
-    if serves_ssh {
+    let sockets = Sockets::bind(&config)?;
+    if sockets.serves_ssh() {
         let path = config.ssh.host_key_path(&config.server.data_dir);
         let key = sluice_ssh::keys::host_key(&path)
             .map_err(|e| anyhow::anyhow!("[ssh] host key: {e}"))?;
         state = state.with_ssh_fingerprint(sluice_ssh::keys::fingerprint(key.public_key()));
     }
-    let serves_mysql = config
-        .connections
-        .iter()
-        .any(|c| c.kind == sluice_core::config::ConnectionKind::Mysql);
     let state: Shared = Arc::new(state);
-
-    let listener = tokio::net::TcpListener::bind(&config.server.api_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (api_listen)", config.server.api_listen))?;
-    let api_addr = listener.local_addr()?;
-    let (stop_listeners, listening) = watch::channel(false);
+    let (ending, ending_rx) = watch::channel(false);
     let (stop, stopped) = watch::channel(false);
     let (stop_back, stopped_back) = watch::channel(false);
     let mut tasks = Vec::new();
-    let mut listeners = vec![start_postgres(&config, &state, &listening).await?];
-    if serves_ssh {
-        listeners.push(start_ssh(&config, &state, &listening).await?);
-    }
-    if serves_mysql {
-        listeners.push(start_mysql(&config, &state, &listening).await?);
-    }
     // The API (and so /readyz) serves once every listener is up.
-    let app = sluice_api::router(state.clone());
-    let mut rx = stopped.clone();
-    tasks.push(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "API server stopped");
-        }
-    }));
+    let front = Front::start(&state, &sockets, &ending_rx)?;
     let back = start_fleet_work(&config, &state, &stopped, &stopped_back, &mut tasks)?;
     // Fetch issuers' keys now so the first request does not wait for them.
     tokio::spawn(async move { verifier.warm().await });
-    tracing::info!(api = %api_addr, "sluice is listening");
+    tracing::info!(api = %sockets.api_addr()?, "sluice is listening");
     Ok(Running {
-        state: state.clone(),
-        stop_listeners,
-        listeners,
+        sockets,
+        front,
+        retired: Vec::new(),
+        ending,
         stop,
         tasks,
         stop_back,
         back,
         audit: state.audit.clone(),
     })
+}
+
+/// The `config.loaded` event: what the configuration names, never a secret.
+fn config_loaded(config: &Config, reload: bool) -> AuditEvent {
+    AuditEvent::new(EventKind::ConfigLoaded)
+        .actor(Actor::system("gateway"))
+        .detail(json!({
+            "issuers": config.issuers.iter().map(|i| &i.name).collect::<Vec<_>>(),
+            "connections": config.connections.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            "rules": config.rules.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "policy_hash": sluice_control::fleet::policy_hash(config),
+            "reload": reload,
+        }))
 }
 
 /// What every gateway runs beside its listeners (heartbeat, change feed),
@@ -179,7 +181,7 @@ fn start_fleet_work(
     bus::publish(
         state,
         bus::Change::Config {
-            policy_hash: state.fleet.policy_hash.clone(),
+            policy_hash: state.fleet.policy_hash(),
         },
     );
     let sweeper_state = state.clone();
@@ -203,116 +205,111 @@ fn start_fleet_work(
     Ok(back)
 }
 
-/// The SSH listener, wired like the Postgres one.
-async fn start_ssh(
-    config: &Arc<Config>,
-    state: &Shared,
-    stopped: &watch::Receiver<bool>,
-) -> Result<JoinHandle<()>> {
-    let control = Arc::new(sluice_control::GateControl {
-        state: state.clone(),
-    });
-    let proxy = sluice_ssh::SshProxy::new(config.clone(), control, Arc::new(state.audit.clone()))
-        .map_err(|e| anyhow::anyhow!("cannot start the SSH listener: {e}"))?
-        .with_metrics(state.metrics.clone())
-        .with_live_sessions(state.live.clone());
-    let listener = tokio::net::TcpListener::bind(&config.ssh.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (ssh.listen)", config.ssh.listen))?;
-    tracing::info!(ssh = %listener.local_addr()?, host_key = %proxy.fingerprint(), "SSH listener ready");
-    let mut rx = stopped.clone();
-    Ok(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        if let Err(e) = proxy.serve(listener, shutdown).await {
-            tracing::error!(error = %e, "SSH listener stopped");
-        }
-    }))
-}
-
-/// The MySQL listener, wired like the others.
-async fn start_mysql(
-    config: &Arc<Config>,
-    state: &Shared,
-    stopped: &watch::Receiver<bool>,
-) -> Result<JoinHandle<()>> {
-    let control = Arc::new(sluice_control::GateControl {
-        state: state.clone(),
-    });
-    let proxy =
-        sluice_mysql::MysqlProxy::new(config.clone(), control, Arc::new(state.audit.clone()))
-            .map_err(|e| anyhow::anyhow!("cannot start the MySQL listener: {e}"))?
-            .with_metrics(state.metrics.clone())
-            .with_live_sessions(state.live.clone());
-    let listener = tokio::net::TcpListener::bind(&config.mysql.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (mysql.listen)", config.mysql.listen))?;
-    tracing::info!(mysql = %listener.local_addr()?, "MySQL listener ready");
-    let mut rx = stopped.clone();
-    Ok(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        if let Err(e) = proxy.serve(listener, shutdown).await {
-            tracing::error!(error = %e, "MySQL listener stopped");
-        }
-    }))
-}
-
-/// The Postgres listener, wired to the store, the verifier and the audit log.
-async fn start_postgres(
-    config: &Arc<Config>,
-    state: &Shared,
-    stopped: &watch::Receiver<bool>,
-) -> Result<JoinHandle<()>> {
-    let control = Arc::new(sluice_control::GateControl {
-        state: state.clone(),
-    });
-    let proxy = Arc::new(
-        sluice_pg::PgProxy::new(config.clone(), control, Arc::new(state.audit.clone()))
-            .context("cannot start the Postgres listener")?
-            .with_metrics(state.metrics.clone())
-            .with_live_sessions(state.live.clone()),
-    );
-    let listener = tokio::net::TcpListener::bind(&config.postgres.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (postgres.listen)",
-                config.postgres.listen
-            )
-        })?;
-    tracing::info!(postgres = %listener.local_addr()?, "Postgres listener ready");
-    let mut rx = stopped.clone();
-    Ok(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        if let Err(e) = proxy.serve(listener, shutdown).await {
-            tracing::error!(error = %e, "Postgres listener stopped");
-        }
-    }))
-}
-
 impl Running {
-    /// Stops accepting, lets in-flight requests and sessions finish,
-    /// stores everything the audit log holds, and only then stops export
-    /// and signs the final checkpoint: that checkpoint and the sinks cover
+    /// Why `config` cannot be reloaded into this gateway, if it cannot:
+    /// what is bound or started once per process (listener addresses, the
+    /// store, the data directory, the sweeper's interval, audit export)
+    /// needs a restart.
+    pub fn check_reload(&self, config: &Config) -> Result<()> {
+        let old = &self.front.state.config;
+        let fixed: [(&str, bool); 8] = [
+            (
+                "[server] api_listen",
+                old.server.api_listen == config.server.api_listen,
+            ),
+            (
+                "[server] data_dir",
+                old.server.data_dir == config.server.data_dir,
+            ),
+            (
+                "[server] store",
+                old.server.store_url() == config.server.store_url(),
+            ),
+            (
+                "[server] sweep_interval",
+                old.server.sweep_interval == config.server.sweep_interval,
+            ),
+            (
+                "[postgres] listen",
+                old.postgres.listen == config.postgres.listen,
+            ),
+            ("[ssh] listen", old.ssh.listen == config.ssh.listen),
+            ("[mysql] listen", old.mysql.listen == config.mysql.listen),
+            (
+                "[audit]",
+                serde_json::to_value(&old.audit).ok() == serde_json::to_value(&config.audit).ok(),
+            ),
+        ];
+        let changed: Vec<&str> = fixed
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(k, _)| *k)
+            .collect();
+        if !changed.is_empty() {
+            bail!("{} changed: these take a restart", changed.join(", "));
+        }
+        self.sockets.fits(config).map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// Serves new sessions and requests with `config` (checked with
+    /// [`Running::check_reload`]); sessions already open keep the policy
+    /// they started with until they end.
+    pub async fn reload(&mut self, config: Arc<Config>) -> Result<()> {
+        let verifier = Verifier::new(config.issuers.clone())
+            .map_err(|e| anyhow::anyhow!("invalid issuer configuration: {e}"))?;
+        let old = &self.front.state;
+        // Recorded before it takes effect, as every decision is.
+        old.audit.append(config_loaded(&config, true)).await?;
+        let state: Shared = Arc::new(old.reloaded(config, verifier.clone()));
+        let front = Front::start(&state, &self.sockets, &self.ending.subscribe())?;
+        let retired = std::mem::replace(&mut self.front, front);
+        retired.stop_accepting();
+        retired.stop_api();
+        self.retired.push(retired);
+        sluice_control::fleet::bus::publish(
+            &state,
+            sluice_control::fleet::bus::Change::Config {
+                policy_hash: state.fleet.policy_hash(),
+            },
+        );
+        tokio::spawn(async move { verifier.warm().await });
+        tracing::info!(policy = %state.fleet.policy_hash(), "configuration reloaded: new sessions use it");
+        Ok(())
+    }
+
+    /// Stops accepting, lets sessions finish for the drain timeout, stores
+    /// everything the audit log holds, and only then stops export and
+    /// signs the final checkpoint: that checkpoint and the sinks cover
     /// every event of the run.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        let state = self.front.state.clone();
         // Readiness first, so a load balancer sends new clients elsewhere.
-        self.state.fleet.start_draining();
-        let _ = sluice_control::fleet::beat(&self.state).await;
-        let _ = self.stop_listeners.send(true);
-        for t in self.listeners {
-            let _ = t.await;
+        state.fleet.start_draining();
+        let _ = sluice_control::fleet::beat(&state).await;
+        self.front.stop_accepting();
+        let grace = state.config.server.drain_timeout.0;
+        let ending = self.ending.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = ending.send(true);
+        });
+        for f in self
+            .retired
+            .iter_mut()
+            .chain(std::iter::once(&mut self.front))
+        {
+            f.sessions_done().await;
+        }
+        timer.abort();
+        for f in self.retired.into_iter().chain(std::iter::once(self.front)) {
+            f.stop_api();
+            f.api_done().await;
         }
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
-        sluice_control::fleet::stopped(&self.state).await;
+        sluice_control::fleet::stopped(&state).await;
         if let Err(e) = self.audit.flush().await {
             tracing::error!(error = %e, "the audit log could not store its last events; they stay in its journal for the next start");
         }

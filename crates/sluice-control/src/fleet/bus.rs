@@ -121,7 +121,7 @@ fn apply(state: &Shared, payload: &str) {
             let _ = state.approval_changes.send(ApprovalChange { id, status });
         }
         Change::Config { policy_hash } => {
-            if policy_hash != state.fleet.policy_hash {
+            if policy_hash != state.fleet.policy_hash() {
                 tracing::warn!(
                     gateway = %notice.from,
                     "a gateway sharing this store runs another policy (its configuration differs)"

@@ -37,8 +37,9 @@ pub struct Fleet {
     pub id: String,
     pub host: String,
     pub started_at: DateTime<Utc>,
-    /// The hash of the configuration's policy (see [`policy_hash`]).
-    pub policy_hash: String,
+    /// The hash of the configuration's policy (see [`policy_hash`]);
+    /// replaced by a reload.
+    policy: std::sync::Mutex<String>,
     /// Set once SIGTERM arrives: readiness turns false first.
     draining: AtomicBool,
     /// True while the change feed is connected and caught up (always on a
@@ -55,10 +56,23 @@ impl Fleet {
             id: format!("gw_{}", hex::encode(bytes)),
             host: host_name(),
             started_at: Utc::now(),
-            policy_hash: policy_hash(config),
+            policy: std::sync::Mutex::new(policy_hash(config)),
             draining: AtomicBool::new(false),
             feed_ok: AtomicBool::new(false),
         }
+    }
+
+    /// The hash of the policy this gateway serves new sessions with.
+    pub fn policy_hash(&self) -> String {
+        self.policy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A reload changed the policy.
+    pub fn set_policy(&self, config: &Config) {
+        *self.policy.lock().unwrap_or_else(|e| e.into_inner()) = policy_hash(config);
     }
 
     pub fn draining(&self) -> bool {
@@ -82,7 +96,7 @@ impl Fleet {
             id: self.id.clone(),
             host: self.host.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
-            policy_hash: self.policy_hash.clone(),
+            policy_hash: self.policy_hash(),
             api_url: format!("http://{}", config.server.api_listen),
             state: state.into(),
             started_at: self.started_at,

@@ -68,7 +68,8 @@ pub async fn status(state: &Shared) -> Result<FleetStatus, sluice_store::StoreEr
             *counts.entry(m.policy_hash.as_str()).or_default() += 1;
         }
     }
-    let own = state.fleet.policy_hash.as_str();
+    let own = state.fleet.policy_hash();
+    let own = own.as_str();
     let fleet_hash = counts
         .iter()
         .max_by_key(|(h, n)| (**n, **h == own))

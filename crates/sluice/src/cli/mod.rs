@@ -5,6 +5,7 @@ mod audit;
 mod check;
 mod client;
 mod config;
+pub use config::load_for_serving;
 mod fleet;
 mod grant;
 mod sessions;
@@ -75,8 +76,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Serve { config, log_json } => {
             crate::serve::init_logging(log_json);
-            let config = config::load_for_serving(&config)?;
-            crate::serve::run(config, None).await?;
+            let loaded = config::load_for_serving(&config)?;
+            crate::serve::run(loaded, Some(config), None).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Dev(a) => crate::dev::run(a).await.map(|_| ExitCode::SUCCESS),

@@ -253,6 +253,27 @@ impl Serve {
         assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
 
+    /// SIGHUP: the gateway reloads its configuration file.
+    pub fn hangup(&self) {
+        let child = self.child.as_ref().expect("running");
+        let pid = child.id().expect("not yet reaped") as i32;
+        // SAFETY: signalling our own child, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    }
+
+    /// Waits until the log of the latest start holds `needle` `n` times.
+    pub async fn wait_for_log(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.log().matches(needle).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGTERM: the gateway drains and stops as on a deploy.
     pub async fn stop(&mut self) {
         let mut child = self.child.take().expect("running");
