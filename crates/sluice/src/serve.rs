@@ -287,6 +287,10 @@ impl Running {
         state.fleet.start_draining();
         let _ = sluice_control::fleet::beat(&state).await;
         self.front.stop_accepting();
+        // The last handles on the listening sockets: closed, new clients
+        // are refused at once (a load balancer retries them elsewhere)
+        // instead of waiting in the backlog.
+        drop(self.sockets);
         let grace = state.config.server.drain_timeout.0;
         let ending = self.ending.clone();
         let timer = tokio::spawn(async move {

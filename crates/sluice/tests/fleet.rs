@@ -124,7 +124,49 @@ async fn three_gateways_behind_haproxy_act_as_one() {
 
     let report = fleet.verify();
     assert!(report.contains("audit chain ok"), "{report}");
+    odd_policy_is_flagged(&fleet).await;
     drain(fleet).await;
+}
+
+/// C reloads a configuration with another guardrail: the fleet's status
+/// flags it and `sluice fleet status` exits 1.
+async fn odd_policy_is_flagged(fleet: &Fleet) {
+    let c = &fleet.members[2];
+    let file = std::fs::read_to_string(&c.config).unwrap();
+    let odd = file.replacen(
+        "\n[[rules]]",
+        "\n[[connections.guardrails]]\nname = \"c-only\"\naction = \"deny\"\nclasses = [\"ddl\"]\n\n[[rules]]",
+        1,
+    );
+    std::fs::write(&c.config, odd).unwrap();
+    c.hangup();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = fleet.status().await;
+        if status["consistent"] == false {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the odd policy was not flagged: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let flagged: Vec<&Value> = status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["policy_matches"] == false)
+        .collect();
+    assert_eq!(flagged.len(), 1, "{status}");
+    assert_eq!(flagged[0]["api"], c.api.as_str(), "{status}");
+    let out = fleet.sluice(Some(&fleet.token(AUDITOR).await), &["fleet", "status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("NOT every live gateway"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 /// SIGTERM on a gateway with a session open: readiness turns false at

@@ -330,6 +330,14 @@ impl Member {
         child.wait().await.unwrap();
     }
 
+    /// SIGHUP: reload the configuration file.
+    pub fn hangup(&self) {
+        let child = self.child.as_ref().expect("running");
+        let pid = child.id().expect("not yet reaped") as i32;
+        // SAFETY: signalling our own child, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    }
+
     /// SIGTERM; returns once the process has exited successfully.
     pub async fn terminate(&mut self) -> Child {
         let child = self.child.take().expect("running");
