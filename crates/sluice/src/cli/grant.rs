@@ -43,6 +43,11 @@ pub enum GrantCommand {
     },
     /// Revoke a grant now; its live sessions end at once.
     Revoke { id: String },
+    /// Your grants, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(cmd: GrantCommand) -> Result<ExitCode> {
@@ -82,6 +87,27 @@ pub async fn run(cmd: GrantCommand) -> Result<ExitCode> {
             print_grant(&grant, json);
             Ok(ExitCode::SUCCESS)
         }
+        GrantCommand::List { json } => {
+            let body = client.get("/v1/grants").await?;
+            let items = body["grants"].as_array().cloned().unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else if items.is_empty() {
+                println!("no grants");
+            } else {
+                for g in &items {
+                    println!(
+                        "{:<30} {:<8} {:<16} {:<6} expires {}",
+                        str_of(&g["id"]),
+                        str_of(&g["status"]),
+                        str_of(&g["connection"]),
+                        str_of(&g["profile"]),
+                        str_of(&g["expires_at"])
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         GrantCommand::Revoke { id } => {
             let grant = client.delete(&format!("/v1/grants/{id}")).await?;
             println!(
@@ -95,7 +121,7 @@ pub async fn run(cmd: GrantCommand) -> Result<ExitCode> {
 }
 
 /// Long-polls until the grant leaves `pending`, with a live elapsed-time line.
-async fn wait_for_decision(client: &Client, grant: &Value) -> Result<Value> {
+pub(crate) async fn wait_for_decision(client: &Client, grant: &Value) -> Result<Value> {
     let id = str_of(&grant["id"]).to_string();
     let started = Instant::now();
     let mut current = grant.clone();

@@ -5,6 +5,7 @@ mod audit;
 mod check;
 mod client;
 mod config;
+mod exec;
 pub use config::load_for_serving;
 mod fleet;
 mod grant;
@@ -45,7 +46,16 @@ enum Command {
     },
     /// Get an access token (client credentials, or a playground token with --dev).
     Token(token::TokenArgs),
-    /// Request, show and revoke grants.
+    /// Run one command through a fresh grant: its client environment set
+    /// (PG*, MYSQL_*), the grant revoked when it exits unless --keep.
+    Exec(exec::ExecArgs),
+    /// The connections you may use, with profile, longest grant and
+    /// whether approval is needed.
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
+    /// Request, list, show and revoke grants.
     Grant {
         #[command(subcommand)]
         command: grant::GrantCommand,
@@ -88,5 +98,45 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Sessions { command } => sessions::run(command).await,
         Command::Audit { command } => audit::run(command).await,
         Command::Fleet { command } => fleet::run(command).await,
+        Command::Exec(a) => exec::run(a).await,
+        Command::Connections { command } => connections(command).await,
     }
+}
+
+#[derive(Subcommand)]
+enum ConnectionsCommand {
+    /// What this identity may use.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn connections(cmd: ConnectionsCommand) -> anyhow::Result<ExitCode> {
+    let ConnectionsCommand::List { json } = cmd;
+    let client = client::Client::from_env()?;
+    let body = client.get("/v1/connections").await?;
+    let items = body["connections"].as_array().cloned().unwrap_or_default();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if items.is_empty() {
+        println!("no connection is open to you (no access rule matches your groups)");
+    }
+    for c in &items {
+        let s = |k: &str| c[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "{:<20} {:<9} {:<6} up to {:>5}s  {}",
+            s("name"),
+            s("kind"),
+            s("profile"),
+            c["max_ttl_secs"],
+            match c["approval"].as_str() {
+                Some("grant") => "needs approval",
+                _ => "no approval needed",
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

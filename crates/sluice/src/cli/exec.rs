@@ -1,0 +1,132 @@
+//! `sluice exec CONN -- COMMAND ...`: one command through a fresh grant.
+//! The grant is requested (waiting for approval when the rule asks for
+//! one), the command runs with the connection's client environment set
+//! (`PG*` for Postgres, `MYSQL_*` and `USER` for MySQL), and the grant is revoked when
+//! the command exits unless `--keep`. The command's exit status is
+//! `sluice exec`'s.
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+use super::client::Client;
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// The connection's name (`sluice connections list` shows yours).
+    pub connection: String,
+    /// A specific profile (read, write, admin) when several rules apply.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// How long the grant may live, e.g. "10m" (capped by the access rule).
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Why (recorded in the audit log).
+    #[arg(long, default_value = "sluice exec")]
+    pub reason: String,
+    /// Keep the grant when the command exits (it is revoked by default).
+    #[arg(long)]
+    pub keep: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+pub async fn run(a: ExecArgs) -> Result<ExitCode> {
+    let client = Client::from_env()?;
+    let kind = kind_of(&client, &a.connection).await?;
+    let mut body = json!({ "connection": a.connection, "reason": a.reason });
+    if let Some(t) = &a.ttl {
+        body["ttl"] = t.as_str().into();
+    }
+    if let Some(p) = &a.profile {
+        body["profile"] = p.as_str().into();
+    }
+    let mut grant = client.post("/v1/grants", &body).await?;
+    if grant["status"] == "pending" {
+        grant = super::grant::wait_for_decision(&client, &grant).await?;
+    }
+    let id = grant["id"].as_str().unwrap_or_default().to_string();
+    if grant["status"] != "active" {
+        bail!(
+            "grant {id} is {}: {}",
+            grant["status"].as_str().unwrap_or("?"),
+            grant["approval"]["reason"]
+                .as_str()
+                .unwrap_or("the command was not run")
+        );
+    }
+    let env = environment(&kind, &grant["credentials"])?;
+    let status = tokio::process::Command::new(&a.command[0])
+        .args(&a.command[1..])
+        .envs(env)
+        .status()
+        .await;
+    if !a.keep {
+        if let Err(e) = client.delete(&format!("/v1/grants/{id}")).await {
+            eprintln!("sluice: could not revoke grant {id}: {e:#}");
+        }
+    }
+    let status = status.map_err(|e| anyhow::anyhow!("cannot run {}: {e}", a.command[0]))?;
+    Ok(exit_code(status))
+}
+
+/// The connection's kind, from the connections this identity may use.
+async fn kind_of(client: &Client, connection: &str) -> Result<String> {
+    let list = client.get("/v1/connections").await?;
+    let kind = list["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == connection)
+        .and_then(|c| c["kind"].as_str())
+        .map(str::to_string);
+    match kind {
+        Some(k) => Ok(k),
+        None => bail!(
+            "no connection {connection:?} is open to you: `sluice connections list` shows the ones that are"
+        ),
+    }
+}
+
+/// The client environment for a grant's credentials.
+fn environment(kind: &str, c: &Value) -> Result<Vec<(String, String)>> {
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    let port = c["port"].to_string();
+    Ok(match kind {
+        "postgres" => vec![
+            ("PGHOST".into(), s("host")),
+            ("PGPORT".into(), port),
+            ("PGUSER".into(), s("user")),
+            ("PGPASSWORD".into(), s("password")),
+            ("PGDATABASE".into(), s("database")),
+            // TLS when the listener offers it, the clear otherwise.
+            ("PGSSLMODE".into(), "prefer".into()),
+        ],
+        // The `mariadb`/`mysql` clients read host, port and password from
+        // these, and the user from `USER`; the database is the client's
+        // `-D "$MYSQL_DATABASE"`.
+        "mysql" => vec![
+            ("MYSQL_HOST".into(), s("host")),
+            ("MYSQL_TCP_PORT".into(), port),
+            ("MYSQL_PWD".into(), s("password")),
+            ("MYSQL_USER".into(), s("user")),
+            ("USER".into(), s("user")),
+            ("MYSQL_DATABASE".into(), s("database")),
+        ],
+        other => bail!(
+            "`sluice exec` sets up Postgres and MySQL clients; for a {other} connection, use `sluice grant request` and its credentials"
+        ),
+    })
+}
+
+/// The child's exit status as ours (128 + signal when it was killed).
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => ExitCode::from(c.clamp(0, 255) as u8),
+        (None, Some(sig)) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
+        _ => ExitCode::FAILURE,
+    }
+}
