@@ -63,10 +63,10 @@ pub async fn run(a: ExecArgs) -> Result<ExitCode> {
         .envs(env)
         .status()
         .await;
-    if !a.keep {
-        if let Err(e) = client.delete(&format!("/v1/grants/{id}")).await {
-            eprintln!("sluice: could not revoke grant {id}: {e:#}");
-        }
+    if !a.keep
+        && let Err(e) = client.delete(&format!("/v1/grants/{id}")).await
+    {
+        eprintln!("sluice: could not revoke grant {id}: {e:#}");
     }
     let status = status.map_err(|e| anyhow::anyhow!("cannot run {}: {e}", a.command[0]))?;
     Ok(exit_code(status))
