@@ -17,12 +17,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // Errors in JSON when the command was asked for JSON.
+    let json = std::env::args().any(|a| a == "--json");
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
-        Err(e) => {
-            // One clear line; causes joined, no backtrace.
-            eprintln!("sluice: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        // One clear line (causes joined, no backtrace), or one JSON object.
+        Err(e) => cli::report(&e, json),
     }
 }

@@ -73,10 +73,68 @@ async fn exec_runs_psql_through_a_grant_and_revokes_it() {
 
     // A connection this identity may not use: said clearly, nothing run.
     let out = serve.sluice(t, &["exec", "nope", "--", "true"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(5), "not_found");
     assert!(
         text(&out.stderr).contains("connections list"),
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Every failure has a machine code and its own exit status; `--json`
+/// prints errors as JSON; the environment is in `--help`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failures_have_codes_exit_statuses_and_json() {
+    let serve = Serve::start(Options::default()).await;
+    let token = serve.token(AGENT).await;
+    let t = Some(token.as_str());
+    let json_error = |o: &std::process::Output| -> Value {
+        serde_json::from_str(text(&o.stdout).trim()).expect("a JSON error on stdout")
+    };
+
+    let out = serve.sluice(
+        t,
+        &["grant", "show", "g_aaaaaaaaaaaaaaaaaaaaaaaaaa", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(json_error(&out)["error"], "not_found");
+
+    let out = serve.sluice(None, &["grant", "list", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(json_error(&out)["error"], "unauthorized");
+
+    let out = serve.sluice(Some("not-a-token"), &["connections", "list"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).starts_with("sluice: "));
+
+    let mut closed = std::process::Command::new(common::BIN);
+    closed
+        .args(["grant", "list", "--json"])
+        .env("SLUICE_URL", "http://127.0.0.1:1")
+        .env("SLUICE_TOKEN", &token);
+    let out = closed.output().unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    assert_eq!(json_error(&out)["error"], "unavailable");
+
+    // Revoke and verify have JSON forms.
+    let g = serve.grant(AGENT).await;
+    let id = g["id"].as_str().unwrap();
+    let revoked: Value =
+        serde_json::from_str(&serve.ok(t, &["grant", "revoke", id, "--json"])).unwrap();
+    assert_eq!(revoked["status"], "revoked");
+    let config = serve.config.to_str().unwrap();
+    let report: Value =
+        serde_json::from_str(&serve.ok(None, &["audit", "verify", "--config", config, "--json"]))
+            .unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["events"].as_u64().unwrap() > 0);
+
+    let help = serve.ok(None, &["--help"]);
+    assert!(
+        help.contains("SLUICE_URL") && help.contains("SLUICE_TOKEN"),
+        "{help}"
+    );
+    assert!(help.contains("7 denied"), "{help}");
+    let bash = serve.ok(None, &["completions", "bash"]);
+    assert!(bash.contains("_sluice"), "a bash completion function");
 }

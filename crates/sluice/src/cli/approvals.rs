@@ -24,16 +24,22 @@ pub enum ApprovalsCommand {
         /// Approve every statement of this shape for the rest of the grant.
         #[arg(long)]
         shape: bool,
+        /// Print the approval as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Deny a pending request; the requester sees the reason.
     Deny {
         id: String,
         #[arg(long)]
         reason: String,
+        /// Print the approval as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Wait until an approval is decided (as its requester or an approver).
-    /// Exits 0 when approved, 1 when denied, expired or withdrawn, 2 when
-    /// the wait runs out first. For an agent whose held statement failed at
+    /// Exits 0 when approved, 7 when denied or withdrawn, 8 when expired,
+    /// 6 when the wait runs out first. For an agent whose held statement failed at
     /// once: wait, then run the same statement again.
     Wait {
         id: String,
@@ -64,7 +70,12 @@ pub async fn run(cmd: ApprovalsCommand) -> Result<ExitCode> {
                 }
             }
         }
-        ApprovalsCommand::Approve { id, reason, shape } => {
+        ApprovalsCommand::Approve {
+            id,
+            reason,
+            shape,
+            json,
+        } => {
             let scope = if shape { "shape" } else { "once" };
             let a = client
                 .post(
@@ -72,17 +83,17 @@ pub async fn run(cmd: ApprovalsCommand) -> Result<ExitCode> {
                     &json!({ "reason": reason, "scope": scope }),
                 )
                 .await?;
-            report(&a);
+            report(&a, json);
         }
         ApprovalsCommand::Wait { id, timeout } => return wait(&client, &id, &timeout).await,
-        ApprovalsCommand::Deny { id, reason } => {
+        ApprovalsCommand::Deny { id, reason, json } => {
             let a = client
                 .post(
                     &format!("/v1/approvals/{id}/deny"),
                     &json!({ "reason": reason }),
                 )
                 .await?;
-            report(&a);
+            report(&a, json);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -108,13 +119,13 @@ async fn wait(client: &Client, id: &str, timeout: &str) -> Result<ExitCode> {
             Some(status) => {
                 let reason = a["decision_reason"].as_str().unwrap_or("");
                 println!("approval {id} is {status}: {reason}");
-                return Ok(ExitCode::from(1));
+                return Ok(super::failure::Code::of_outcome(status).exit());
             }
             None => anyhow::bail!("approval {id}: unexpected answer {a}"),
         }
         if std::time::Instant::now() >= deadline {
             eprintln!("approval {id} is still pending after {timeout}");
-            return Ok(ExitCode::from(2));
+            return Ok(super::failure::Code::Pending.exit());
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
@@ -151,7 +162,11 @@ fn one_line(sql: &str) -> String {
     }
 }
 
-fn report(a: &Value) {
+fn report(a: &Value, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(a).unwrap_or_default());
+        return;
+    }
     match a["status"].as_str() {
         Some("pending") => println!(
             "vote recorded: approval {} has {} of {} approvals",

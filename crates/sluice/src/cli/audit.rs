@@ -18,6 +18,11 @@ pub enum AuditCommand {
         /// Ed25519 public key: a PEM file, a file holding base64, or base64.
         #[arg(long, value_name = "KEY")]
         public_key: Option<String>,
+        /// The report as JSON: `{"ok": true, "events", "first_seq",
+        /// "last_seq", "head", "checkpoints", "signatures_checked"}` or
+        /// `{"ok": false, "broken_at", "why"}`.
+        #[arg(long)]
+        json: bool,
     },
     /// Make an Ed25519 key pair for signed checkpoints.
     Keygen {
@@ -71,16 +76,42 @@ impl StoreArgs {
 
 pub async fn run(cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify { src, public_key } => {
+        AuditCommand::Verify {
+            src,
+            public_key,
+            json,
+        } => {
             let key = public_key
                 .as_deref()
                 .map(sluice_audit::parse_public_key)
                 .transpose()?;
             let store = src.open().await?;
             match sluice_audit::verify_with(&store, key.as_ref()).await? {
+                Ok(r) if json => {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "ok": true,
+                            "events": r.events,
+                            "first_seq": r.first_seq,
+                            "last_seq": r.last_seq,
+                            "head": r.last_hash,
+                            "checkpoints": r.checkpoints,
+                            "signatures_checked": r.signatures_checked,
+                        })
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
                 Ok(r) => {
                     print_report(&r);
                     Ok(ExitCode::SUCCESS)
+                }
+                Err(b) if json => {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "ok": false, "broken_at": b.seq, "why": b.why })
+                    );
+                    Ok(ExitCode::FAILURE)
                 }
                 Err(b) => {
                     eprintln!("{b}");

@@ -1,7 +1,9 @@
 //! The HTTP client the CLI verbs share: `SLUICE_URL` and `SLUICE_TOKEN`,
 //! and API errors turned into one readable line.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::Result;
+
+use super::failure::{Code, fail};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -33,7 +35,10 @@ impl Client {
 
     fn token(&self) -> Result<&str> {
         self.token.as_deref().ok_or_else(|| {
-            anyhow!("SLUICE_TOKEN is not set: get a token with `sluice token` and export it")
+            fail(
+                Code::Unauthorized,
+                "SLUICE_TOKEN is not set: get a token with `sluice token` and export it",
+            )
         })
     }
 
@@ -79,10 +84,12 @@ impl Client {
     /// The response body of a successful request; an error naming the
     /// API's message otherwise.
     async fn exchange(&self, req: reqwest::RequestBuilder) -> Result<String> {
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach Sluice at {} (is it running?)", self.base))?;
+        let resp = req.send().await.map_err(|e| {
+            fail(
+                Code::Unavailable,
+                format!("cannot reach Sluice at {} (is it running?): {e}", self.base),
+            )
+        })?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         if !status.is_success() {
@@ -96,7 +103,7 @@ impl Client {
                         text.chars().take(200).collect::<String>()
                     )
                 });
-            bail!("{msg}");
+            return Err(fail(Code::of_status(status.as_u16()), msg));
         }
         Ok(text)
     }

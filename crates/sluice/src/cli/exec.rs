@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use std::process::ExitCode;
 
 use super::client::Client;
+use super::failure::{Code, fail};
 
 #[derive(Args)]
 pub struct ExecArgs {
@@ -49,13 +50,16 @@ pub async fn run(a: ExecArgs) -> Result<ExitCode> {
     }
     let id = grant["id"].as_str().unwrap_or_default().to_string();
     if grant["status"] != "active" {
-        bail!(
-            "grant {id} is {}: {}",
-            grant["status"].as_str().unwrap_or("?"),
-            grant["approval"]["reason"]
-                .as_str()
-                .unwrap_or("the command was not run")
-        );
+        let status = grant["status"].as_str().unwrap_or("?");
+        return Err(fail(
+            Code::of_outcome(status),
+            format!(
+                "grant {id} is {status}: {}",
+                grant["approval"]["reason"]
+                    .as_str()
+                    .unwrap_or("the command was not run")
+            ),
+        ));
     }
     let env = environment(&kind, &grant["credentials"])?;
     let status = tokio::process::Command::new(&a.command[0])
@@ -84,9 +88,12 @@ async fn kind_of(client: &Client, connection: &str) -> Result<String> {
         .map(str::to_string);
     match kind {
         Some(k) => Ok(k),
-        None => bail!(
-            "no connection {connection:?} is open to you: `sluice connections list` shows the ones that are"
-        ),
+        None => Err(fail(
+            Code::NotFound,
+            format!(
+                "no connection {connection:?} is open to you: `sluice connections list` shows the ones that are"
+            ),
+        )),
     }
 }
 

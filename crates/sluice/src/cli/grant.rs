@@ -42,7 +42,12 @@ pub enum GrantCommand {
         json: bool,
     },
     /// Revoke a grant now; its live sessions end at once.
-    Revoke { id: String },
+    Revoke {
+        id: String,
+        /// Print the revoked grant as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Your grants, newest first.
     List {
         #[arg(long)]
@@ -108,8 +113,12 @@ pub async fn run(cmd: GrantCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        GrantCommand::Revoke { id } => {
+        GrantCommand::Revoke { id, json } => {
             let grant = client.delete(&format!("/v1/grants/{id}")).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&grant)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "grant {} is {}",
                 grant["id"].as_str().unwrap_or(&id),
@@ -138,10 +147,11 @@ pub(crate) async fn wait_for_decision(client: &Client, grant: &Value) -> Result<
     Ok(current)
 }
 
+/// 0 for a grant that is or may become usable; the outcome's code otherwise.
 fn status_code(grant: &Value) -> ExitCode {
     match grant["status"].as_str() {
         Some("active") | Some("pending") => ExitCode::SUCCESS,
-        _ => ExitCode::FAILURE,
+        other => super::failure::Code::of_outcome(other.unwrap_or("")).exit(),
     }
 }
 

@@ -6,7 +6,9 @@ mod check;
 mod client;
 mod config;
 mod exec;
+mod failure;
 pub use config::load_for_serving;
+pub use failure::report;
 mod fleet;
 mod grant;
 mod sessions;
@@ -20,7 +22,15 @@ use std::process::ExitCode;
 #[command(
     name = "sluice",
     version,
-    about = "Identity-aware access gateway for AI agents"
+    about = "Identity-aware access gateway for AI agents",
+    after_help = "Environment:
+  SLUICE_URL    the gateway's API (default http://127.0.0.1:8420)
+  SLUICE_TOKEN  an OIDC access token for the API (`sluice token` gets one)
+
+Exit status: 0 success, 1 failed, 2 usage, 3 unauthorized, 4 forbidden,
+5 not found, 6 pending, 7 denied, 8 expired, 9 unavailable, 10 invalid.
+With --json, an error is printed on stdout as {\"error\": CODE, \"message\": TEXT}.
+`sluice exec` exits with its command's status."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -75,6 +85,8 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// A shell completion script: `sluice completions bash > /etc/bash_completion.d/sluice`.
+    Completions { shell: clap_complete::Shell },
     /// The gateways sharing this gateway's store, and who holds each lease.
     Fleet {
         #[command(subcommand)]
@@ -99,6 +111,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => audit::run(command).await,
         Command::Fleet { command } => fleet::run(command).await,
         Command::Exec(a) => exec::run(a).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Args::command(),
+                "sluice",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Connections { command } => connections(command).await,
     }
 }
