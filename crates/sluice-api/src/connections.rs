@@ -1,4 +1,5 @@
-//! `GET /v1/connections`: what the caller may request, and on what terms.
+//! `GET /v1/connections`: what the caller may request, and on what terms;
+//! `GET /v1/whoami`: who the caller is to the gateway.
 
 use axum::Json;
 use axum::extract::State;
@@ -23,4 +24,18 @@ pub async fn list(State(state): State<Shared>, Caller(who): Caller) -> Json<Valu
         })
         .collect();
     Json(json!({ "connections": items }))
+}
+
+/// `GET /v1/whoami`: the identity the gateway built from the caller's
+/// token (as every rule sees it), and whether it is an admin or approver.
+pub async fn whoami(State(state): State<Shared>, Caller(who): Caller) -> Json<Value> {
+    Json(json!({
+        "subject": who.subject,
+        "issuer": who.issuer,
+        "name": who.name,
+        "groups": who.groups,
+        "kind": who.kind,
+        "admin": access::is_admin(&state.config, &who),
+        "approver": who.in_any(&state.config.approvals.approver_groups),
+    }))
 }

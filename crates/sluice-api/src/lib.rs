@@ -31,6 +31,7 @@ pub fn router(state: Shared) -> Router {
         .route("/grants", get(grants::list).post(grants::create))
         .route("/grants/{id}", get(grants::show).delete(grants::revoke))
         .route("/connections", get(connections::list))
+        .route("/whoami", get(connections::whoami))
         .route("/approvals", get(approvals::routes::list))
         .route("/approvals/{id}", get(approvals::routes::show))
         .route("/approvals/{id}/approve", post(approvals::routes::approve))

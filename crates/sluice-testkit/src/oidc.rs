@@ -38,6 +38,9 @@ pub struct OidcClient {
     pub groups: Vec<String>,
     /// Access token lifetime in seconds.
     pub token_ttl: u64,
+    /// How it authenticates at the token endpoint (`client_secret_basic`
+    /// unless set).
+    pub auth_method: String,
 }
 
 impl OidcClient {
@@ -48,7 +51,14 @@ impl OidcClient {
             client_secret: Self::secret_for(client_id),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             token_ttl: 600,
+            auth_method: "client_secret_basic".into(),
         }
+    }
+
+    /// The same client authenticating with `method` (`client_secret_post`).
+    pub fn auth_method(mut self, method: &str) -> Self {
+        self.auth_method = method.into();
+        self
     }
 
     /// The same client with another token lifetime.
@@ -235,6 +245,7 @@ impl OidcProvider {
                     "client_secret": c.client_secret,
                     "groups": c.groups,
                     "token_ttl": c.token_ttl,
+                    "auth_method": c.auth_method,
                 })
             })
             .collect();

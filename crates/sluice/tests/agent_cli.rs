@@ -6,6 +6,7 @@ mod common;
 
 use common::{AGENT, Options, Serve, text};
 use serde_json::Value;
+use sluice_testkit::oidc::OidcClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exec_runs_psql_through_a_grant_and_revokes_it() {
@@ -137,4 +138,69 @@ async fn failures_have_codes_exit_statuses_and_json() {
     assert!(help.contains("7 denied"), "{help}");
     let bash = serve.ok(None, &["completions", "bash"]);
     assert!(bash.contains("_sluice"), "a bash completion function");
+}
+
+/// `sluice login` by client credentials (both ways of sending the secret)
+/// keeps the token for the gateway, private; other commands then need no
+/// SLUICE_TOKEN; `whoami` says who the gateway takes it for; `logout`
+/// forgets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_keeps_a_token_for_the_gateway() {
+    let poster = "agent-post";
+    let serve = Serve::start(Options {
+        clients: vec![OidcClient::new(poster, &["agents"]).auth_method("client_secret_post")],
+        ..Options::default()
+    })
+    .await;
+    let config_home = serve.dir.path().join("config");
+    let login = |client: &str, auth: &str| {
+        std::process::Command::new(common::BIN)
+            .args([
+                "login",
+                "--issuer",
+                serve.idp.issuer(),
+                "--client-id",
+                client,
+            ])
+            .args(["--resource", serve.idp.audience(), "--client-auth", auth])
+            .env("SLUICE_URL", &serve.api)
+            .env("XDG_CONFIG_HOME", &config_home)
+            .env("SLUICE_CLIENT_SECRET", OidcClient::secret_for(client))
+            .env_remove("SLUICE_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = login(AGENT, "client-secret-basic");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("logged in"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !text(&out.stdout).contains("eyJ"),
+        "the token is never printed"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let file = config_home.join("sluice").join("tokens.json");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+
+    let me: Value = serde_json::from_str(&serve.ok(None, &["whoami", "--json"])).unwrap();
+    assert_eq!(me["subject"], AGENT, "{me}");
+    assert_eq!(me["groups"][0], "agents");
+    assert!(me["token_expires_at"].as_i64().is_some());
+    let list = serve.ok(None, &["connections", "list"]);
+    assert!(list.contains("shop"), "{list}");
+
+    // The secret in the form instead (client_secret_post).
+    let out = login(poster, "client-secret-post");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let me: Value = serde_json::from_str(&serve.ok(None, &["whoami", "--json"])).unwrap();
+    assert_eq!(me["subject"], poster);
+
+    serve.ok(None, &["logout"]);
+    let out = serve.sluice(None, &["whoami"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
 }

@@ -20,24 +20,22 @@ impl Client {
     /// and `SLUICE_TOKEN`.
     pub fn from_env() -> Result<Client> {
         let base = std::env::var("SLUICE_URL").unwrap_or_else(|_| DEFAULT_URL.into());
+        let base = base.trim_end_matches('/').to_string();
         let token = std::env::var("SLUICE_TOKEN")
             .ok()
-            .filter(|t| !t.trim().is_empty());
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| super::cache::token_for(&base));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(90))
             .build()?;
-        Ok(Client {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            token,
-        })
+        Ok(Client { http, base, token })
     }
 
     fn token(&self) -> Result<&str> {
         self.token.as_deref().ok_or_else(|| {
             fail(
                 Code::Unauthorized,
-                "SLUICE_TOKEN is not set: get a token with `sluice token` and export it",
+                "not logged in: run `sluice login` (or set SLUICE_TOKEN to a token from `sluice token`)",
             )
         })
     }
@@ -64,6 +62,22 @@ impl Client {
     /// POST without a bearer token (the playground issuer's token endpoint).
     pub async fn post_anonymous(&self, path: &str, body: &Value) -> Result<Value> {
         self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    /// The same client sending `token`.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
+    }
+
+    /// The gateway's API base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The token this client sends, if any.
+    pub fn bearer(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     fn url(&self, path: &str) -> String {

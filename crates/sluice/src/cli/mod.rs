@@ -2,6 +2,7 @@
 
 mod approvals;
 mod audit;
+mod cache;
 mod check;
 mod client;
 mod config;
@@ -11,6 +12,7 @@ pub use config::load_for_serving;
 pub use failure::report;
 mod fleet;
 mod grant;
+mod login;
 mod sessions;
 mod token;
 
@@ -53,6 +55,25 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: config::ConfigCommand,
+    },
+    /// Get a token (as `sluice token` does) and keep it for this gateway,
+    /// so other commands need no SLUICE_TOKEN.
+    Login {
+        #[command(flatten)]
+        token: token::TokenArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget this gateway's kept token.
+    Logout {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who the gateway takes your token for: identity, groups, kind,
+    /// issuer, token expiry.
+    Whoami {
+        #[arg(long)]
+        json: bool,
     },
     /// Get an access token (client credentials, or a playground token with --dev).
     Token(token::TokenArgs),
@@ -111,6 +132,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => audit::run(command).await,
         Command::Fleet { command } => fleet::run(command).await,
         Command::Exec(a) => exec::run(a).await,
+        Command::Login { token, json } => login::login(token, json).await,
+        Command::Logout { json } => login::logout(json),
+        Command::Whoami { json } => login::whoami(json).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

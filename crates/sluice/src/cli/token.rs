@@ -39,16 +39,36 @@ pub struct TokenArgs {
     /// RFC 8707 resource (the audience) to ask for.
     #[arg(long)]
     resource: Option<String>,
+    /// How the client proves itself at the token endpoint:
+    /// `client_secret_basic` (HTTP Basic) or `client_secret_post` (in the form).
+    #[arg(long, value_enum, default_value = "client-secret-basic")]
+    client_auth: ClientAuth,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ClientAuth {
+    ClientSecretBasic,
+    ClientSecretPost,
 }
 
 pub async fn run(a: TokenArgs) -> Result<()> {
-    let token = if a.dev {
-        dev_token(&a).await?
-    } else {
-        client_credentials(&a).await?
-    };
-    println!("{token}");
+    println!("{}", obtain(&a).await?);
     Ok(())
+}
+
+/// A token as `a` asks: from the playground's issuer, or by client
+/// credentials at a real one.
+pub async fn obtain(a: &TokenArgs) -> Result<String> {
+    if a.dev {
+        dev_token(a).await
+    } else {
+        client_credentials(a).await
+    }
+}
+
+/// The issuer `a` names (`dev` for the playground's).
+pub fn issuer_of(a: &TokenArgs) -> String {
+    a.issuer.clone().unwrap_or_else(|| "dev".into())
 }
 
 async fn dev_token(a: &TokenArgs) -> Result<String> {
@@ -96,9 +116,15 @@ async fn client_credentials(a: &TokenArgs) -> Result<String> {
     if let Some(r) = &a.resource {
         form.push(("resource", r));
     }
-    let resp = http
-        .post(endpoint)
-        .basic_auth(client_id, Some(&secret))
+    let req = match a.client_auth {
+        ClientAuth::ClientSecretBasic => http.post(endpoint).basic_auth(client_id, Some(&secret)),
+        ClientAuth::ClientSecretPost => {
+            form.push(("client_id", client_id));
+            form.push(("client_secret", &secret));
+            http.post(endpoint)
+        }
+    };
+    let resp = req
         .form(&form)
         .send()
         .await

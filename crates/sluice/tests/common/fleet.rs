@@ -218,6 +218,7 @@ impl Fleet {
         let mut cmd = std::process::Command::new(BIN);
         cmd.args(args)
             .env("SLUICE_URL", &self.lb_api)
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env_remove("SLUICE_TOKEN");
         if let Some(t) = token {
             cmd.env("SLUICE_TOKEN", t);

@@ -318,6 +318,7 @@ impl Serve {
         let mut cmd = std::process::Command::new(BIN);
         cmd.args(args)
             .env("SLUICE_URL", &self.api)
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env_remove("SLUICE_TOKEN")
             .env_remove("SLUICE_STORE");
         if let Some(t) = token {

@@ -1,0 +1,93 @@
+//! `sluice login`, `logout`, `whoami`: a token kept for the gateway
+//! (`SLUICE_URL`) so every other command works without `SLUICE_TOKEN`.
+//! The token itself is never printed.
+
+use anyhow::Result;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+use super::cache;
+use super::client::Client;
+use super::failure::{Code, fail};
+use super::token::{self, TokenArgs};
+
+/// Gets a token as `sluice token` would, checks that the gateway accepts
+/// it, and caches it.
+pub async fn login(a: TokenArgs, json: bool) -> Result<ExitCode> {
+    let token = token::obtain(&a).await?;
+    let client = Client::from_env()?.with_token(&token);
+    // The gateway must accept it: a token it refuses is not kept.
+    let me = client.get("/v1/whoami").await?;
+    let path = cache::store(client.base(), &token, &token::issuer_of(&a))?;
+    let exp = cache::claims(&token)["exp"].clone();
+    if json {
+        println!(
+            "{}",
+            json!({ "identity": me, "expires_at": exp, "cache": path })
+        );
+    } else {
+        println!(
+            "logged in to {} as {} ({}); the token expires at {}; kept in {}",
+            client.base(),
+            s(&me["name"]),
+            s(&me["kind"]),
+            when(&exp),
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Forgets the gateway's cached token.
+pub fn logout(json: bool) -> Result<ExitCode> {
+    let client = Client::from_env()?;
+    let had = cache::remove(client.base())?;
+    if json {
+        println!("{}", json!({ "logged_out": had, "gateway": client.base() }));
+    } else if had {
+        println!("logged out of {}", client.base());
+    } else {
+        println!("not logged in to {}", client.base());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who the gateway takes the current token for.
+pub async fn whoami(json: bool) -> Result<ExitCode> {
+    let client = Client::from_env()?;
+    let Some(token) = client.bearer() else {
+        return Err(fail(
+            Code::Unauthorized,
+            "not logged in: run `sluice login` (or set SLUICE_TOKEN)",
+        ));
+    };
+    let exp = cache::claims(token)["exp"].clone();
+    let me = client.get("/v1/whoami").await?;
+    if json {
+        let mut out = me.clone();
+        out["token_expires_at"] = exp;
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let groups: Vec<&str> = me["groups"]
+        .as_array()
+        .map(|g| g.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    println!("identity  {} ({})", s(&me["name"]), s(&me["subject"]));
+    println!("kind      {}", s(&me["kind"]));
+    println!("groups    {}", groups.join(", "));
+    println!("issuer    {}", s(&me["issuer"]));
+    println!("expires   {}", when(&exp));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+fn when(exp: &Value) -> String {
+    exp.as_i64()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| "(unknown)".into())
+}
