@@ -204,3 +204,80 @@ async fn login_keeps_a_token_for_the_gateway() {
     let out = serve.sluice(None, &["whoami"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
 }
+
+/// `sluice connect`: unchanged psql and pgbench through a local port, with
+/// no secret in their connection string; Ctrl-C revokes the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connect_carries_unchanged_psql_and_pgbench() {
+    use tokio::io::AsyncBufReadExt;
+    let serve = Serve::start(Options {
+        setup: "CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2), (3);".into(),
+        ..Options::default()
+    })
+    .await;
+    let token = serve.token(AGENT).await;
+    let mut child = tokio::process::Command::new(common::BIN)
+        .args(["connect", "shop"])
+        .env("SLUICE_URL", &serve.api)
+        .env("SLUICE_TOKEN", &token)
+        .env("XDG_CONFIG_HOME", serve.dir.path().join("config"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("connect says where it listens")
+        .unwrap()
+        .unwrap();
+    let port = first.rsplit(':').next().unwrap().to_string();
+    let conninfo = format!("host=127.0.0.1 port={port} dbname=shop user=agent sslmode=disable");
+    let psql = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-d",
+            &conninfo,
+            "-c",
+            "SELECT count(*) FROM items",
+        ])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert!(psql.status.success(), "{}", text(&psql.stderr));
+    assert_eq!(text(&psql.stdout).trim(), "3");
+
+    let script = serve.dir.path().join("bench.sql");
+    std::fs::write(&script, "SELECT count(*) FROM items;\n").unwrap();
+    let bench = std::process::Command::new("pgbench")
+        .args(["-n", "-c", "2", "-t", "25", "-f"])
+        .arg(&script)
+        .args(["-h", "127.0.0.1", "-p", &port, "-U", "agent", "shop"])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        bench.status.success(),
+        "{}{}",
+        text(&bench.stdout),
+        text(&bench.stderr)
+    );
+    assert!(text(&bench.stdout).contains("number of transactions actually processed: 50/50"));
+
+    // Ctrl-C: the grant is revoked.
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let grants: Value =
+        serde_json::from_str(&serve.ok(Some(&token), &["grant", "list", "--json"])).unwrap();
+    assert_eq!(grants[0]["status"], "revoked", "{grants}");
+    assert_eq!(grants[0]["reason"], "sluice connect");
+}

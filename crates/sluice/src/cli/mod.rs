@@ -6,6 +6,7 @@ mod cache;
 mod check;
 mod client;
 mod config;
+mod connect;
 mod exec;
 mod failure;
 pub use config::load_for_serving;
@@ -80,6 +81,10 @@ enum Command {
     /// Run one command through a fresh grant: its client environment set
     /// (PG*, MYSQL_*), the grant revoked when it exits unless --keep.
     Exec(exec::ExecArgs),
+    /// A local Postgres port (127.0.0.1) carrying an unchanged client to
+    /// the gateway through a grant this command holds and renews; the
+    /// connection string holds no secret.
+    Connect(connect::ConnectArgs),
     /// The connections you may use, with profile, longest grant and
     /// whether approval is needed.
     Connections {
@@ -132,6 +137,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => audit::run(command).await,
         Command::Fleet { command } => fleet::run(command).await,
         Command::Exec(a) => exec::run(a).await,
+        Command::Connect(a) => connect::run(a).await,
         Command::Login { token, json } => login::login(token, json).await,
         Command::Logout { json } => login::logout(json),
         Command::Whoami { json } => login::whoami(json).await,
