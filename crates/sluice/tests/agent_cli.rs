@@ -200,6 +200,9 @@ async fn login_keeps_a_token_for_the_gateway() {
     let me: Value = serde_json::from_str(&serve.ok(None, &["whoami", "--json"])).unwrap();
     assert_eq!(me["subject"], poster);
 
+    let status: Value = serde_json::from_str(&serve.ok(None, &["status", "--json"])).unwrap();
+    assert_eq!(status["ready"], true, "{status}");
+    assert_eq!(status["identity"]["subject"], poster);
     serve.ok(None, &["logout"]);
     let out = serve.sluice(None, &["whoami"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));

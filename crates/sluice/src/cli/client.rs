@@ -84,6 +84,17 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
+    /// The gateway's readiness (`/readyz`): its answer, or why not.
+    pub async fn ready(&self) -> (bool, String) {
+        match self.http.get(self.url("/readyz")).send().await {
+            Ok(r) => {
+                let ok = r.status().is_success();
+                (ok, r.text().await.unwrap_or_default().trim().to_string())
+            }
+            Err(e) => (false, format!("unreachable: {e}")),
+        }
+    }
+
     /// GET a body that is not JSON (an asciicast file), as text.
     pub async fn get_text(&self, path: &str) -> Result<String> {
         let req = self.http.get(self.url(path)).bearer_auth(self.token()?);

@@ -91,3 +91,55 @@ fn when(exp: &Value) -> String {
         .map(|t| t.to_rfc3339())
         .unwrap_or_else(|| "(unknown)".into())
 }
+
+/// The gateway's readiness, who the token is, and the grants in force.
+pub async fn status(json: bool) -> Result<ExitCode> {
+    let client = Client::from_env()?;
+    let (ready, said) = client.ready().await;
+    let me = match client.bearer() {
+        Some(_) => client.get("/v1/whoami").await.ok(),
+        None => None,
+    };
+    let grants: Vec<Value> = match &me {
+        Some(_) => client.get("/v1/grants").await?["grants"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|g| g["status"] == "active" || g["status"] == "pending")
+            .collect(),
+        None => Vec::new(),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "gateway": client.base(),
+                "ready": ready,
+                "readiness": said,
+                "identity": me,
+                "grants": grants,
+            }))?
+        );
+    } else {
+        println!("gateway   {} ({said})", client.base());
+        match &me {
+            Some(m) => println!("identity  {} ({})", s(&m["name"]), s(&m["kind"])),
+            None => println!("identity  not logged in (`sluice login`)"),
+        }
+        for g in &grants {
+            println!(
+                "grant     {} {} on {} until {}",
+                s(&g["id"]),
+                s(&g["status"]),
+                s(&g["connection"]),
+                s(&g["expires_at"])
+            );
+        }
+    }
+    Ok(if ready {
+        ExitCode::SUCCESS
+    } else {
+        Code::Unavailable.exit()
+    })
+}

@@ -76,6 +76,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The gateway's readiness, who you are to it, and your grants in force.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Get an access token (client credentials, or a playground token with --dev).
     Token(token::TokenArgs),
     /// Run one command through a fresh grant: its client environment set
@@ -141,6 +146,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Login { token, json } => login::login(token, json).await,
         Command::Logout { json } => login::logout(json),
         Command::Whoami { json } => login::whoami(json).await,
+        Command::Status { json } => login::status(json).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
