@@ -70,8 +70,9 @@ impl AppState {
     /// audit log, change channels, live sessions, metrics, the gateway's
     /// place in the fleet), so sessions begun before the reload still hear
     /// every change.
+    /// The fleet's policy hash is the caller's to change, once the new
+    /// state serves.
     pub fn reloaded(&self, config: Arc<Config>, verifier: Verifier) -> Self {
-        self.fleet.set_policy(&config);
         AppState {
             config,
             verifier,

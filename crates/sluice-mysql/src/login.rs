@@ -25,7 +25,7 @@ use mysql_common::proto::MySerialize;
 use rand::RngCore;
 use sluice_core::config::{ConnectionConfig, ConnectionKind};
 use sluice_core::grant::{Grant, GrantStatus};
-use sluice_core::secret::{ScramVerifier, native_check};
+use sluice_core::secret::{ScramVerifier, native_check, native_verifier};
 use sluice_gate::{Seat, is_grant_id};
 use sluice_tls::Stream;
 use tokio::net::TcpStream;
@@ -413,9 +413,14 @@ fn proves(grant: Option<&Grant>, proof: &Proof) -> bool {
         }
         Proof::Native { nonce, scramble } => {
             // Grants issued before the native verifier was kept have none:
-            // their clients must use caching_sha2_password.
-            let verifier = grant.map_or("", |g| g.native_verifier.as_str());
-            native_check(verifier, nonce, scramble) && grant.is_some()
+            // their clients must use caching_sha2_password. Those and
+            // unknown grants are checked against a decoy (the same work).
+            static DECOY: LazyLock<String> = LazyLock::new(|| native_verifier("decoy"));
+            let verifier = grant
+                .map(|g| g.native_verifier.as_str())
+                .filter(|v| !v.is_empty());
+            let ok = native_check(verifier.unwrap_or(DECOY.as_str()), nonce, scramble);
+            ok && verifier.is_some()
         }
     }
 }

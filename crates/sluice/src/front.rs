@@ -137,6 +137,12 @@ impl Front {
         let _ = self.stop_api.send(true);
     }
 
+    /// True once its listeners and API have all finished (a retired front
+    /// whose sessions are over).
+    pub fn finished(&self) -> bool {
+        self.api.is_finished() && self.listeners.iter().all(JoinHandle::is_finished)
+    }
+
     /// Waits until every session of this front has ended.
     pub async fn sessions_done(&mut self) {
         for t in self.listeners.drain(..) {

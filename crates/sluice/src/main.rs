@@ -18,7 +18,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     // Errors in JSON when the command was asked for JSON.
-    let json = std::env::args().any(|a| a == "--json");
+    // (Only sluice's own arguments: `exec … -- tool --json` is the tool's.)
+    let json = std::env::args()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
         // One clear line (causes joined, no backtrace), or one JSON object.

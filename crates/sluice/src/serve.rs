@@ -16,8 +16,12 @@ use sluice_store::Store;
 use crate::front::{Front, Sockets};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// How long the API gets to answer requests in flight when it stops.
+const API_CLOSE: Duration = Duration::from_secs(5);
 
 /// A running gateway.
 pub struct Running {
@@ -168,6 +172,9 @@ fn start_fleet_work(
         tokio::spawn(async move {
             let _ = rx.wait_for(|s| *s).await;
             work.abort();
+            // Gone before the last word: a heartbeat in flight must not
+            // land after "stopped".
+            let _ = work.await;
         })
     };
     tasks.push(until_stopped(
@@ -212,7 +219,7 @@ impl Running {
     /// needs a restart.
     pub fn check_reload(&self, config: &Config) -> Result<()> {
         let old = &self.front.state.config;
-        let fixed: [(&str, bool); 8] = [
+        let fixed: [(&str, bool); 9] = [
             (
                 "[server] api_listen",
                 old.server.api_listen == config.server.api_listen,
@@ -236,6 +243,11 @@ impl Running {
             ("[ssh] listen", old.ssh.listen == config.ssh.listen),
             ("[mysql] listen", old.mysql.listen == config.mysql.listen),
             (
+                "[ssh] host_key_file",
+                old.ssh.host_key_path(&old.server.data_dir)
+                    == config.ssh.host_key_path(&config.server.data_dir),
+            ),
+            (
                 "[audit]",
                 serde_json::to_value(&old.audit).ok() == serde_json::to_value(&config.audit).ok(),
             ),
@@ -258,10 +270,18 @@ impl Running {
         let verifier = Verifier::new(config.issuers.clone())
             .map_err(|e| anyhow::anyhow!("invalid issuer configuration: {e}"))?;
         let old = &self.front.state;
-        // Recorded before it takes effect, as every decision is.
-        old.audit.append(config_loaded(&config, true)).await?;
-        let state: Shared = Arc::new(old.reloaded(config, verifier.clone()));
+        let state: Shared = Arc::new(old.reloaded(config.clone(), verifier.clone()));
+        // Started (TLS files read, listeners built) but not yet recorded:
+        // a front that cannot start, or a reload that cannot be recorded,
+        // changes nothing.
         let front = Front::start(&state, &self.sockets, &self.ending.subscribe())?;
+        if let Err(e) = old.audit.append(config_loaded(&config, true)).await {
+            front.stop_accepting();
+            front.stop_api();
+            return Err(e.into());
+        }
+        state.fleet.set_policy(&config);
+        self.retired.retain(|f| !f.finished());
         let retired = std::mem::replace(&mut self.front, front);
         retired.stop_accepting();
         retired.stop_api();
@@ -285,8 +305,11 @@ impl Running {
         let state = self.front.state.clone();
         // Readiness first, so a load balancer sends new clients elsewhere.
         state.fleet.start_draining();
-        let _ = sluice_control::fleet::beat(&state).await;
         self.front.stop_accepting();
+        // Said at once, but a store that does not answer must not hold
+        // the drain up.
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), sluice_control::fleet::beat(&state)).await;
         // The last handles on the listening sockets: closed, new clients
         // are refused at once (a load balancer retries them elsewhere)
         // instead of waiting in the backlog.
@@ -305,9 +328,11 @@ impl Running {
             f.sessions_done().await;
         }
         timer.abort();
+        // Requests in flight get a moment; open event streams of the web
+        // page would otherwise hold the stop up for good.
         for f in self.retired.into_iter().chain(std::iter::once(self.front)) {
             f.stop_api();
-            f.api_done().await;
+            let _ = tokio::time::timeout(API_CLOSE, f.api_done()).await;
         }
         let _ = self.stop.send(true);
         for t in self.tasks {

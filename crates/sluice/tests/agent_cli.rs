@@ -284,3 +284,46 @@ async fn connect_carries_unchanged_psql_and_pgbench() {
     assert_eq!(grants[0]["status"], "revoked", "{grants}");
     assert_eq!(grants[0]["reason"], "sluice connect");
 }
+
+/// A `sluice exec` stopped by a signal passes it to its command and still
+/// revokes the grant before it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exec_passes_signals_on_and_still_revokes() {
+    let serve = Serve::start(Options::default()).await;
+    let token = serve.token(AGENT).await;
+    let child = tokio::process::Command::new(common::BIN)
+        .args(["exec", "shop", "--", "sleep", "30"])
+        .env("SLUICE_URL", &serve.api)
+        .env("SLUICE_TOKEN", &token)
+        .env("XDG_CONFIG_HOME", serve.dir.path().join("config"))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Once the grant is active, the command runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let grants: Value =
+            serde_json::from_str(&serve.ok(Some(&token), &["grant", "list", "--json"])).unwrap();
+        if grants[0]["status"] == "active" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no grant: {grants}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("exec ended with its command")
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGTERM),
+        "the command's end"
+    );
+    let grants: Value =
+        serde_json::from_str(&serve.ok(Some(&token), &["grant", "list", "--json"])).unwrap();
+    assert_eq!(grants[0]["status"], "revoked", "{grants}");
+}

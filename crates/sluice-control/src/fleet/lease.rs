@@ -41,12 +41,19 @@ pub async fn run<F, Fut>(
         }
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(LIFE).unwrap_or_default();
-        let held = match store.take_lease(name, &holder, now, until).await {
-            Ok(h) => h,
-            Err(e) => {
+        // Bounded well inside the lease's life: a renewal that hangs must
+        // not let the work run on after another gateway took over.
+        let taking = store.take_lease(name, &holder, now, until);
+        let held = match tokio::time::timeout(LIFE - RENEW * 2, taking).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
                 // Unsure: stop, as if lost, rather than risk two holders
                 // once the lease lapses.
                 tracing::warn!(lease = name, error = %e, "lease renewal failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(lease = name, "lease renewal timed out");
                 false
             }
         };

@@ -84,10 +84,17 @@ pub async fn run(a: ConnectArgs) -> Result<ExitCode> {
         held.clone(),
         first.1,
     ));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
+                let Ok((tcp, _)) = accepted else {
+                    // Out of descriptors and the like: back off, do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 let grant = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 tokio::spawn(async move {
                     if let Err(e) = carry(tcp, &grant).await {
@@ -95,7 +102,8 @@ pub async fn run(a: ConnectArgs) -> Result<ExitCode> {
                     }
                 });
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut interrupt => break,
+            _ = terminate.recv() => break,
         }
     }
     if !a.keep {
@@ -257,6 +265,7 @@ async fn carry(mut local: TcpStream, g: &Current) -> Result<()> {
 /// AuthenticationOk, on an error it gets the gateway's error as is.
 async fn login(gw: &mut TcpStream, local: &mut TcpStream, g: &Current) -> Result<()> {
     let mut scram: Option<ScramSha256> = None;
+    let mut proven = false;
     loop {
         let tag = gw.read_u8().await?;
         let len = gw.read_i32().await? as usize;
@@ -278,10 +287,13 @@ async fn login(gw: &mut TcpStream, local: &mut TcpStream, g: &Current) -> Result
         let data = &body[4..];
         let mut out = BytesMut::new();
         match code {
-            0 => {
+            // Only after the gateway proved it knows the verifier (SCRAM's
+            // final message): an impostor cannot skip the exchange.
+            0 if proven => {
                 local.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 0]).await?;
                 return Ok(());
             }
+            0 => bail!("the gateway accepted the login without proving itself (no SCRAM)"),
             10 => {
                 let client = ScramSha256::new(g.password.as_bytes(), ChannelBinding::unsupported());
                 frontend::sasl_initial_response("SCRAM-SHA-256", client.message(), &mut out)?;
@@ -298,6 +310,7 @@ async fn login(gw: &mut TcpStream, local: &mut TcpStream, g: &Current) -> Result
                     .context("SASL out of order")?
                     .finish(data)
                     .context("the gateway's SCRAM proof is wrong")?;
+                proven = true;
                 continue;
             }
             other => bail!("the gateway asked for authentication method {other}"),

@@ -62,11 +62,7 @@ pub async fn run(a: ExecArgs) -> Result<ExitCode> {
         ));
     }
     let env = environment(&kind, &grant["credentials"])?;
-    let status = tokio::process::Command::new(&a.command[0])
-        .args(&a.command[1..])
-        .envs(env)
-        .status()
-        .await;
+    let status = run_child(&a.command, env).await;
     if !a.keep
         && let Err(e) = client.delete(&format!("/v1/grants/{id}")).await
     {
@@ -74,6 +70,37 @@ pub async fn run(a: ExecArgs) -> Result<ExitCode> {
     }
     let status = status.map_err(|e| anyhow::anyhow!("cannot run {}: {e}", a.command[0]))?;
     Ok(exit_code(status))
+}
+
+/// Runs the command to its end. Signals meant to stop it do not stop us
+/// first (the grant must be revoked after): Ctrl-C reaches the child from
+/// the terminal as it is; SIGTERM and SIGHUP sent to us are passed on.
+async fn run_child(
+    command: &[String],
+    env: Vec<(String, String)>,
+) -> std::io::Result<std::process::ExitStatus> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut child = tokio::process::Command::new(&command[0])
+        .args(&command[1..])
+        .envs(env)
+        .spawn()?;
+    let pass_on = |child: &tokio::process::Child, sig| {
+        if let Some(pid) = child.id() {
+            // SAFETY: signalling our own child, not yet reaped.
+            unsafe { libc::kill(pid as i32, sig) };
+        }
+    };
+    loop {
+        tokio::select! {
+            status = child.wait() => return status,
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => pass_on(&child, libc::SIGTERM),
+            _ = hangup.recv() => pass_on(&child, libc::SIGHUP),
+        }
+    }
 }
 
 /// The connection's kind, from the connections this identity may use.
@@ -108,8 +135,12 @@ fn environment(kind: &str, c: &Value) -> Result<Vec<(String, String)>> {
             ("PGUSER".into(), s("user")),
             ("PGPASSWORD".into(), s("password")),
             ("PGDATABASE".into(), s("database")),
-            // TLS when the listener offers it, the clear otherwise.
+            // TLS when the listener offers it, the clear otherwise; and
+            // whatever the transport, only SCRAM: libpq (16 and later)
+            // then refuses to send the secret to anyone asking for it in
+            // the clear, as a man in the middle would.
             ("PGSSLMODE".into(), "prefer".into()),
+            ("PGREQUIREAUTH".into(), "scram-sha-256".into()),
         ],
         // The `mariadb`/`mysql` clients read host, port and password from
         // these, and the user from `USER`; the database is the client's
