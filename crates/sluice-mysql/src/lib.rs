@@ -84,6 +84,7 @@ pub struct MysqlProxy {
     audit: Arc<dyn AuditSink>,
     metrics: Arc<Metrics>,
     live: Arc<LiveSessions>,
+    seats: Arc<Seats>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     rsa: Arc<rsakey::RsaKey>,
 }
@@ -109,6 +110,7 @@ impl MysqlProxy {
             audit,
             metrics: Arc::default(),
             live: Arc::default(),
+            seats: Arc::default(),
             acceptor,
             rsa: Arc::new(rsa),
         })
@@ -123,6 +125,13 @@ impl MysqlProxy {
     /// Lists sessions on the gateway's live list.
     pub fn with_live_sessions(mut self, live: Arc<LiveSessions>) -> Self {
         self.live = live;
+        self
+    }
+
+    /// Counts sessions against limits shared with other listeners (the
+    /// fronts a reload leaves serving count together).
+    pub fn with_seats(mut self, seats: Arc<Seats>) -> Self {
+        self.seats = seats;
         self
     }
 
@@ -155,7 +164,7 @@ impl MysqlProxy {
             audit: self.audit,
             metrics: self.metrics,
             live: self.live,
-            seats: Arc::default(),
+            seats: self.seats,
             acceptor: self.acceptor,
             rsa: self.rsa,
             stopping: stop_rx,

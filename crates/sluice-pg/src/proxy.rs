@@ -209,6 +209,13 @@ impl PgProxy {
         self
     }
 
+    /// Counts sessions against limits shared with other listeners (the
+    /// fronts a reload leaves serving count together).
+    pub fn with_seats(mut self, seats: Arc<Seats>) -> Self {
+        self.shared_mut().seats = seats;
+        self
+    }
+
     fn shared_mut(&mut self) -> &mut Shared {
         Arc::get_mut(&mut self.shared).expect("configured before serving")
     }

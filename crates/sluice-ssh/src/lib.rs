@@ -92,6 +92,7 @@ pub struct SshProxy {
     audit: Arc<dyn AuditSink>,
     metrics: Arc<Metrics>,
     live: Arc<LiveSessions>,
+    seats: Arc<Seats>,
     host_key: russh::keys::PrivateKey,
 }
 
@@ -110,6 +111,7 @@ impl SshProxy {
             audit,
             metrics: Arc::default(),
             live: Arc::default(),
+            seats: Arc::default(),
             host_key,
         })
     }
@@ -123,6 +125,13 @@ impl SshProxy {
     /// Lists sessions on the gateway's live list.
     pub fn with_live_sessions(mut self, live: Arc<LiveSessions>) -> Self {
         self.live = live;
+        self
+    }
+
+    /// Counts sessions against limits shared with other listeners (the
+    /// fronts a reload leaves serving count together).
+    pub fn with_seats(mut self, seats: Arc<Seats>) -> Self {
+        self.seats = seats;
         self
     }
 
@@ -177,7 +186,7 @@ impl SshProxy {
             audit: self.audit.clone(),
             metrics: self.metrics.clone(),
             live: self.live.clone(),
-            seats: Arc::default(),
+            seats: self.seats.clone(),
             server: Arc::new(server),
             stopping: stop_rx,
         });

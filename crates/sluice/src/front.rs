@@ -14,8 +14,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// The listening sockets, bound at start.
+/// The listening sockets, bound at start, and the session counts every
+/// front shares (so a reload does not hand out a second quota).
 pub struct Sockets {
+    seats: Arc<sluice_gate::Seats>,
     api: std::net::TcpListener,
     postgres: std::net::TcpListener,
     ssh: Option<std::net::TcpListener>,
@@ -34,6 +36,7 @@ impl Sockets {
         };
         let serves = |kind| config.connections.iter().any(|c| c.kind == kind);
         Ok(Sockets {
+            seats: Arc::default(),
             api: bind(&config.server.api_listen, "api_listen")?,
             postgres: bind(&config.postgres.listen, "postgres.listen")?,
             ssh: serves(ConnectionKind::Ssh)
@@ -95,17 +98,14 @@ impl Front {
             accepting,
             ending: ending.clone(),
         };
-        let mut listeners = vec![postgres(
-            &config,
-            state,
-            handle(&sockets.postgres)?,
-            &signals,
-        )?];
+        let seats = &sockets.seats;
+        let pg = handle(&sockets.postgres)?;
+        let mut listeners = vec![postgres(&config, state, pg, &signals, seats)?];
         if let Some(s) = &sockets.ssh {
-            listeners.push(ssh(&config, state, handle(s)?, &signals)?);
+            listeners.push(ssh(&config, state, handle(s)?, &signals, seats)?);
         }
         if let Some(s) = &sockets.mysql {
-            listeners.push(mysql(&config, state, handle(s)?, &signals)?);
+            listeners.push(mysql(&config, state, handle(s)?, &signals, seats)?);
         }
         let (stop_api, api_stopped) = watch::channel(false);
         let app = sluice_api::router(state.clone());
@@ -188,6 +188,7 @@ fn postgres(
     state: &Shared,
     listener: tokio::net::TcpListener,
     s: &Signals,
+    seats: &Arc<sluice_gate::Seats>,
 ) -> Result<JoinHandle<()>> {
     let proxy = Arc::new(
         sluice_pg::PgProxy::new(
@@ -197,7 +198,8 @@ fn postgres(
         )
         .context("cannot start the Postgres listener")?
         .with_metrics(state.metrics.clone())
-        .with_live_sessions(state.live.clone()),
+        .with_live_sessions(state.live.clone())
+        .with_seats(seats.clone()),
     );
     tracing::info!(postgres = %listener.local_addr()?, "Postgres listener ready");
     let (stop, end) = (s.stop_accepting(), s.end());
@@ -213,6 +215,7 @@ fn ssh(
     state: &Shared,
     listener: tokio::net::TcpListener,
     s: &Signals,
+    seats: &Arc<sluice_gate::Seats>,
 ) -> Result<JoinHandle<()>> {
     let proxy = sluice_ssh::SshProxy::new(
         config.clone(),
@@ -221,7 +224,8 @@ fn ssh(
     )
     .map_err(|e| anyhow::anyhow!("cannot start the SSH listener: {e}"))?
     .with_metrics(state.metrics.clone())
-    .with_live_sessions(state.live.clone());
+    .with_live_sessions(state.live.clone())
+    .with_seats(seats.clone());
     tracing::info!(ssh = %listener.local_addr()?, host_key = %proxy.fingerprint(), "SSH listener ready");
     let (stop, end) = (s.stop_accepting(), s.end());
     Ok(tokio::spawn(async move {
@@ -236,6 +240,7 @@ fn mysql(
     state: &Shared,
     listener: tokio::net::TcpListener,
     s: &Signals,
+    seats: &Arc<sluice_gate::Seats>,
 ) -> Result<JoinHandle<()>> {
     let proxy = sluice_mysql::MysqlProxy::new(
         config.clone(),
@@ -244,7 +249,8 @@ fn mysql(
     )
     .map_err(|e| anyhow::anyhow!("cannot start the MySQL listener: {e}"))?
     .with_metrics(state.metrics.clone())
-    .with_live_sessions(state.live.clone());
+    .with_live_sessions(state.live.clone())
+    .with_seats(seats.clone());
     tracing::info!(mysql = %listener.local_addr()?, "MySQL listener ready");
     let (stop, end) = (s.stop_accepting(), s.end());
     Ok(tokio::spawn(async move {

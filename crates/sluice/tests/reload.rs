@@ -112,3 +112,39 @@ async fn sighup_gives_new_sessions_the_new_policy_and_keeps_open_ones() {
     drop((before, after, again));
     serve.stop().await;
 }
+
+/// Sessions opened before a reload still count against the limits after
+/// it: a reload hands out no second quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_limits_hold_across_a_reload() {
+    let mut serve = Serve::start(Options {
+        connection: "[connections.limits]\nmax_sessions_per_grant = 1\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let g = serve.grant(AGENT).await;
+    let dsn = Serve::dsn(&g);
+    let first = connect(&dsn).await;
+    first.simple_query("SELECT 1").await.unwrap();
+    serve.hangup();
+    serve.wait_for_log("configuration reloaded", 1).await;
+    let err = tokio_postgres::connect(&dsn, NoTls)
+        .await
+        .err()
+        .expect("the grant's one session is taken");
+    let db = err.as_db_error().expect("a database error");
+    assert!(db.message().contains("session"), "{}", db.message());
+    drop(first);
+    // Its seat is given back once the old front's session closes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok((db, conn)) = tokio_postgres::connect(&dsn, NoTls).await {
+            tokio::spawn(conn);
+            db.simple_query("SELECT 1").await.unwrap();
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the seat was not given back");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    serve.stop().await;
+}
