@@ -48,8 +48,8 @@ if ! command -v cargo >/dev/null; then
 fi
 
 # Test fixtures from npm, pinned by their lockfiles: the identity provider
-# (oidc-provider) and the MySQL driver agents use (mysql2).
-for pair in oidc:oidc-provider mysql2:mysql2; do
+# (oidc-provider), the MySQL driver agents use (mysql2) and the MCP SDK.
+for pair in oidc:oidc-provider mysql2:mysql2 mcp:@modelcontextprotocol/sdk; do
   fixture="$(dirname "$0")/../tests/fixtures/${pair%%:*}"
   if [ -f "$fixture/package-lock.json" ] && [ ! -d "$fixture/node_modules/${pair##*:}" ]; then
     (cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)

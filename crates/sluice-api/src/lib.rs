@@ -13,6 +13,7 @@ mod fleet;
 mod grants;
 mod health;
 mod json;
+mod mcp;
 mod sessions;
 pub mod ui;
 
@@ -48,7 +49,19 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(mcp::protected_resource),
+        )
         .with_state(state.clone());
+    // The Model Context Protocol, for agents that speak it.
+    let mcp = Router::new()
+        .nest_service("/mcp", mcp::service(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            mcp::require_bearer,
+        ));
+    app = app.merge(mcp);
     if let Some(dev) = &state.dev_issuer {
         app = app.nest("/dev-issuer", dev.router());
     }

@@ -143,7 +143,10 @@ async fn session_limits_hold_across_a_reload() {
             db.simple_query("SELECT 1").await.unwrap();
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the seat was not given back");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the seat was not given back"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     serve.stop().await;
