@@ -41,6 +41,8 @@ pub struct OidcClient {
     /// How it authenticates at the token endpoint (`client_secret_basic`
     /// unless set).
     pub auth_method: String,
+    /// For `private_key_jwt`: the client's public keys (a JWK Set).
+    pub jwks: Option<serde_json::Value>,
 }
 
 impl OidcClient {
@@ -52,7 +54,16 @@ impl OidcClient {
             groups: groups.iter().map(|g| g.to_string()).collect(),
             token_ttl: 600,
             auth_method: "client_secret_basic".into(),
+            jwks: None,
         }
+    }
+
+    /// The same client authenticating with `private_key_jwt`, by the keys
+    /// of `jwks` (a JWK Set of public keys).
+    pub fn private_key_jwt(mut self, jwks: serde_json::Value) -> Self {
+        self.auth_method = "private_key_jwt".into();
+        self.jwks = Some(jwks);
+        self
     }
 
     /// The same client authenticating with `method` (`client_secret_post`).
@@ -246,6 +257,7 @@ impl OidcProvider {
                     "groups": c.groups,
                     "token_ttl": c.token_ttl,
                     "auth_method": c.auth_method,
+                    "jwks": c.jwks,
                 })
             })
             .collect();

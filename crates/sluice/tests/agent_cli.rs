@@ -327,3 +327,64 @@ async fn exec_passes_signals_on_and_still_revokes() {
         serde_json::from_str(&serve.ok(Some(&token), &["grant", "list", "--json"])).unwrap();
     assert_eq!(grants[0]["status"], "revoked", "{grants}");
 }
+
+/// `sluice login` by `private_key_jwt` (the client signs an assertion with
+/// its own key; no shared secret), as Okta recommends for service apps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_by_private_key_jwt() {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let point = key.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "agent-key-1", "use": "sig", "alg": "ES256",
+        "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+    }]});
+    let client = "agent-jwt";
+    let serve = Serve::start(Options {
+        clients: vec![OidcClient::new(client, &["agents"]).private_key_jwt(jwks)],
+        ..Options::default()
+    })
+    .await;
+    let pem = serve.dir.path().join("agent.key");
+    std::fs::write(&pem, key.serialize_pem()).unwrap();
+    let login = |key_file: &std::path::Path| {
+        std::process::Command::new(common::BIN)
+            .args([
+                "login",
+                "--issuer",
+                serve.idp.issuer(),
+                "--client-id",
+                client,
+            ])
+            .args(["--resource", serve.idp.audience()])
+            .args([
+                "--client-auth",
+                "private-key-jwt",
+                "--key-id",
+                "agent-key-1",
+            ])
+            .arg("--private-key")
+            .arg(key_file)
+            .env("SLUICE_URL", &serve.api)
+            .env("XDG_CONFIG_HOME", serve.dir.path().join("config"))
+            .env_remove("SLUICE_TOKEN")
+            .env_remove("SLUICE_CLIENT_SECRET")
+            .output()
+            .unwrap()
+    };
+    let out = login(&pem);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let me: Value = serde_json::from_str(&serve.ok(None, &["whoami", "--json"])).unwrap();
+    assert_eq!(me["subject"], client, "{me}");
+    // Another key is refused by the issuer.
+    let other = serve.dir.path().join("other.key");
+    std::fs::write(&other, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let out = login(&other);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("refused"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -40,15 +40,25 @@ pub struct TokenArgs {
     #[arg(long)]
     resource: Option<String>,
     /// How the client proves itself at the token endpoint:
-    /// `client_secret_basic` (HTTP Basic) or `client_secret_post` (in the form).
+    /// `client_secret_basic` (HTTP Basic), `client_secret_post` (in the
+    /// form), or `private_key_jwt` (an assertion signed with --private-key,
+    /// what Okta recommends for service apps).
     #[arg(long, value_enum, default_value = "client-secret-basic")]
     client_auth: ClientAuth,
+    /// With private_key_jwt: the client's private key (PKCS#8 PEM, EC P-256
+    /// or RSA), registered with the issuer as a public JWK.
+    #[arg(long, value_name = "FILE")]
+    private_key: Option<std::path::PathBuf>,
+    /// With private_key_jwt: the key's id (`kid`) as registered.
+    #[arg(long)]
+    key_id: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum ClientAuth {
     ClientSecretBasic,
     ClientSecretPost,
+    PrivateKeyJwt,
 }
 
 pub async fn run(a: TokenArgs) -> Result<()> {
@@ -89,8 +99,10 @@ async fn client_credentials(a: &TokenArgs) -> Result<String> {
     let (Some(issuer), Some(client_id)) = (&a.issuer, &a.client_id) else {
         bail!("give --issuer and --client-id (or use --dev with the playground)");
     };
-    let secret = std::env::var(&a.client_secret_env)
-        .with_context(|| format!("set the client secret in ${}", a.client_secret_env))?;
+    let read_secret = || {
+        std::env::var(&a.client_secret_env)
+            .with_context(|| format!("set the client secret in ${}", a.client_secret_env))
+    };
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
         .build()?;
@@ -116,11 +128,26 @@ async fn client_credentials(a: &TokenArgs) -> Result<String> {
     if let Some(r) = &a.resource {
         form.push(("resource", r));
     }
+    let (secret, assertion): (String, String);
     let req = match a.client_auth {
-        ClientAuth::ClientSecretBasic => http.post(endpoint).basic_auth(client_id, Some(&secret)),
+        ClientAuth::ClientSecretBasic => {
+            secret = read_secret()?;
+            http.post(endpoint).basic_auth(client_id, Some(&secret))
+        }
         ClientAuth::ClientSecretPost => {
+            secret = read_secret()?;
             form.push(("client_id", client_id));
             form.push(("client_secret", &secret));
+            http.post(endpoint)
+        }
+        ClientAuth::PrivateKeyJwt => {
+            assertion = client_assertion(a, client_id, endpoint)?;
+            form.push(("client_id", client_id));
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            form.push(("client_assertion", &assertion));
             http.post(endpoint)
         }
     };
@@ -139,6 +166,39 @@ async fn client_credentials(a: &TokenArgs) -> Result<String> {
         );
     }
     access_token(&body)
+}
+
+/// RFC 7523 client authentication: a short-lived JWT about the client,
+/// for the token endpoint, signed with its private key (ES256 for an EC
+/// key, RS256 for an RSA one).
+fn client_assertion(a: &TokenArgs, client_id: &str, endpoint: &str) -> Result<String> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let Some(path) = &a.private_key else {
+        bail!("--client-auth private-key-jwt needs --private-key FILE");
+    };
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (alg, key) = match EncodingKey::from_ec_pem(&pem) {
+        Ok(k) => (Algorithm::ES256, k),
+        Err(_) => (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(&pem)
+                .context("--private-key is neither an EC P-256 nor an RSA private key (PEM)")?,
+        ),
+    };
+    let mut header = Header::new(alg);
+    header.kid = a.key_id.clone();
+    let now = chrono::Utc::now().timestamp();
+    let mut jti = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut jti);
+    let claims = json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": endpoint,
+        "iat": now,
+        "exp": now + 60,
+        "jti": hex::encode(jti),
+    });
+    jsonwebtoken::encode(&header, &claims, &key).context("cannot sign the client assertion")
 }
 
 fn access_token(body: &Value) -> Result<String> {
