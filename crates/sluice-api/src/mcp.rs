@@ -22,6 +22,7 @@ use std::time::Duration;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerInfo};
@@ -40,6 +41,8 @@ const ROWS: usize = 100;
 const MAX_ROWS: usize = 1000;
 /// Bytes of row data a query returns at most.
 const MAX_BYTES: usize = 64 * 1024;
+/// Longest a query may take to answer (a held statement waits within it).
+const QUERY_TIME: Duration = Duration::from_secs(60);
 /// Longest wait one `wait_for_approval` call makes.
 const MAX_WAIT: u64 = 55;
 
@@ -68,6 +71,10 @@ impl Secrets {
         );
     }
 
+    fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
     fn take(&self, id: &str, owner: &(String, String)) -> Option<String> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.get(id)
@@ -78,7 +85,11 @@ impl Secrets {
 
 /// The `/mcp` service.
 pub fn service(state: Shared) -> StreamableHttpService<SluiceMcp, LocalSessionManager> {
-    let secrets = Arc::new(Secrets::default());
+    // One per process: a reload builds a new router, and grants asked for
+    // before it must still be usable.
+    static SECRETS: std::sync::LazyLock<Arc<Secrets>> = std::sync::LazyLock::new(Arc::default);
+    let secrets = SECRETS.clone();
+    let max_body = state.config.server.max_body_bytes;
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
     hosts.push(state.config.server.api_listen.clone());
     if let Ok(u) = url::Url::parse(&state.config.server.public_url())
@@ -92,7 +103,9 @@ pub fn service(state: Shared) -> StreamableHttpService<SluiceMcp, LocalSessionMa
     StreamableHttpService::new(
         move || Ok(SluiceMcp::new(state.clone(), secrets.clone())),
         LocalSessionManager::default().into(),
-        StreamableHttpServerConfig::default().with_allowed_hosts(hosts),
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts(hosts)
+            .with_max_request_body_bytes(max_body),
     )
 }
 
@@ -125,14 +138,20 @@ pub async fn require_bearer(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_of)
         .map(str::to_string);
-    let refusal = match token {
+    let (refusal, error) = match token {
         Some(t) => match sluice_control::auth::authenticate(&state, &t).await {
             Ok(_) => return next.run(req).await,
-            Err(e) => format!("invalid_token: {}", e.message),
+            Err(e) => (
+                format!("invalid_token: {}", e.message),
+                ", error=\"invalid_token\"",
+            ),
         },
-        None => "a bearer token from a trusted issuer is required".to_string(),
+        None => (
+            "a bearer token from a trusted issuer is required".to_string(),
+            "",
+        ),
     };
     let metadata = format!(
         "{}/.well-known/oauth-protected-resource",
@@ -142,7 +161,7 @@ pub async fn require_bearer(
         StatusCode::UNAUTHORIZED,
         [(
             header::WWW_AUTHENTICATE,
-            format!("Bearer resource_metadata=\"{metadata}\""),
+            format!("Bearer resource_metadata=\"{metadata}\"{error}"),
         )],
         refusal,
     )
@@ -209,7 +228,10 @@ impl SluiceMcp {
         SluiceMcp {
             state,
             secrets,
+            // Loopback only: never through a proxy, never redirected.
             http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(90))
                 .build()
                 .unwrap_or_default(),
@@ -296,7 +318,11 @@ impl SluiceMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         let path = format!("/v1/grants/{}", segment(&p.grant_id));
-        Ok(self.api(&ctx, reqwest::Method::DELETE, &path, None).await)
+        let result = self.api(&ctx, reqwest::Method::DELETE, &path, None).await;
+        if result.is_error != Some(true) {
+            self.secrets.forget(&p.grant_id);
+        }
+        Ok(result)
     }
 
     #[tool(
@@ -344,7 +370,7 @@ impl SluiceMcp {
             .get::<axum::http::request::Parts>()
             .and_then(|p| p.headers.get(header::AUTHORIZATION))
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_of)
             .map(str::to_string)
     }
 
@@ -440,55 +466,71 @@ impl SluiceMcp {
             Err(e) => return refused(pg_error(&e)),
         };
         tokio::spawn(conn);
-        let messages = match client.simple_query(sql).await {
-            Ok(m) => m,
-            Err(e) => return refused(pg_error(&e)),
-        };
+        // Streamed, so the caps bound memory: reading stops at the first
+        // one reached (and the session with it), and at QUERY_TIME.
         let limit = max_rows.unwrap_or(ROWS).min(MAX_ROWS);
         let mut columns: Vec<String> = Vec::new();
         let mut rows: Vec<Value> = Vec::new();
-        let (mut bytes, mut cut, mut total, mut affected) = (0usize, false, 0usize, None);
-        for m in messages {
-            match m {
-                tokio_postgres::SimpleQueryMessage::RowDescription(d) => {
-                    columns = d.iter().map(|c| c.name().to_string()).collect();
+        let (mut bytes, mut cut, mut affected) = (0usize, false, None);
+        let read = async {
+            let stream = client.simple_query_raw(sql).await?;
+            futures::pin_mut!(stream);
+            while let Some(m) = stream.next().await {
+                match m? {
+                    tokio_postgres::SimpleQueryMessage::RowDescription(d) => {
+                        columns = d.iter().map(|c| c.name().to_string()).collect();
+                    }
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        if columns.is_empty() {
+                            columns = r.columns().iter().map(|c| c.name().to_string()).collect();
+                        }
+                        let values: Vec<Value> = (0..r.len())
+                            .map(|i| r.get(i).map_or(Value::Null, Value::from))
+                            .collect();
+                        bytes += values.iter().map(|v| v.to_string().len()).sum::<usize>();
+                        if rows.len() >= limit || bytes > MAX_BYTES {
+                            cut = true;
+                            break;
+                        }
+                        rows.push(Value::Array(values));
+                    }
+                    tokio_postgres::SimpleQueryMessage::CommandComplete(n) => affected = Some(n),
+                    _ => {}
                 }
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    total += 1;
-                    if columns.is_empty() {
-                        columns = r.columns().iter().map(|c| c.name().to_string()).collect();
-                    }
-                    if cut || rows.len() >= limit {
-                        cut = true;
-                        continue;
-                    }
-                    let values: Vec<Value> = (0..r.len())
-                        .map(|i| r.get(i).map_or(Value::Null, Value::from))
-                        .collect();
-                    bytes += values.iter().map(|v| v.to_string().len()).sum::<usize>();
-                    if bytes > MAX_BYTES {
-                        cut = true;
-                        continue;
-                    }
-                    rows.push(Value::Array(values));
-                }
-                tokio_postgres::SimpleQueryMessage::CommandComplete(n) => affected = Some(n),
-                _ => {}
             }
+            Ok::<(), tokio_postgres::Error>(())
+        };
+        match tokio::time::timeout(QUERY_TIME, read).await {
+            Err(_) => {
+                return refused(json!({
+                    "error": "timeout",
+                    "message": format!("no answer within {}s: narrow the query", QUERY_TIME.as_secs()),
+                }));
+            }
+            Ok(Err(e)) => return refused(pg_error(&e)),
+            Ok(Ok(())) => {}
         }
-        let mut out = json!({ "columns": columns, "rows": rows, "row_count": total });
+        drop(client);
+        let mut out = json!({ "columns": columns, "rows": rows });
         if let Some(n) = affected {
             out["rows_affected"] = n.into();
         }
         if cut {
             out["note"] = format!(
-                "cut to {} of {total} rows (max_rows {limit}, {MAX_BYTES} bytes): narrow the query or page it",
+                "cut at {} rows (max_rows {limit}, at most {MAX_BYTES} bytes); more followed: narrow the query or page it",
                 rows.len()
             )
             .into();
         }
         text(out)
     }
+}
+
+/// The token of an `Authorization: Bearer` value (the scheme is
+/// case-insensitive, as on the API).
+fn bearer_of(v: &str) -> Option<&str> {
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// A database error as a tool result a model can act on.
@@ -538,7 +580,7 @@ fn loopback(listen: &str) -> String {
 fn loopback_host(h: &str) -> String {
     match h {
         "0.0.0.0" | "" => "127.0.0.1".into(),
-        "[::]" => "[::1]".into(),
+        "[::]" | "[::1]" => "::1".into(),
         other => other.to_string(),
     }
 }

@@ -20,7 +20,8 @@ async fn gateway() -> Serve {
             "CREATE TABLE customers (id int PRIMARY KEY, name text, card_number text); \
              INSERT INTO customers VALUES (1, 'Ada', '{CARD}'); \
              CREATE TABLE payouts (id int PRIMARY KEY, status text); \
-             INSERT INTO payouts VALUES (1, 'new');"
+             INSERT INTO payouts VALUES (1, 'new'); \
+             CREATE TABLE numbers AS SELECT generate_series(1, 5000) AS n;"
         ),
         connection: r#"
 [[connections.guardrails]]
@@ -91,6 +92,7 @@ async fn an_mcp_client_queries_through_the_gate() {
         {"tool": "query", "args": {"grant_id": "${grant}", "sql": "DROP TABLE customers"}},
         {"tool": "query", "args": {"grant_id": "${grant}", "sql": "UPDATE payouts SET status = 'paid' WHERE id = 1"}, "hold": true},
         {"tool": "grant_status", "args": {"grant_id": "${grant}"}},
+        {"tool": "query", "args": {"grant_id": "${grant}", "sql": "SELECT n FROM numbers ORDER BY n", "max_rows": 10}},
     ]);
     let out = mcp(&serve, &token, &steps);
 
@@ -167,6 +169,24 @@ async fn an_mcp_client_queries_through_the_gate() {
         "new"
     );
     assert_eq!(out[6]["value"]["status"], "active");
+    // A large result is cut, saying so.
+    assert_eq!(out[7]["isError"], false, "{}", out[7]);
+    assert_eq!(out[7]["value"]["rows"].as_array().unwrap().len(), 10);
+    assert!(
+        out[7]["value"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("cut at 10 rows")
+    );
+
+    // Another identity (an admin, even) cannot use this grant through MCP.
+    let other = mcp(
+        &serve,
+        &serve.token(common::AUDITOR).await,
+        &json!([{"tool": "query", "args": {"grant_id": id, "sql": "SELECT 1"}}]),
+    );
+    assert_eq!(other[0]["isError"], true);
+    assert_eq!(other[0]["value"]["error"], "no_grant_here", "{}", other[0]);
 
     // A human approves through the API; the agent waits, then retries.
     let resp = reqwest::Client::new()
