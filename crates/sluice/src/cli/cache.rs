@@ -55,11 +55,13 @@ fn write_all(all: &BTreeMap<String, Entry>) -> Result<PathBuf> {
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
     // Written beside, private from the first byte, then renamed over.
-    let tmp = dir.join(format!(".tokens.{}.tmp", std::process::id()));
+    // A fresh name, created here and now (never an existing file or link).
+    let mut nonce = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    let tmp = dir.join(format!(".tokens.{}.tmp", hex::encode(nonce)));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;

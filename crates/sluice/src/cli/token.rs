@@ -103,8 +103,10 @@ async fn client_credentials(a: &TokenArgs) -> Result<String> {
         std::env::var(&a.client_secret_env)
             .with_context(|| format!("set the client secret in ${}", a.client_secret_env))
     };
+    // A token endpoint has no business redirecting a credential.
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let discovery = format!(
         "{}/.well-known/openid-configuration",
@@ -118,6 +120,12 @@ async fn client_credentials(a: &TokenArgs) -> Result<String> {
         .json()
         .await
         .context("the discovery document is not JSON")?;
+    // The document must be the issuer's own (OpenID Connect Discovery
+    // 1.0, section 4.3), or a secret could be sent where it names.
+    if doc["issuer"].as_str().map(|i| i.trim_end_matches('/')) != Some(issuer.trim_end_matches('/'))
+    {
+        bail!("the discovery document at {discovery} names another issuer");
+    }
     let Some(endpoint) = doc["token_endpoint"].as_str() else {
         bail!("the issuer's discovery document has no token_endpoint");
     };
