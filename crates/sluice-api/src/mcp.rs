@@ -504,7 +504,10 @@ impl SluiceMcp {
             Err(_) => {
                 return refused(json!({
                     "error": "timeout",
-                    "message": format!("no answer within {}s: narrow the query", QUERY_TIME.as_secs()),
+                    "message": format!(
+                        "no answer within {}s: the statement ran too long, or waited for a human's approval (rules with hold = \"fail\" answer at once with the approval id); narrow it, or try again later",
+                        QUERY_TIME.as_secs()
+                    ),
                 }));
             }
             Ok(Err(e)) => return refused(pg_error(&e)),
