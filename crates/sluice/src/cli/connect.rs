@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::client::Client;
 use super::failure::{Code, fail};
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct ConnectArgs {
     /// The connection's name (a Postgres connection).
     pub connection: String,
@@ -79,7 +79,7 @@ pub async fn run(a: ConnectArgs) -> Result<ExitCode> {
     println!("listening 127.0.0.1:{port}");
     tokio::spawn(renew(
         client.clone(),
-        a_clone(&a),
+        a.clone(),
         current.clone(),
         held.clone(),
         first.1,
@@ -115,17 +115,6 @@ pub async fn run(a: ConnectArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn a_clone(a: &ConnectArgs) -> ConnectArgs {
-    ConnectArgs {
-        connection: a.connection.clone(),
-        profile: a.profile.clone(),
-        port: a.port,
-        ttl: a.ttl.clone(),
-        reason: a.reason.clone(),
-        keep: a.keep,
-    }
 }
 
 /// A fresh active grant (waiting for approval when needed) and its expiry.
