@@ -131,7 +131,7 @@ pub async fn protected_resource(
 /// document (RFC 9728), so an MCP client can find where to get one.
 pub async fn require_bearer(
     axum::extract::State(state): axum::extract::State<Shared>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let token = req
@@ -142,7 +142,11 @@ pub async fn require_bearer(
         .map(str::to_string);
     let (refusal, error) = match token {
         Some(t) => match sluice_control::auth::authenticate(&state, &t).await {
-            Ok(_) => return next.run(req).await,
+            Ok(who) => {
+                // Verified once here; the tools read it from the request.
+                req.extensions_mut().insert(who);
+                return next.run(req).await;
+            }
             Err(e) => (
                 format!("invalid_token: {}", e.message),
                 ", error=\"invalid_token\"",
@@ -333,7 +337,7 @@ impl SluiceMcp {
         Parameters(p): Parameters<Query>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let who = match self.caller(&ctx).await {
+        let who = match Self::caller(&ctx) {
             Ok(w) => w,
             Err(r) => return Ok(r),
         };
@@ -374,16 +378,13 @@ impl SluiceMcp {
             .map(str::to_string)
     }
 
-    async fn caller(
-        &self,
-        ctx: &RequestContext<RoleServer>,
-    ) -> Result<sluice_core::Identity, CallToolResult> {
-        let Some(token) = Self::token(ctx) else {
-            return Err(refused(json!({"error": "unauthorized"})));
-        };
-        sluice_control::auth::authenticate(&self.state, &token)
-            .await
-            .map_err(|e| refused(json!({"error": "unauthorized", "message": e.message})))
+    /// The identity `require_bearer` verified for this request.
+    fn caller(ctx: &RequestContext<RoleServer>) -> Result<sluice_core::Identity, CallToolResult> {
+        ctx.extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<sluice_core::Identity>())
+            .cloned()
+            .ok_or_else(|| refused(json!({"error": "unauthorized"})))
     }
 
     /// This gateway's API, called as the caller; grant secrets in answers
@@ -413,7 +414,7 @@ impl SluiceMcp {
         let ok = resp.status().is_success();
         let mut v: Value = resp.json().await.unwrap_or(Value::Null);
         if ok {
-            self.keep_secret(&token, &mut v).await;
+            self.keep_secret(ctx, &mut v);
             text(v)
         } else {
             refused(v)
@@ -422,11 +423,11 @@ impl SluiceMcp {
 
     /// A grant answer with credentials: the secret kept for `query`, the
     /// credentials replaced by what to do next.
-    async fn keep_secret(&self, token: &str, v: &mut Value) {
+    fn keep_secret(&self, ctx: &RequestContext<RoleServer>, v: &mut Value) {
         let Some(secret) = v["credentials"]["password"].as_str().map(str::to_string) else {
             return;
         };
-        if let Ok(who) = sluice_control::auth::authenticate(&self.state, token).await {
+        if let Ok(who) = Self::caller(ctx) {
             let until = v["expires_at"]
                 .as_str()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())

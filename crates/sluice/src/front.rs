@@ -177,6 +177,18 @@ async fn turns_true(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// A listener's serving, spawned; its failure logged under `name`.
+fn run(
+    name: &'static str,
+    serving: impl std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, listener = name, "listener stopped");
+        }
+    })
+}
+
 fn control(state: &Shared) -> Arc<sluice_control::GateControl> {
     Arc::new(sluice_control::GateControl {
         state: state.clone(),
@@ -202,12 +214,10 @@ fn postgres(
         .with_seats(seats.clone()),
     );
     tracing::info!(postgres = %listener.local_addr()?, "Postgres listener ready");
-    let (stop, end) = (s.stop_accepting(), s.end());
-    Ok(tokio::spawn(async move {
-        if let Err(e) = proxy.serve_until(listener, stop, end).await {
-            tracing::error!(error = %e, "Postgres listener stopped");
-        }
-    }))
+    Ok(run(
+        "Postgres",
+        proxy.serve_until(listener, s.stop_accepting(), s.end()),
+    ))
 }
 
 fn ssh(
@@ -227,12 +237,10 @@ fn ssh(
     .with_live_sessions(state.live.clone())
     .with_seats(seats.clone());
     tracing::info!(ssh = %listener.local_addr()?, host_key = %proxy.fingerprint(), "SSH listener ready");
-    let (stop, end) = (s.stop_accepting(), s.end());
-    Ok(tokio::spawn(async move {
-        if let Err(e) = proxy.serve_until(listener, stop, end).await {
-            tracing::error!(error = %e, "SSH listener stopped");
-        }
-    }))
+    Ok(run(
+        "SSH",
+        proxy.serve_until(listener, s.stop_accepting(), s.end()),
+    ))
 }
 
 fn mysql(
@@ -252,10 +260,8 @@ fn mysql(
     .with_live_sessions(state.live.clone())
     .with_seats(seats.clone());
     tracing::info!(mysql = %listener.local_addr()?, "MySQL listener ready");
-    let (stop, end) = (s.stop_accepting(), s.end());
-    Ok(tokio::spawn(async move {
-        if let Err(e) = proxy.serve_until(listener, stop, end).await {
-            tracing::error!(error = %e, "MySQL listener stopped");
-        }
-    }))
+    Ok(run(
+        "MySQL",
+        proxy.serve_until(listener, s.stop_accepting(), s.end()),
+    ))
 }
