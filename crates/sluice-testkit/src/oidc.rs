@@ -43,6 +43,9 @@ pub struct OidcClient {
     pub auth_method: String,
     /// For `private_key_jwt`: the client's public keys (a JWK Set).
     pub jwks: Option<serde_json::Value>,
+    /// A public client of the device authorization grant (with refresh
+    /// tokens) instead of a client credentials one.
+    pub device: bool,
 }
 
 impl OidcClient {
@@ -55,6 +58,17 @@ impl OidcClient {
             token_ttl: 600,
             auth_method: "client_secret_basic".into(),
             jwks: None,
+            device: false,
+        }
+    }
+
+    /// A public client for people signing in by the device flow; its
+    /// tokens carry the user's groups ([`OidcOptions::users`]).
+    pub fn device(client_id: &str) -> Self {
+        OidcClient {
+            device: true,
+            auth_method: "none".into(),
+            ..Self::new(client_id, &[])
         }
     }
 
@@ -90,6 +104,8 @@ pub struct OidcOptions {
     pub clients: Vec<OidcClient>,
     /// The default resource, and so the `aud` of tokens that ask for none.
     pub audience: String,
+    /// People who may sign in by the device flow: login and groups.
+    pub users: Vec<(String, Vec<String>)>,
 }
 
 impl Default for OidcOptions {
@@ -97,6 +113,7 @@ impl Default for OidcOptions {
         OidcOptions {
             clients: vec![],
             audience: "https://sluice.test".into(),
+            users: vec![],
         }
     }
 }
@@ -193,6 +210,59 @@ impl OidcProvider {
             .context("token response without access_token")
     }
 
+    /// Plays the person of a device flow: opens `verification_uri_complete`
+    /// in a fresh browser (a cookie jar), confirms the code, signs in as
+    /// `login` and consents, through the provider's own pages and forms.
+    /// With `login` None the person refuses (the confirmation page's abort).
+    pub async fn sign_in_on_device(
+        &self,
+        verification_uri_complete: &str,
+        login: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        // The code page, its confirmation, the sign-in form, the consent form.
+        let mut page = browser
+            .get(verification_uri_complete)
+            .send()
+            .await?
+            .text()
+            .await?;
+        for step in ["code", "confirm", "login", "consent"] {
+            let (action, mut fields) =
+                html_form(&page).with_context(|| format!("no form on the {step} page: {page}"))?;
+            match step {
+                "code" if !fields.iter().any(|(k, _)| k == "user_code") => {
+                    let code = verification_uri_complete
+                        .split("user_code=")
+                        .nth(1)
+                        .context("the URI has no user_code")?;
+                    fields.push(("user_code".into(), code.into()));
+                }
+                "confirm" if login.is_none() => {
+                    fields.retain(|(k, _)| k != "confirm");
+                    fields.push(("abort".into(), "yes".into()));
+                }
+                "login" => {
+                    fields.push(("login".into(), login.unwrap_or_default().into()));
+                    fields.push(("password".into(), "any".into()));
+                }
+                _ => {}
+            }
+            let url = reqwest::Url::parse(verification_uri_complete)?.join(&action)?;
+            page = browser.post(url).form(&fields).send().await?.text().await?;
+            if step == "confirm" && login.is_none() {
+                return Ok(());
+            }
+        }
+        if !page.contains("Sign-in Success") {
+            bail!("the device sign-in did not succeed: {page}");
+        }
+        Ok(())
+    }
+
     /// How many discovery and JWKS requests the provider served since it
     /// last (re)started, not counting the harness's readiness probes:
     /// `(discovery, jwks)`.
@@ -258,8 +328,15 @@ impl OidcProvider {
                     "token_ttl": c.token_ttl,
                     "auth_method": c.auth_method,
                     "jwks": c.jwks,
+                    "device": c.device,
                 })
             })
+            .collect();
+        let users: serde_json::Map<String, serde_json::Value> = self
+            .opts
+            .users
+            .iter()
+            .map(|(login, groups)| (login.clone(), json!(groups)))
             .collect();
         let mut child = Command::new("node")
             .arg("server.mjs")
@@ -269,6 +346,7 @@ impl OidcProvider {
             .env("JWKS_FILE", self.jwks_file())
             .env("CLIENTS", serde_json::to_string(&clients)?)
             .env("AUDIENCE", &self.opts.audience)
+            .env("USERS", serde_json::to_string(&users)?)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -356,4 +434,28 @@ fn fixture_dir() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// The first form of an HTML page: its action and hidden fields (the
+/// provider's pages are plain, generated HTML).
+fn html_form(page: &str) -> Option<(String, Vec<(String, String)>)> {
+    let form = &page[page.find("<form")?..];
+    let action = attr(&form[..form.find('>')?], "action")?;
+    let body = &form[..form.find("</form>")?];
+    let fields = body
+        .split("<input")
+        .skip(1)
+        .filter_map(|tag| {
+            let tag = &tag[..tag.find('>')?];
+            (attr(tag, "type")? == "hidden")
+                .then(|| Some((attr(tag, "name")?, attr(tag, "value")?)))?
+        })
+        .collect();
+    Some((action, fields))
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    let len = tag[start..].find('"')?;
+    Some(tag[start..start + len].to_string())
 }

@@ -388,3 +388,110 @@ async fn login_by_private_key_jwt() {
         text(&out.stderr)
     );
 }
+
+/// `sluice login --device`: a person signs in through the provider's own
+/// pages (the test plays them) while the CLI waits; the token is kept
+/// with its refresh token and refreshed before it expires; a person who
+/// refuses at the issuer leaves nothing kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_by_device_flow_and_refresh() {
+    use tokio::io::AsyncBufReadExt;
+    let cli = "sluice-cli";
+    let serve = Serve::start(Options {
+        // 20 s tokens: inside the minute before expiry, so the next
+        // command refreshes.
+        clients: vec![OidcClient::device(cli).ttl(20)],
+        users: vec![("alice".into(), vec!["agents".into()])],
+        ..Options::default()
+    })
+    .await;
+    let config_home = serve.dir.path().join("config");
+    let login = |as_whom: Option<&'static str>| {
+        let mut cmd = tokio::process::Command::new(common::BIN);
+        cmd.args([
+            "login",
+            "--device",
+            "--json",
+            "--issuer",
+            serve.idp.issuer(),
+        ])
+        .args(["--client-id", cli, "--resource", serve.idp.audience()])
+        .env("SLUICE_URL", &serve.api)
+        .env("XDG_CONFIG_HOME", &config_home)
+        .env_remove("SLUICE_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let idp = &serve.idp;
+        async move {
+            let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+            let said: Value = loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("sign-in instructions");
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    break v;
+                }
+            };
+            assert!(said["user_code"].as_str().is_some(), "{said}");
+            let uri = said["verification_uri_complete"].as_str().unwrap();
+            idp.sign_in_on_device(uri, as_whom).await.unwrap();
+            let out =
+                tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+                    .await
+                    .expect("login finishes after the sign-in")
+                    .unwrap();
+            let mut rest = String::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                rest.push_str(&l);
+            }
+            (out, rest)
+        }
+    };
+    let (out, stderr) = login(Some("alice")).await;
+    assert!(out.status.success(), "{stderr}");
+    let said: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(said["identity"]["subject"], "alice", "{said}");
+    assert_eq!(said["identity"]["kind"], "human");
+    assert_eq!(said["refreshable"], true);
+    assert!(!text(&out.stdout).contains("eyJ") && !stderr.contains("eyJ"));
+
+    let file = config_home.join("sluice").join("tokens.json");
+    let cached = || -> Value { serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap() };
+    let before = cached()[&serve.api].clone();
+    assert!(before["refresh"]["token"].as_str().is_some(), "{before}");
+    // The next command refreshes the token (it expires within a minute).
+    let me: Value = serde_json::from_str(&serve.ok(None, &["whoami", "--json"])).unwrap();
+    assert_eq!(me["subject"], "alice");
+    let after = cached()[&serve.api].clone();
+    assert_ne!(after["token"], before["token"], "refreshed");
+    assert_ne!(
+        after["refresh"]["token"], before["refresh"]["token"],
+        "the issuer rotated the refresh token"
+    );
+    // A refused refresh: said, forgotten, and the token in hand still used
+    // until it expires.
+    let mut broken = cached();
+    broken[&serve.api]["refresh"]["token"] = "not-a-refresh-token".into();
+    std::fs::write(&file, broken.to_string()).unwrap();
+    let out = serve.sluice(None, &["whoami", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("run `sluice login` again"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(cached()[&serve.api]["refresh"].is_null());
+
+    // The person refuses at the issuer: denied, nothing kept.
+    serve.ok(None, &["logout"]);
+    let (out, stderr) = login(None).await;
+    assert_eq!(out.status.code(), Some(7), "denied: {stderr}");
+    let said: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(said["error"], "denied", "{said}");
+    let out = serve.sluice(None, &["whoami"]);
+    assert_eq!(out.status.code(), Some(3));
+}

@@ -2,7 +2,9 @@
 //! directory (`$XDG_CONFIG_HOME/sluice/tokens.json`, else
 //! `~/.config/sluice/tokens.json`), the directory `0700` and the file
 //! `0600`. Commands use the cached token of their gateway (`SLUICE_URL`)
-//! when `SLUICE_TOKEN` is unset. A token past its expiry is not used.
+//! when `SLUICE_TOKEN` is unset. A token past its expiry is not used; one
+//! within a minute of it is refreshed first when the issuer gave a
+//! refresh token (the device flow), which is kept here too.
 
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -10,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use super::device::{Refresh, Tokens};
 
 /// One gateway's cached login.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,12 +23,51 @@ pub struct Entry {
     pub issuer: String,
     /// Unix seconds, from the token's `exp`.
     pub expires_at: Option<i64>,
+    /// How to get the next token without the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<Refresh>,
 }
 
 impl Entry {
     pub fn expired(&self) -> bool {
+        self.expires_within(0)
+    }
+
+    fn expires_within(&self, secs: i64) -> bool {
         self.expires_at
-            .is_some_and(|exp| exp <= chrono::Utc::now().timestamp())
+            .is_some_and(|exp| exp <= chrono::Utc::now().timestamp() + secs)
+    }
+}
+
+/// Refreshes gateway `url`'s cached token when it expires within a
+/// minute and a refresh token is kept. A refused refresh forgets the
+/// refresh token (it will not work again) and says so; it is an error
+/// only once the token in hand has expired.
+pub async fn refresh_if_due(url: &str) -> Result<()> {
+    let Some(entry) = read_all().remove(url) else {
+        return Ok(());
+    };
+    let Some(r) = entry.refresh.as_ref().filter(|_| entry.expires_within(60)) else {
+        return Ok(());
+    };
+    match super::device::refresh(r).await {
+        Ok(t) => {
+            store(url, &t, &entry.issuer)?;
+            Ok(())
+        }
+        Err(e) => {
+            let mut all = read_all();
+            if let Some(kept) = all.get_mut(url) {
+                kept.refresh = None;
+                write_all(&all)?;
+            }
+            // The token in hand still works until it expires.
+            if entry.expired() {
+                return Err(e);
+            }
+            eprintln!("sluice: {e:#}");
+            Ok(())
+        }
     }
 }
 
@@ -80,15 +123,16 @@ pub fn token_for(url: &str) -> Option<String> {
         .map(|e| e.token)
 }
 
-/// Caches `token` for gateway `url`; the file's path.
-pub fn store(url: &str, token: &str, issuer: &str) -> Result<PathBuf> {
+/// Caches `tokens` for gateway `url`; the file's path.
+pub fn store(url: &str, tokens: &Tokens, issuer: &str) -> Result<PathBuf> {
     let mut all = read_all();
     all.insert(
         url.to_string(),
         Entry {
-            token: token.to_string(),
+            token: tokens.access.clone(),
             issuer: issuer.to_string(),
-            expires_at: claims(token)["exp"].as_i64(),
+            expires_at: claims(&tokens.access)["exp"].as_i64(),
+            refresh: tokens.refresh.clone(),
         },
     );
     write_all(&all)

@@ -31,6 +31,16 @@ impl Client {
         Ok(Client { http, base, token })
     }
 
+    /// As [`Client::from_env`], with the cached token refreshed first
+    /// when it is about to expire: for calls made long after the command
+    /// started (renewals, the revoke after `exec`'s command ends).
+    pub async fn fresh() -> Result<Client> {
+        if std::env::var_os("SLUICE_TOKEN").is_none() {
+            super::cache::refresh_if_due(Client::from_env()?.base()).await?;
+        }
+        Client::from_env()
+    }
+
     fn token(&self) -> Result<&str> {
         self.token.as_deref().ok_or_else(|| {
             fail(

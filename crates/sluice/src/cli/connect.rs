@@ -109,6 +109,8 @@ pub async fn run(a: ConnectArgs) -> Result<ExitCode> {
     if !a.keep {
         let ids = held.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for id in ids {
+            let fresh = Client::fresh().await.ok().filter(|c| c.bearer().is_some());
+            let client = fresh.as_ref().unwrap_or(&client);
             if let Err(e) = client.delete(&format!("/v1/grants/{id}")).await {
                 eprintln!("sluice: could not revoke grant {id}: {e:#}");
             }
@@ -176,7 +178,9 @@ async fn renew(
             .unwrap_or(0)
             .max(0) as u64;
         tokio::time::sleep(Duration::from_millis(left * 4 / 5)).await;
-        match request(&client, &a).await {
+        // A login kept by the device flow is refreshed as it goes.
+        let fresh = Client::fresh().await.ok().filter(|c| c.bearer().is_some());
+        match request(fresh.as_ref().unwrap_or(&client), &a).await {
             Ok((next, until)) => {
                 eprintln!("sluice: renewed with grant {} (expires {until})", next.id);
                 held.lock()

@@ -64,7 +64,7 @@ pub async fn run(a: ExecArgs) -> Result<ExitCode> {
     let env = environment(&kind, &grant["credentials"])?;
     let status = run_child(&a.command, env).await;
     if !a.keep
-        && let Err(e) = client.delete(&format!("/v1/grants/{id}")).await
+        && let Err(e) = revoke(&client, &id).await
     {
         eprintln!("sluice: could not revoke grant {id}: {e:#}");
     }
@@ -166,5 +166,15 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
         (Some(c), _) => ExitCode::from(c.clamp(0, 255) as u8),
         (None, Some(sig)) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
         _ => ExitCode::FAILURE,
+    }
+}
+
+/// Revokes grant `id` with a token fresh enough: the command may have run
+/// longer than the token it started with.
+async fn revoke(started_with: &Client, id: &str) -> Result<Value> {
+    let path = format!("/v1/grants/{id}");
+    match Client::fresh().await {
+        Ok(c) if c.bearer().is_some() => c.delete(&path).await,
+        _ => started_with.delete(&path).await,
     }
 }

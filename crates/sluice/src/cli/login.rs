@@ -13,17 +13,23 @@ use super::token::{self, TokenArgs};
 
 /// Gets a token as `sluice token` would, checks that the gateway accepts
 /// it, and caches it.
-pub async fn login(a: TokenArgs, json: bool) -> Result<ExitCode> {
-    let token = token::obtain(&a).await?;
-    let client = Client::from_env()?.with_token(&token);
+pub async fn login(mut a: TokenArgs, json: bool) -> Result<ExitCode> {
+    a.json = json;
+    let tokens = token::obtain(&a).await?;
+    let client = Client::from_env()?.with_token(&tokens.access);
     // The gateway must accept it: a token it refuses is not kept.
     let me = client.get("/v1/whoami").await?;
-    let path = cache::store(client.base(), &token, &token::issuer_of(&a))?;
-    let exp = cache::claims(&token)["exp"].clone();
+    let path = cache::store(client.base(), &tokens, &token::issuer_of(&a))?;
+    let exp = cache::claims(&tokens.access)["exp"].clone();
     if json {
         println!(
             "{}",
-            json!({ "identity": me, "expires_at": exp, "cache": path })
+            json!({
+                "identity": me,
+                "expires_at": exp,
+                "refreshable": tokens.refresh.is_some(),
+                "cache": path,
+            })
         );
     } else {
         println!(

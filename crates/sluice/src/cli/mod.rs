@@ -7,6 +7,7 @@ mod check;
 mod client;
 mod config;
 mod connect;
+mod device;
 mod exec;
 mod failure;
 pub use config::load_for_serving;
@@ -57,8 +58,9 @@ enum Command {
         #[command(subcommand)]
         command: config::ConfigCommand,
     },
-    /// Get a token (as `sluice token` does) and keep it for this gateway,
-    /// so other commands need no SLUICE_TOKEN.
+    /// Get a token (as `sluice token` does: client credentials for agents,
+    /// --device for people) and keep it for this gateway, so other
+    /// commands need no SLUICE_TOKEN.
     Login {
         #[command(flatten)]
         token: token::TokenArgs,
@@ -126,6 +128,9 @@ enum Command {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if uses_the_api(&args.command) {
+        client::Client::fresh().await?;
+    }
     match args.command {
         Command::Serve { config, log_json } => {
             crate::serve::init_logging(log_json);
@@ -159,6 +164,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Connections { command } => connections(command).await,
     }
+}
+
+/// Commands that call the gateway's API with the cached token (and so
+/// refresh it first when it is about to expire).
+fn uses_the_api(c: &Command) -> bool {
+    !matches!(
+        c,
+        Command::Serve { .. }
+            | Command::Dev(_)
+            | Command::Config { .. }
+            | Command::Token(_)
+            | Command::Login { .. }
+            | Command::Logout { .. }
+            | Command::Completions { .. }
+    )
 }
 
 #[derive(Subcommand)]

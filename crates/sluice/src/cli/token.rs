@@ -1,11 +1,13 @@
-//! `sluice token`: an access token by client credentials, or a playground
-//! token from the development issuer (`--dev`).
+//! `sluice token`: an access token by client credentials, by the device
+//! flow for a person (`--device`), or a playground token from the
+//! development issuer (`--dev`).
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
 use super::client::Client;
+use super::device::{self, Tokens};
 
 #[derive(Args)]
 pub struct TokenArgs {
@@ -52,6 +54,15 @@ pub struct TokenArgs {
     /// With private_key_jwt: the key's id (`kid`) as registered.
     #[arg(long)]
     key_id: Option<String>,
+    /// Sign a person in by the device flow: prints a URL and a code, and
+    /// waits while they sign in at the issuer in any browser. The client
+    /// is public (no secret); the issuer's refresh token, when it gives
+    /// one, keeps `sluice login` fresh.
+    #[arg(long, conflicts_with_all = ["dev", "private_key"])]
+    pub device: bool,
+    /// With --device: the sign-in instructions as a JSON line on stderr.
+    #[arg(skip)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -62,18 +73,62 @@ pub enum ClientAuth {
 }
 
 pub async fn run(a: TokenArgs) -> Result<()> {
-    println!("{}", obtain(&a).await?);
+    println!("{}", obtain(&a).await?.access);
     Ok(())
 }
 
-/// A token as `a` asks: from the playground's issuer, or by client
-/// credentials at a real one.
-pub async fn obtain(a: &TokenArgs) -> Result<String> {
+/// Tokens as `a` asks: from the playground's issuer, by the device flow,
+/// or by client credentials at a real issuer.
+pub async fn obtain(a: &TokenArgs) -> Result<Tokens> {
     if a.dev {
-        dev_token(a).await
-    } else {
-        client_credentials(a).await
+        return Ok(Tokens {
+            access: dev_token(a).await?,
+            refresh: None,
+        });
     }
+    let (Some(issuer), Some(client_id)) = (&a.issuer, &a.client_id) else {
+        bail!("give --issuer and --client-id (or use --dev with the playground)");
+    };
+    let http = device::http()?;
+    let doc = discover(&http, issuer).await?;
+    if a.device {
+        return device::sign_in(
+            &http,
+            &doc,
+            client_id,
+            a.scope.as_deref(),
+            a.resource.as_deref(),
+            a.json,
+        )
+        .await;
+    }
+    Ok(Tokens {
+        access: client_credentials(a, &http, &doc, client_id).await?,
+        refresh: None,
+    })
+}
+
+/// The issuer's discovery document, which must be its own (OpenID
+/// Connect Discovery 1.0, section 4.3), or a secret could be sent where
+/// it names.
+async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Value> {
+    let discovery = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let doc: Value = http
+        .get(&discovery)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {discovery}"))?
+        .json()
+        .await
+        .context("the discovery document is not JSON")?;
+    if doc["issuer"].as_str().map(|i| i.trim_end_matches('/')) != Some(issuer.trim_end_matches('/'))
+    {
+        bail!("the discovery document at {discovery} names another issuer");
+    }
+    Ok(doc)
 }
 
 /// The issuer `a` names (`dev` for the playground's).
@@ -95,37 +150,16 @@ async fn dev_token(a: &TokenArgs) -> Result<String> {
     access_token(&resp)
 }
 
-async fn client_credentials(a: &TokenArgs) -> Result<String> {
-    let (Some(issuer), Some(client_id)) = (&a.issuer, &a.client_id) else {
-        bail!("give --issuer and --client-id (or use --dev with the playground)");
-    };
+async fn client_credentials(
+    a: &TokenArgs,
+    http: &reqwest::Client,
+    doc: &Value,
+    client_id: &str,
+) -> Result<String> {
     let read_secret = || {
         std::env::var(&a.client_secret_env)
             .with_context(|| format!("set the client secret in ${}", a.client_secret_env))
     };
-    // A token endpoint has no business redirecting a credential.
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(15))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let discovery = format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    );
-    let doc: Value = http
-        .get(&discovery)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {discovery}"))?
-        .json()
-        .await
-        .context("the discovery document is not JSON")?;
-    // The document must be the issuer's own (OpenID Connect Discovery
-    // 1.0, section 4.3), or a secret could be sent where it names.
-    if doc["issuer"].as_str().map(|i| i.trim_end_matches('/')) != Some(issuer.trim_end_matches('/'))
-    {
-        bail!("the discovery document at {discovery} names another issuer");
-    }
     let Some(endpoint) = doc["token_endpoint"].as_str() else {
         bail!("the issuer's discovery document has no token_endpoint");
     };

@@ -36,6 +36,8 @@ pub struct Options {
     pub checkpoint_every: Option<u64>,
     /// More clients of the OpenID provider, beside [`AGENT`] and [`AUDITOR`].
     pub clients: Vec<OidcClient>,
+    /// People who may sign in at the provider by the device flow.
+    pub users: Vec<(String, Vec<String>)>,
     /// A self-signed certificate on the Postgres listener (token logins
     /// need TLS).
     pub listener_tls: bool,
@@ -153,6 +155,7 @@ impl Serve {
         clients.extend(o.clients.iter().cloned());
         let idp = OidcProvider::start(OidcOptions {
             clients,
+            users: o.users.clone(),
             ..OidcOptions::default()
         })
         .await
