@@ -326,8 +326,10 @@ fn credentials(state: &Shared, g: &Grant, secret: &str) -> Value {
             "user": g.id,
             "password": secret,
             "ssh": format!("ssh -p {port} {}@{host}", g.id),
-            // Pin it: `ssh-keygen -lf` of the key in known_hosts must say this.
+            // Pin it: `ssh-keygen -lf` of the key in known_hosts must say
+            // this; `host_key` is the line for known_hosts itself.
             "host_key_fingerprint": state.ssh_fingerprint,
+            "host_key": state.ssh_host_key,
         });
     }
     let (host, port) = state.config.postgres.endpoint();

@@ -6,8 +6,9 @@
 //! Every tool is a thin client of what already exists, so nothing here can
 //! decide differently from the rest of the gateway: grant tools call this
 //! gateway's own API over loopback with the caller's token (its checks,
-//! audit events and errors), and `query` runs the statement through this
-//! gateway's own Postgres listener with the grant, so guardrails,
+//! audit events and errors), `query` runs the statement through this
+//! gateway's own Postgres listener with the grant, and `exec` the command
+//! through its own SSH listener (host key checked), so guardrails,
 //! approvals, masking, recording and audit are the wire path's.
 //!
 //! rmcp serves the newest protocol statelessly (a handler per request), so
@@ -35,6 +36,7 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_control::Shared;
+use sluice_core::config::ConnectionKind;
 
 /// Rows a query returns by default, and at most.
 const ROWS: usize = 100;
@@ -209,6 +211,14 @@ pub struct WaitFor {
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
+pub struct Exec {
+    /// An active grant from request_grant on an SSH connection.
+    pub grant_id: String,
+    /// One command line, as `ssh host 'COMMAND'` would run it.
+    pub command: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Query {
     /// An active grant from request_grant on a Postgres connection.
     pub grant_id: String,
@@ -256,7 +266,7 @@ impl SluiceMcp {
     }
 
     #[tool(
-        description = "Ask for a short-lived grant to one connection. Active at once when the rule allows it: then call query with its grant_id. When a human must approve it first, the answer is pending with the approval's id and URL: call wait_for_approval with the grant_id. May be refused when no rule lets you use the connection (do not retry; ask a human for access)."
+        description = "Ask for a short-lived grant to one connection. Active at once when the rule allows it: then call query (databases) or exec (SSH hosts) with its grant_id. When a human must approve it first, the answer is pending with the approval's id and URL: call wait_for_approval with the grant_id. May be refused when no rule lets you use the connection (do not retry; ask a human for access)."
     )]
     async fn request_grant(
         &self,
@@ -288,7 +298,7 @@ impl SluiceMcp {
     }
 
     #[tool(
-        description = "Wait (up to 55 s per call) for a human to decide a pending grant (grant_id) or a statement held for approval (approval_id). Call again while it says pending. Once a grant is active, call query; once a statement is approved, run the same statement again with query and it passes."
+        description = "Wait (up to 55 s per call) for a human to decide a pending grant (grant_id) or a statement held for approval (approval_id). Call again while it says pending. Once a grant is active, call query (databases) or exec (SSH hosts); once a held statement or command is approved, run it again unchanged and it passes."
     )]
     async fn wait_for_approval(
         &self,
@@ -352,7 +362,39 @@ impl SluiceMcp {
             Ok(Some(g)) => g,
             _ => return Ok(refused(json!({"error": "not_found"}))),
         };
+        if let Some(wrong) = self.other_kind(&grant, ConnectionKind::Postgres) {
+            return Ok(wrong);
+        }
         Ok(self.run_sql(&grant, &secret, &p.sql, p.max_rows).await)
+    }
+
+    #[tool(
+        description = "Run one command line on an SSH connection through an active grant from request_grant, as `ssh host 'COMMAND'` would. Returns exit_status, stdout and stderr (text, at most 64 KiB each, with a note when cut; sensitive values may come back masked). The command is checked first: refused (exit_status 126, stderr names the rule and why: do not retry it unchanged) or held for a human's approval (stderr names the approval id: call wait_for_approval, then run the same command again). No terminal and no input: interactive programs will not work."
+    )]
+    async fn exec(
+        &self,
+        Parameters(p): Parameters<Exec>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let who = match Self::caller(&ctx) {
+            Ok(w) => w,
+            Err(r) => return Ok(r),
+        };
+        let owner = (who.subject.clone(), who.issuer.clone());
+        let Some(secret) = self.secrets.take(&p.grant_id, &owner) else {
+            return Ok(refused(json!({
+                "error": "no_grant_here",
+                "message": "this gateway holds no active grant with that id for you: call request_grant (and, when pending, wait_for_approval) first",
+            })));
+        };
+        let grant = match self.state.store.grant(&p.grant_id).await {
+            Ok(Some(g)) => g,
+            _ => return Ok(refused(json!({"error": "not_found"}))),
+        };
+        if let Some(wrong) = self.other_kind(&grant, ConnectionKind::Ssh) {
+            return Ok(wrong);
+        }
+        Ok(self.run_command(&grant, &secret, &p.command).await)
     }
 }
 
@@ -362,7 +404,7 @@ impl ServerHandler for SluiceMcp {
         ServerInfo::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("sluice", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "Sluice gives you short-lived, audited access to databases. list_connections, then request_grant, then query. Some grants and statements wait for a human: wait_for_approval. Everything you do is recorded.".to_string(),
+                "Sluice gives you short-lived, audited access to databases and hosts. list_connections, then request_grant, then query (SQL) or exec (a command on an SSH host). Some grants and statements wait for a human: wait_for_approval. Everything you do is recorded.".to_string(),
             )
     }
 }
@@ -438,7 +480,88 @@ impl SluiceMcp {
                 .keep(id, (who.subject, who.issuer), &secret, until);
         }
         v.as_object_mut().map(|o| o.remove("credentials"));
-        v["next"] = "call query with this grant_id".into();
+        v["next"] = "call query (databases) or exec (SSH hosts) with this grant_id".into();
+    }
+
+    /// A refusal when `grant`'s connection is not of `kind`, naming the
+    /// tool that fits.
+    fn other_kind(
+        &self,
+        grant: &sluice_core::Grant,
+        kind: ConnectionKind,
+    ) -> Option<CallToolResult> {
+        let actual = self
+            .state
+            .config
+            .connection(&grant.connection)
+            .map(|c| c.kind)?;
+        (actual != kind).then(|| {
+            refused(json!({
+                "error": "wrong_tool",
+                "message": match actual {
+                    ConnectionKind::Ssh => "this grant is for an SSH connection: use exec",
+                    ConnectionKind::Postgres => "this grant is for a Postgres connection: use query",
+                    _ => "this kind of connection is not offered over MCP yet: use the sluice CLI (`sluice exec`)",
+                },
+            }))
+        })
+    }
+
+    /// The command through this gateway's SSH listener, its host key
+    /// checked as an agent pinning it would.
+    async fn run_command(
+        &self,
+        grant: &sluice_core::Grant,
+        secret: &str,
+        command: &str,
+    ) -> CallToolResult {
+        let Some(expected) = self.state.ssh_fingerprint.as_deref() else {
+            return refused(
+                json!({"error": "unavailable", "message": "this gateway runs no SSH listener"}),
+            );
+        };
+        let listen = &self.state.config.ssh.listen;
+        let (host, port) = match listen.rsplit_once(':') {
+            Some((h, p)) => (loopback_host(h), p.parse::<u16>().unwrap_or(0)),
+            None => return refused(json!({"error": "unavailable"})),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ran = sluice_ssh::oneshot::run(
+            (host, port),
+            expected,
+            &grant.id,
+            secret,
+            command,
+            MAX_BYTES,
+            QUERY_TIME,
+        )
+        .await;
+        let ran = match ran {
+            Ok(r) => r,
+            Err(e) => return refused(json!({"error": "unavailable", "message": e})),
+        };
+        let stderr = String::from_utf8_lossy(&ran.stderr).into_owned();
+        let mut out = json!({
+            "exit_status": ran.status,
+            "stdout": String::from_utf8_lossy(&ran.stdout),
+            "stderr": stderr,
+        });
+        if ran.status == Some(sluice_ssh::REFUSED) && stderr.starts_with("sluice:") {
+            out["refused_by_gateway"] = true.into();
+            if let Some(id) = stderr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .find(|w| w.starts_with("a_"))
+            {
+                out["approval_id"] = id.into();
+                out["next"] = "call wait_for_approval with this approval_id, then run the same command again with exec".into();
+            }
+        }
+        if ran.cut {
+            out["note"] =
+                format!("output cut at {MAX_BYTES} bytes; the command was left running no longer")
+                    .into();
+        }
+        text(out)
     }
 
     /// The statement through this gateway's Postgres listener.

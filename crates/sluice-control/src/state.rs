@@ -36,6 +36,9 @@ pub struct AppState {
     /// The SSH listener's host key fingerprint, when it runs: grants for
     /// SSH connections carry it so agents can pin it.
     pub ssh_fingerprint: Option<String>,
+    /// The same key as an OpenSSH public key line (`ssh-ed25519 AAAA…`),
+    /// for a `known_hosts` entry.
+    pub ssh_host_key: Option<String>,
     /// The playground's issuer, served under `/dev-issuer` (dev mode only).
     pub dev_issuer: Option<DevIssuer>,
     /// Webhook deliveries for new approvals.
@@ -60,6 +63,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             live: Arc::default(),
             ssh_fingerprint: None,
+            ssh_host_key: None,
             dev_issuer: None,
             notifier: crate::notify::Notifier::new(),
         }
@@ -83,6 +87,7 @@ impl AppState {
             metrics: self.metrics.clone(),
             live: self.live.clone(),
             ssh_fingerprint: self.ssh_fingerprint.clone(),
+            ssh_host_key: self.ssh_host_key.clone(),
             dev_issuer: self.dev_issuer.clone(),
             notifier: self.notifier.clone(),
             fleet: self.fleet.clone(),
@@ -95,8 +100,10 @@ impl AppState {
         self
     }
 
-    /// Names the SSH listener's host key in grants for SSH connections.
-    pub fn with_ssh_fingerprint(mut self, fingerprint: String) -> Self {
+    /// Names the SSH listener's host key (its OpenSSH public key line and
+    /// SHA-256 fingerprint) in grants for SSH connections.
+    pub fn with_ssh_host_key(mut self, public_key: String, fingerprint: String) -> Self {
+        self.ssh_host_key = Some(public_key);
         self.ssh_fingerprint = Some(fingerprint);
         self
     }

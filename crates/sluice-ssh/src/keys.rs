@@ -60,6 +60,14 @@ pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+/// A key as an OpenSSH public key line, without a comment (`ssh-ed25519
+/// AAAA…`), as `known_hosts` holds it.
+pub fn public_line(key: &PublicKey) -> String {
+    let mut key = key.clone();
+    key.set_comment("");
+    key.to_openssh().unwrap_or_default()
+}
+
 /// A backend's host key as the configuration pins it: its fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin(String);

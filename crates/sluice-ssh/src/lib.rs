@@ -31,6 +31,7 @@ mod exec;
 mod forward;
 pub mod keys;
 mod maskread;
+pub mod oneshot;
 mod outmask;
 mod session;
 mod sftp;
@@ -52,6 +53,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 pub use backend::BackendError;
+pub use exec::REFUSED;
 
 /// `sluice config check --probe`: logs in to `conn`'s host with the held
 /// credential after checking its key; what worked, or why not.

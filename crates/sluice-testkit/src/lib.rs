@@ -3,6 +3,7 @@
 //! own services.
 
 pub mod fakes;
+pub mod mcp;
 pub mod oidc;
 pub use sluice_launch::{mariadb, pg, ports, sshd};
 pub mod wire;

@@ -115,7 +115,10 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
         let path = config.ssh.host_key_path(&config.server.data_dir);
         let key = sluice_ssh::keys::host_key(&path)
             .map_err(|e| anyhow::anyhow!("[ssh] host key: {e}"))?;
-        state = state.with_ssh_fingerprint(sluice_ssh::keys::fingerprint(key.public_key()));
+        state = state.with_ssh_host_key(
+            sluice_ssh::keys::public_line(key.public_key()),
+            sluice_ssh::keys::fingerprint(key.public_key()),
+        );
     }
     let state: Shared = Arc::new(state);
     let (ending, ending_rx) = watch::channel(false);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{AGENT, Options, Serve, text};
+use common::{AGENT, Options, Serve};
 use serde_json::{Value, json};
 use sluice_testkit::oidc::OidcClient;
 
@@ -49,35 +49,7 @@ columns = [{ column = "public.customers.card_number", style = "partial" }]
 
 /// Runs `steps` through the SDK client; one JSON value per step.
 fn mcp(serve: &Serve, token: &str, steps: &Value) -> Vec<Value> {
-    use std::io::Write;
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/mcp");
-    let mut child = std::process::Command::new("node")
-        .arg("client.mjs")
-        .current_dir(fixture)
-        .env("URL", format!("{}/mcp", serve.api))
-        .env("TOKEN", token)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("node (make test installs the MCP SDK fixture)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(steps.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON line per step"))
-        .collect()
+    sluice_testkit::mcp::run_steps(&serve.api, token, steps)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -93,6 +65,7 @@ async fn an_mcp_client_queries_through_the_gate() {
         {"tool": "query", "args": {"grant_id": "${grant}", "sql": "UPDATE payouts SET status = 'paid' WHERE id = 1"}, "hold": true},
         {"tool": "grant_status", "args": {"grant_id": "${grant}"}},
         {"tool": "query", "args": {"grant_id": "${grant}", "sql": "SELECT n FROM numbers ORDER BY n", "max_rows": 10}},
+        {"tool": "exec", "args": {"grant_id": "${grant}", "command": "id"}},
     ]);
     let out = mcp(&serve, &token, &steps);
 
@@ -107,6 +80,7 @@ async fn an_mcp_client_queries_through_the_gate() {
         "request_grant",
         "grant_status",
         "query",
+        "exec",
         "wait_for_approval",
         "revoke_grant",
     ] {
@@ -178,6 +152,9 @@ async fn an_mcp_client_queries_through_the_gate() {
             .unwrap()
             .contains("cut at 10 rows")
     );
+    // A database grant is not a host: exec says which tool fits.
+    assert_eq!(out[8]["isError"], true);
+    assert_eq!(out[8]["value"]["error"], "wrong_tool", "{}", out[8]);
 
     // Another identity (an admin, even) cannot use this grant through MCP.
     let other = mcp(

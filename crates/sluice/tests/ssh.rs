@@ -402,3 +402,132 @@ async fn a_shell_is_recorded_and_exported_as_an_asciicast() {
         text(&out.stderr)
     );
 }
+
+/// `sluice exec` for an SSH connection: unchanged `ssh` and `scp` reach it
+/// by its name through a fresh grant, with the gateway's host key pinned
+/// (another key is refused, not learned); the secret is in no variable
+/// and the grant is revoked when the command ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exec_gives_ssh_and_scp_the_grant() {
+    let gw = Gateway::start().await;
+    let home = gw.sshd.home();
+    std::fs::write(home.join("hello.txt"), "hi from the host\n").unwrap();
+    let remote = home.join("hello.txt").display().to_string();
+
+    let out = gw
+        .cli(WRITER, &["exec", "web", "--", "ssh", "web", "cat", &remote])
+        .await;
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), gw.log());
+    assert_eq!(text(&out.stdout), "hi from the host\n");
+
+    let copy = gw.dir.path().join("copy.txt");
+    let out = gw
+        .cli(
+            WRITER,
+            &[
+                "exec",
+                "web",
+                "--",
+                "scp",
+                &format!("web:{remote}"),
+                copy.to_str().unwrap(),
+            ],
+        )
+        .await;
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), gw.log());
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        "hi from the host\n"
+    );
+
+    // Nothing secret in the command's environment.
+    let out = gw.cli(WRITER, &["exec", "web", "--", "env"]).await;
+    assert!(out.status.success());
+    assert!(!text(&out.stdout).contains("sls_"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("SLUICE_SSH_HOST=web"));
+
+    // The pinned key is the only one accepted: replaced, ssh refuses.
+    let swap = format!(
+        "k=$(dirname \"$SLUICE_SSH_CONFIG\"); ssh-keygen -q -t ed25519 -N '' -f \"$k/other\" && \
+         echo \"[127.0.0.1]:{} $(cut -d' ' -f1,2 \"$k/other.pub\")\" > \"$k/known_hosts\" && ssh web true",
+        gw.ssh_port
+    );
+    let out = gw
+        .cli(WRITER, &["exec", "web", "--", "sh", "-c", &swap])
+        .await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Host key verification failed"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let grants = gw
+        .call(reqwest::Method::GET, "/v1/grants", WRITER, Value::Null)
+        .await;
+    let grants = grants["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), 4, "{grants:?}");
+    assert!(
+        grants.iter().all(|g| g["status"] == "revoked"),
+        "{grants:?}"
+    );
+}
+
+/// MCP's `exec`: a command on an SSH connection through the gateway's own
+/// SSH listener, with the same gate: allowed output comes back, a change
+/// is held naming its approval and runs when sent again after approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_mcp_client_runs_commands_over_ssh() {
+    let gw = Gateway::start().await;
+    let home = gw.sshd.home();
+    std::fs::write(home.join("hello.txt"), "hi from the host\n").unwrap();
+    let marker = home.join("mcp-deployed");
+    let touch = format!("touch {}", marker.display());
+    let token = gw.token(WRITER).await;
+    let out = sluice_testkit::mcp::run_steps(
+        &gw.api,
+        &token,
+        &json!([
+            {"tool": "request_grant", "args": {"connection": "web", "reason": "mcp ssh"}, "save": {"grant": "id"}},
+            {"tool": "exec", "args": {"grant_id": "${grant}", "command": format!("cat {}", home.join("hello.txt").display())}},
+            {"tool": "exec", "args": {"grant_id": "${grant}", "command": touch}},
+            {"tool": "query", "args": {"grant_id": "${grant}", "sql": "SELECT 1"}},
+        ]),
+    );
+    assert_eq!(out[0]["value"]["status"], "active", "{}", out[0]);
+    assert!(
+        !out[0].to_string().contains("sls_"),
+        "no secret to the model"
+    );
+    let grant = out[0]["value"]["id"].as_str().unwrap().to_string();
+    assert_eq!(out[1]["isError"], false, "{}\n{}", out[1], gw.log());
+    assert_eq!(out[1]["value"]["stdout"], "hi from the host\n");
+    assert_eq!(out[1]["value"]["exit_status"], 0);
+
+    let held = &out[2]["value"];
+    assert_eq!(held["exit_status"], 126, "{held}");
+    assert_eq!(held["refused_by_gateway"], true);
+    let approval = held["approval_id"]
+        .as_str()
+        .expect("the approval id")
+        .to_string();
+    assert!(!marker.exists());
+    assert_eq!(out[3]["value"]["error"], "wrong_tool", "{}", out[3]);
+
+    let decided = gw
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/approvals/{approval}/approve"),
+            DBA,
+            json!({"reason": "ok"}),
+        )
+        .await;
+    assert_eq!(decided["status"], "approved", "{decided}");
+    let out = sluice_testkit::mcp::run_steps(
+        &gw.api,
+        &token,
+        &json!([{"tool": "exec", "args": {"grant_id": grant, "command": touch}}]),
+    );
+    assert_eq!(out[0]["value"]["exit_status"], 0, "{}", out[0]);
+    assert!(marker.exists(), "the approved command ran");
+}

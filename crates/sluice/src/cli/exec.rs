@@ -1,8 +1,9 @@
 //! `sluice exec CONN -- COMMAND ...`: one command through a fresh grant.
 //! The grant is requested (waiting for approval when the rule asks for
 //! one), the command runs with the connection's client environment set
-//! (`PG*` for Postgres, `MYSQL_*` and `USER` for MySQL), and the grant is revoked when
-//! the command exits unless `--keep`. The command's exit status is
+//! (`PG*` for Postgres, `MYSQL_*` and `USER` for MySQL, `ssh`/`scp`/`sftp`
+//! wrappers for SSH: see `sshkit`), and the grant is revoked when the
+//! command exits unless `--keep`. The command's exit status is
 //! `sluice exec`'s.
 
 use anyhow::{Result, bail};
@@ -61,7 +62,15 @@ pub async fn run(a: ExecArgs) -> Result<ExitCode> {
             ),
         ));
     }
-    let env = environment(&kind, &grant["credentials"])?;
+    // For SSH, wrappers in a private directory that lives as long as the
+    // command does.
+    let kit;
+    let env = if kind == "ssh" {
+        kit = super::sshkit::prepare(&a.connection, &grant["credentials"])?;
+        kit.env.clone()
+    } else {
+        environment(&kind, &grant["credentials"])?
+    };
     let status = run_child(&a.command, env).await;
     if !a.keep
         && let Err(e) = revoke(&client, &id).await
@@ -154,7 +163,7 @@ fn environment(kind: &str, c: &Value) -> Result<Vec<(String, String)>> {
             ("MYSQL_DATABASE".into(), s("database")),
         ],
         other => bail!(
-            "`sluice exec` sets up Postgres and MySQL clients; for a {other} connection, use `sluice grant request` and its credentials"
+            "`sluice exec` sets up Postgres, MySQL and SSH clients; for a {other} connection, use `sluice grant request` and its credentials"
         ),
     })
 }

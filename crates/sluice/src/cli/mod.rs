@@ -16,6 +16,7 @@ mod fleet;
 mod grant;
 mod login;
 mod sessions;
+mod sshkit;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -86,7 +87,8 @@ enum Command {
     /// Get an access token (client credentials, or a playground token with --dev).
     Token(token::TokenArgs),
     /// Run one command through a fresh grant: its client environment set
-    /// (PG*, MYSQL_*), the grant revoked when it exits unless --keep.
+    /// (PG*, MYSQL_*, or ssh/scp/sftp reaching the connection by its name),
+    /// the grant revoked when it exits unless --keep.
     Exec(exec::ExecArgs),
     /// A local Postgres port (127.0.0.1) carrying an unchanged client to
     /// the gateway through a grant this command holds and renews; the
