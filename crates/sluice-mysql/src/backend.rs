@@ -82,27 +82,74 @@ async fn connect_inner(
         .map_err(|e| BackendError::Connect(addr.clone(), e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let mut io = Stream::Plain(tcp);
-    let hello = packet::read(&mut io, LOGIN_MAX, Some(CONNECT_TIMEOUT))
-        .await
-        .map_err(|e| BackendError::Protocol(e.to_string()))?;
-    if hello.first() == Some(0xff) {
-        return Err(BackendError::Refused(error_text(&hello.payload)));
+    let greeting = Greeting::read(&mut io).await?;
+    let tls = (conn.tls != TlsMode::Disable).then_some(conn);
+    let (io, ours) = log_in(io, &greeting, (&user, &password), &conn.database, caps, tls).await?;
+    let mut b = Backend {
+        io: BufStream::new(io),
+        version: greeting.version,
+        deprecate_eof: ours.contains(F::CLIENT_DEPRECATE_EOF),
+        timeout: conn.limits.statement_timeout.of(profile),
+    };
+    b.pin(profile).await?;
+    Ok(b)
+}
+
+/// A server's greeting, read and parsed.
+pub struct Greeting {
+    /// The server's version string.
+    pub version: String,
+    /// The capabilities it offers.
+    pub caps: F,
+    nonce: Vec<u8>,
+    plugin: AuthPlugin<'static>,
+    server_version: (u16, u16, u16),
+    seq: u8,
+}
+
+impl Greeting {
+    /// The first packet of a connection: the greeting, or the server's
+    /// refusal.
+    pub async fn read(io: &mut Stream) -> Result<Greeting, BackendError> {
+        let hello = packet::read(io, LOGIN_MAX, Some(CONNECT_TIMEOUT))
+            .await
+            .map_err(|e| BackendError::Protocol(e.to_string()))?;
+        if hello.first() == Some(0xff) {
+            return Err(BackendError::Refused(error_text(&hello.payload)));
+        }
+        let greeting = ParseBuf(&hello.payload)
+            .parse::<HandshakePacket>(())
+            .map_err(|e| BackendError::Protocol(format!("greeting: {e}")))?;
+        Ok(Greeting {
+            version: greeting.server_version_str().into_owned(),
+            caps: greeting.capabilities(),
+            nonce: greeting.nonce(),
+            plugin: greeting
+                .auth_plugin()
+                .map(|p| p.into_owned())
+                .unwrap_or(AuthPlugin::MysqlNativePassword),
+            server_version: greeting
+                .maria_db_server_version_parsed()
+                .or_else(|| greeting.server_version_parsed())
+                .unwrap_or((8, 0, 0)),
+            seq: hello.seq,
+        })
     }
-    let greeting = ParseBuf(&hello.payload)
-        .parse::<HandshakePacket>(())
-        .map_err(|e| BackendError::Protocol(format!("greeting: {e}")))?;
-    let version = greeting.server_version_str().into_owned();
-    let server_caps = greeting.capabilities();
-    let nonce = greeting.nonce();
-    let plugin = greeting
-        .auth_plugin()
-        .map(|p| p.into_owned())
-        .unwrap_or(AuthPlugin::MysqlNativePassword);
-    let server_version = greeting
-        .maria_db_server_version_parsed()
-        .or_else(|| greeting.server_version_parsed())
-        .unwrap_or((8, 0, 0));
-    drop(greeting);
+}
+
+/// Logs in as `user` with `password` after `greeting`, with the client's
+/// capabilities `caps` (as far as the server offers them), over TLS when
+/// `tls` names the connection's settings; the stream and the
+/// capabilities in force.
+pub async fn log_in(
+    mut io: Stream,
+    greeting: &Greeting,
+    (user, password): (&str, &str),
+    database: &str,
+    caps: F,
+    tls: Option<&ConnectionConfig>,
+) -> Result<(Stream, F), BackendError> {
+    let server_caps = greeting.caps;
     let needed = caps & !F::CLIENT_SSL;
     if !server_caps.contains(needed & (F::CLIENT_DEPRECATE_EOF | F::CLIENT_PROTOCOL_41)) {
         return Err(BackendError::Unsupported(
@@ -112,9 +159,8 @@ async fn connect_inner(
     // The same flags in the SSLRequest and the response that follows it
     // (the server checks): no connect attributes are sent.
     let mut ours = ((needed & server_caps) | F::CLIENT_CONNECT_WITH_DB) & !F::CLIENT_CONNECT_ATTRS;
-    let mut seq = hello.seq.wrapping_add(1);
-    let tls = conn.tls != TlsMode::Disable;
-    if tls {
+    let mut seq = greeting.seq.wrapping_add(1);
+    if let Some(conn) = tls {
         if !server_caps.contains(F::CLIENT_SSL) {
             return Err(BackendError::Tls("the server does not offer TLS".into()));
         }
@@ -124,12 +170,13 @@ async fn connect_inner(
         seq = packet::write(&mut io, seq, &req).await?;
         io = start_tls(io, conn).await?;
     }
-    let response_data = scramble(&plugin, &nonce, password.as_bytes());
+    let plugin = greeting.plugin.clone();
+    let response_data = scramble(&plugin, &greeting.nonce, password.as_bytes());
     let response = HandshakeResponse::new(
         Some(response_data),
-        server_version,
+        greeting.server_version,
         Some(user.as_bytes()),
-        Some(conn.database.as_bytes()),
+        Some(database.as_bytes()),
         Some(plugin.clone()),
         ours,
         None,
@@ -138,15 +185,16 @@ async fn connect_inner(
     let mut out = Vec::new();
     response.serialize(&mut out);
     seq = packet::write(&mut io, seq, &out).await?;
-    authenticate(&mut io, seq, plugin, nonce, password.as_bytes(), tls).await?;
-    let mut b = Backend {
-        io: BufStream::new(io),
-        version,
-        deprecate_eof: ours.contains(F::CLIENT_DEPRECATE_EOF),
-        timeout: conn.limits.statement_timeout.of(profile),
-    };
-    b.pin(profile).await?;
-    Ok(b)
+    authenticate(
+        &mut io,
+        seq,
+        plugin,
+        greeting.nonce.clone(),
+        password.as_bytes(),
+        tls.is_some(),
+    )
+    .await?;
+    Ok((io, ours))
 }
 
 /// The user and password for `profile`: the read credential for `read`

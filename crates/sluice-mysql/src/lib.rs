@@ -25,6 +25,7 @@ mod capture;
 mod functions;
 mod login;
 mod packet;
+pub mod relay;
 mod result;
 mod rsakey;
 mod session;

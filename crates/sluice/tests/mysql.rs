@@ -417,3 +417,78 @@ except pymysql.err.MySQLError as e:
     let _ = child.wait();
     assert!(rest.starts_with("ended"), "{rest}");
 }
+
+/// `sluice connect` for MySQL: the unchanged `mariadb` client reaches the
+/// connection through a local port with any user and no password; the
+/// relay holds the grant; Ctrl-C revokes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connect_carries_the_unchanged_mariadb_client() {
+    use tokio::io::AsyncBufReadExt;
+    let gw = Gateway::start().await;
+    let token = gw.token(WRITER).await;
+    let mut relay = tokio::process::Command::new(BIN)
+        .args(["connect", "shop"])
+        .env("SLUICE_URL", &gw.api)
+        .env("SLUICE_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(relay.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("connect says where it listens")
+        .unwrap()
+        .unwrap();
+    let port = line.rsplit(':').next().unwrap().to_string();
+    let mariadb = |sql: &str| {
+        let mut c = Command::new("mariadb");
+        c.args([
+            "--no-defaults",
+            "--batch",
+            "--skip-column-names",
+            "--skip-ssl",
+        ])
+        .args(["-h", "127.0.0.1", "-P", &port, "--protocol=tcp"])
+        .args(["-u", "whoever", "-D", "shop", "-e", sql])
+        .env_remove("MYSQL_PWD")
+        .stdin(Stdio::null());
+        c.output().unwrap()
+    };
+    let out = tokio::task::block_in_place(|| mariadb("SELECT total FROM orders WHERE id = 2"));
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), gw.log());
+    assert_eq!(text(&out.stdout), "20\n");
+    // Still the gate: a statement the parser cannot be sure of is refused
+    // at the gateway, and the relay passes the error on as it is.
+    let out = tokio::task::block_in_place(|| mariadb("SELECT 1; DROP TABLE orders"));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("sluice"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        gw.db
+            .sql("SELECT COUNT(*) FROM shop.orders")
+            .unwrap()
+            .trim(),
+        "2"
+    );
+
+    let grants = gw
+        .call(reqwest::Method::GET, "/v1/grants", WRITER, Value::Null)
+        .await;
+    assert_eq!(grants["grants"][0]["status"], "active", "{grants}");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(relay.id().unwrap() as i32, libc::SIGINT) };
+    let status = tokio::time::timeout(Duration::from_secs(20), relay.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let grants = gw
+        .call(reqwest::Method::GET, "/v1/grants", WRITER, Value::Null)
+        .await;
+    assert_eq!(grants["grants"][0]["status"], "revoked", "{grants}");
+}

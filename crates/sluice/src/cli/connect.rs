@@ -1,8 +1,9 @@
-//! `sluice connect CONN`: a local Postgres port that carries an unchanged
-//! client to the gateway. The agent's connection string changes only in
-//! host and port and holds no secret: this process asks for the grant,
-//! logs in to the gateway with its secret (SCRAM) on the client's behalf,
-//! and then relays bytes both ways. Before the grant runs out it asks for
+//! `sluice connect CONN`: a local Postgres or MySQL port that carries an
+//! unchanged client to the gateway. The agent's connection string changes
+//! only in host and port and holds no secret: this process asks for the
+//! grant, logs in to the gateway with its secret on the client's behalf
+//! (SCRAM for Postgres; for MySQL see `sluice_mysql::relay`), and then
+//! relays bytes both ways. Before the grant runs out it asks for
 //! the next one (new sessions use it; open ones end with their grant, as
 //! any session does), and says clearly when the rule will not give one.
 //! Ctrl-C revokes the grants it holds, unless `--keep`.
@@ -27,7 +28,7 @@ use super::failure::{Code, fail};
 
 #[derive(Args, Clone)]
 pub struct ConnectArgs {
-    /// The connection's name (a Postgres connection).
+    /// The connection's name (a Postgres or MySQL connection).
     pub connection: String,
     /// A specific profile (read, write, admin) when several rules apply.
     #[arg(long)]
@@ -49,6 +50,7 @@ pub struct ConnectArgs {
 /// The grant new sessions use.
 #[derive(Clone)]
 struct Current {
+    mysql: bool,
     id: String,
     user: String,
     password: String,
@@ -66,14 +68,23 @@ pub async fn run(a: ConnectArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", a.port))?;
     let port = listener.local_addr()?.port();
+    let how = if first.0.mysql {
+        format!(
+            "mariadb -h 127.0.0.1 -P {port} --protocol=tcp --skip-ssl {} (any user, no password)",
+            first.0.database
+        )
+    } else {
+        format!(
+            "psql \"host=127.0.0.1 port={port} dbname={} sslmode=disable\"",
+            a.connection
+        )
+    };
     eprintln!(
-        "sluice: {} is at 127.0.0.1:{port} through grant {} (expires {}); connect with\n  \
-         psql \"host=127.0.0.1 port={port} dbname={} sslmode=disable\"\n\
+        "sluice: {} is at 127.0.0.1:{port} through grant {} (expires {}); connect with\n  {how}\n\
          Ctrl-C stops it{}.",
         a.connection,
         first.0.id,
         first.1,
-        a.connection,
         if a.keep { "" } else { " and revokes the grant" }
     );
     println!("listening 127.0.0.1:{port}");
@@ -97,7 +108,12 @@ pub async fn run(a: ConnectArgs) -> Result<ExitCode> {
                 };
                 let grant = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 tokio::spawn(async move {
-                    if let Err(e) = carry(tcp, &grant).await {
+                    let carried = if grant.mysql {
+                        carry_mysql(tcp, &grant).await
+                    } else {
+                        carry(tcp, &grant).await
+                    };
+                    if let Err(e) = carried {
                         eprintln!("sluice: a session ended: {e:#}");
                     }
                 });
@@ -140,18 +156,20 @@ async fn request(client: &Client, a: &ConnectArgs) -> Result<(Current, String)> 
         ));
     }
     let c = &g["credentials"];
-    if c["dsn"]
-        .as_str()
-        .is_none_or(|d| !d.starts_with("postgresql://"))
-    {
+    let dsn = c["dsn"].as_str().unwrap_or_default();
+    let mysql = dsn.starts_with("mysql://");
+    if !mysql && !dsn.starts_with("postgresql://") {
         bail!(
-            "`sluice connect` carries Postgres clients; {} is not a Postgres connection",
+            "`sluice connect` carries Postgres and MySQL clients; for {} (SSH) use `sluice exec {} -- ssh {} …`",
+            a.connection,
+            a.connection,
             a.connection
         );
     }
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
     Ok((
         Current {
+            mysql,
             id: s(&g["id"]),
             user: s(&c["user"]),
             password: s(&c["password"]),
@@ -197,6 +215,17 @@ async fn renew(
             }
         }
     }
+}
+
+/// One MySQL client, carried by `sluice_mysql::relay`.
+async fn carry_mysql(local: TcpStream, g: &Current) -> Result<()> {
+    let grant = sluice_mysql::relay::Grant {
+        user: &g.user,
+        password: &g.password,
+        database: &g.database,
+    };
+    sluice_mysql::relay::carry(local, (g.host.as_str(), g.port), &grant).await?;
+    Ok(())
 }
 
 /// One client: its startup answered here, the gateway logged in to with

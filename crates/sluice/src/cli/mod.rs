@@ -90,7 +90,7 @@ enum Command {
     /// (PG*, MYSQL_*, or ssh/scp/sftp reaching the connection by its name),
     /// the grant revoked when it exits unless --keep.
     Exec(exec::ExecArgs),
-    /// A local Postgres port (127.0.0.1) carrying an unchanged client to
+    /// A local Postgres or MySQL port (127.0.0.1) carrying an unchanged client to
     /// the gateway through a grant this command holds and renews; the
     /// connection string holds no secret.
     Connect(connect::ConnectArgs),
