@@ -316,6 +316,7 @@ fn credentials(state: &Shared, g: &Grant, secret: &str) -> Value {
             "database": database,
             "mysql": format!("mysql -h {host} -P {port} -u {} -p {database}", g.id),
             "dsn": format!("mysql://{}:{secret}@{host}:{port}/{database}", g.id),
+            "tls_fingerprint": pin(state.config.mysql.tls_cert.as_deref()),
         });
     }
     if kind == Some(sluice_core::config::ConnectionKind::Ssh) {
@@ -340,5 +341,13 @@ fn credentials(state: &Shared, g: &Grant, secret: &str) -> Value {
         "password": secret,
         "database": g.connection,
         "dsn": format!("postgresql://{}:{secret}@{host}:{port}/{}", g.id, g.connection),
+        "tls_fingerprint": pin(state.config.postgres.tls_cert.as_deref()),
     })
+}
+
+/// The SHA-256 (hex) of the listener's certificate, when it has one: the
+/// grant's holder pins it (`sluice connect` does), as SSH grants name the
+/// host key.
+fn pin(cert: Option<&std::path::Path>) -> Option<String> {
+    sluice_tls::fingerprint_of(cert?).ok()
 }

@@ -83,7 +83,10 @@ async fn connect_inner(
     let _ = tcp.set_nodelay(true);
     let mut io = Stream::Plain(tcp);
     let greeting = Greeting::read(&mut io).await?;
-    let tls = (conn.tls != TlsMode::Disable).then_some(conn);
+    let tls = match conn.tls {
+        TlsMode::Disable => None,
+        _ => Some(Tls::for_backend(conn)?),
+    };
     let (io, ours) = log_in(io, &greeting, (&user, &password), &conn.database, caps, tls).await?;
     let mut b = Backend {
         io: BufStream::new(io),
@@ -137,18 +140,35 @@ impl Greeting {
     }
 }
 
+/// How to start TLS with a server: the connector, and the name it checks.
+pub struct Tls {
+    pub connector: tokio_rustls::TlsConnector,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+impl Tls {
+    /// Per the connection's `tls` mode and CA file.
+    fn for_backend(conn: &ConnectionConfig) -> Result<Tls, BackendError> {
+        let connector = sluice_tls::connector(conn.tls, conn.ca_file.as_deref())
+            .map_err(|e| BackendError::Tls(e.0))?
+            .ok_or_else(|| BackendError::Tls("no connector".into()))?;
+        let name = sluice_tls::server_name(&conn.host).map_err(|e| BackendError::Tls(e.0))?;
+        Ok(Tls { connector, name })
+    }
+}
+
 /// Logs in as `user` with `password` after `greeting`, with the client's
 /// capabilities `caps` (as far as the server offers them), over TLS when
-/// `tls` names the connection's settings; the stream and the
-/// capabilities in force.
+/// `tls` says how; the stream and the capabilities in force.
 pub async fn log_in(
     mut io: Stream,
     greeting: &Greeting,
     (user, password): (&str, &str),
     database: &str,
     caps: F,
-    tls: Option<&ConnectionConfig>,
+    tls: Option<Tls>,
 ) -> Result<(Stream, F), BackendError> {
+    let use_tls = tls.is_some();
     let server_caps = greeting.caps;
     let needed = caps & !F::CLIENT_SSL;
     if !server_caps.contains(needed & (F::CLIENT_DEPRECATE_EOF | F::CLIENT_PROTOCOL_41)) {
@@ -160,7 +180,7 @@ pub async fn log_in(
     // (the server checks): no connect attributes are sent.
     let mut ours = ((needed & server_caps) | F::CLIENT_CONNECT_WITH_DB) & !F::CLIENT_CONNECT_ATTRS;
     let mut seq = greeting.seq.wrapping_add(1);
-    if let Some(conn) = tls {
+    if let Some(tls) = tls {
         if !server_caps.contains(F::CLIENT_SSL) {
             return Err(BackendError::Tls("the server does not offer TLS".into()));
         }
@@ -168,7 +188,7 @@ pub async fn log_in(
         let mut req = Vec::new();
         SslRequest::new(ours, 16 * 1024 * 1024, 45).serialize(&mut req);
         seq = packet::write(&mut io, seq, &req).await?;
-        io = start_tls(io, conn).await?;
+        io = start_tls(io, tls).await?;
     }
     let plugin = greeting.plugin.clone();
     let response_data = scramble(&plugin, &greeting.nonce, password.as_bytes());
@@ -191,7 +211,7 @@ pub async fn log_in(
         plugin,
         greeting.nonce.clone(),
         password.as_bytes(),
-        tls.is_some(),
+        use_tls,
     )
     .await?;
     Ok((io, ours))
@@ -211,19 +231,16 @@ fn credential(conn: &ConnectionConfig, profile: Profile) -> Result<(String, Stri
     Ok((user, password))
 }
 
-async fn start_tls(io: Stream, conn: &ConnectionConfig) -> Result<Stream, BackendError> {
+async fn start_tls(io: Stream, tls: Tls) -> Result<Stream, BackendError> {
     let Stream::Plain(tcp) = io else {
         return Err(BackendError::Tls("TLS started twice".into()));
     };
-    let connector = sluice_tls::connector(conn.tls, conn.ca_file.as_deref())
-        .map_err(|e| BackendError::Tls(e.0))?
-        .ok_or_else(|| BackendError::Tls("no connector".into()))?;
-    let name = sluice_tls::server_name(&conn.host).map_err(|e| BackendError::Tls(e.0))?;
-    let tls = connector
-        .connect(name, tcp)
+    let stream = tls
+        .connector
+        .connect(tls.name, tcp)
         .await
         .map_err(|e| BackendError::Tls(e.to_string()))?;
-    Ok(Stream::Client(Box::new(tls)))
+    Ok(Stream::Client(Box::new(stream)))
 }
 
 /// A plugin's first answer to `nonce`.

@@ -3,7 +3,8 @@
 //!
 //! The relay reads the gateway's greeting first and offers the local
 //! client the same capabilities (without TLS and compression: the local
-//! hop is loopback and in the clear), so what the client negotiates with
+//! hop is loopback and in the clear; the hop to the gateway is TLS with
+//! the pinned certificate when the grant names one), so what the client negotiates with
 //! the relay is what the relay negotiates with the gateway and the bytes
 //! after the login pass through unchanged. The client's own user name and
 //! password are ignored (whoever reaches the local port uses the grant, as
@@ -20,7 +21,7 @@ use sluice_tls::Stream;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-use crate::backend::{BackendError, Greeting, log_in};
+use crate::backend::{BackendError, Greeting, Tls, log_in};
 use crate::packet;
 
 /// How long the local client has to answer the greeting.
@@ -34,6 +35,9 @@ pub struct Grant<'a> {
     pub user: &'a str,
     pub password: &'a str,
     pub database: &'a str,
+    /// The SHA-256 (hex) of the listener's certificate when the grant
+    /// names one: the hop is then TLS with exactly that certificate.
+    pub tls_pin: Option<&'a str>,
 }
 
 /// Carries one local client to the gateway at `gateway` as `grant`, until
@@ -71,21 +75,17 @@ pub async fn carry(
         .map(|d| String::from_utf8_lossy(d).into_owned())
         .unwrap_or_else(|| grant.database.to_string());
     drop(resp);
-    match log_in(
-        gw,
-        &greeting,
-        (grant.user, grant.password),
-        &database,
-        caps,
-        None,
-    )
-    .await
-    {
-        Ok((gw, _)) => {
+    let tls = match grant.tls_pin {
+        Some(pin) => Some(Tls {
+            connector: sluice_tls::pinned_connector(pin),
+            name: sluice_tls::server_name(gateway.0).map_err(|e| BackendError::Tls(e.0))?,
+        }),
+        None => None,
+    };
+    let creds = (grant.user, grant.password);
+    match log_in(gw, &greeting, creds, &database, caps, tls).await {
+        Ok((mut gw, _)) => {
             packet::write(&mut local, reply_seq, &ok()).await?;
-            let (Stream::Plain(mut gw), Stream::Plain(mut local)) = (gw, local) else {
-                return Err(BackendError::Protocol("TLS on a plain hop".into()));
-            };
             tokio::io::copy_bidirectional(&mut local, &mut gw).await?;
             Ok(())
         }

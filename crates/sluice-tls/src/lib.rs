@@ -88,6 +88,87 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsConfigError> {
         .map_err(|_| TlsConfigError(format!("{host:?} is not a valid TLS server name")))
 }
 
+/// The SHA-256 of the first certificate in `cert` (PEM), in hex: what a
+/// grant names so its holder can pin the listener it connects to.
+pub fn fingerprint_of(cert: &Path) -> Result<String, TlsConfigError> {
+    let first = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| TlsConfigError(format!("read {}: {e}", cert.display())))?
+        .next()
+        .ok_or_else(|| TlsConfigError(format!("{} holds no certificate", cert.display())))?
+        .map_err(|e| TlsConfigError(format!("parse {}: {e}", cert.display())))?;
+    Ok(fingerprint(&first))
+}
+
+fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(cert.as_ref()))
+}
+
+/// A connector that accepts exactly one certificate: the one whose
+/// SHA-256 is `pin` (hex), whatever its name or issuer. For the agent's
+/// relays to a gateway whose grant named its listener's certificate, as
+/// an SSH grant names the host key.
+pub fn pinned_connector(pin: &str) -> tokio_rustls::TlsConnector {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            pin: pin.to_ascii_lowercase(),
+            checks: NoVerification(provider()),
+        }))
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Exactly the pinned certificate; signatures checked as usual.
+#[derive(Debug)]
+struct Pinned {
+    pin: String,
+    checks: NoVerification,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if fingerprint(end_entity) == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the gateway's certificate is not the one its grant names".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.checks.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.checks.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.checks.supported_verify_schemes()
+    }
+}
+
 /// `tls = "require"`: encrypt, but accept any certificate (libpq's
 /// `sslmode=require`). Signatures are still checked so the handshake is sound.
 #[derive(Debug)]
@@ -212,5 +293,62 @@ impl AsyncWrite for Stream {
             Stream::Server(s) => s.is_write_vectored(),
             Stream::Client(s) => s.is_write_vectored(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener with a fresh self-signed certificate; its PEM file.
+    async fn listener(
+        dir: &Path,
+    ) -> (
+        tokio::net::TcpListener,
+        tokio_rustls::TlsAcceptor,
+        std::path::PathBuf,
+    ) {
+        let pair = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+        std::fs::write(&cert, pair.cert.pem()).unwrap();
+        std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+        let acceptor = acceptor(&cert, &key).unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        (tcp, acceptor, cert)
+    }
+
+    #[tokio::test]
+    async fn a_pinned_connector_takes_exactly_the_pinned_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tcp, acceptor, cert) = listener(dir.path()).await;
+        let addr = tcp.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = tcp.accept().await {
+                let _ = acceptor.accept(s).await;
+            }
+        });
+        let pin = fingerprint_of(&cert).unwrap();
+        assert_eq!(pin.len(), 64);
+        let connect = |pin: String| async move {
+            let s = TcpStream::connect(addr).await.unwrap();
+            pinned_connector(&pin)
+                .connect(server_name("127.0.0.1").unwrap(), s)
+                .await
+        };
+        assert!(connect(pin.clone()).await.is_ok());
+        assert!(
+            connect(pin.to_uppercase()).await.is_ok(),
+            "hex in either case"
+        );
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let (_, _, other_cert) = listener(&other).await;
+        let err = connect(fingerprint_of(&other_cert).unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not the one its grant names"),
+            "{err}"
+        );
     }
 }

@@ -215,6 +215,9 @@ async fn connect_carries_unchanged_psql_and_pgbench() {
     use tokio::io::AsyncBufReadExt;
     let serve = Serve::start(Options {
         setup: "CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2), (3);".into(),
+        // The grant names the listener's certificate: the hop to the
+        // gateway is TLS with exactly it.
+        listener_tls: true,
         ..Options::default()
     })
     .await;

@@ -51,6 +51,10 @@ pub struct ConnectArgs {
 #[derive(Clone)]
 struct Current {
     mysql: bool,
+    /// The SHA-256 of the listener's certificate, when the grant names
+    /// one: the hop to the gateway is then TLS with exactly that
+    /// certificate.
+    tls_pin: Option<String>,
     id: String,
     user: String,
     password: String,
@@ -170,6 +174,7 @@ async fn request(client: &Client, a: &ConnectArgs) -> Result<(Current, String)> 
     Ok((
         Current {
             mysql,
+            tls_pin: c["tls_fingerprint"].as_str().map(str::to_string),
             id: s(&g["id"]),
             user: s(&c["user"]),
             password: s(&c["password"]),
@@ -223,6 +228,7 @@ async fn carry_mysql(local: TcpStream, g: &Current) -> Result<()> {
         user: &g.user,
         password: &g.password,
         database: &g.database,
+        tls_pin: g.tls_pin.as_deref(),
     };
     sluice_mysql::relay::carry(local, (g.host.as_str(), g.port), &grant).await?;
     Ok(())
@@ -267,10 +273,7 @@ async fn carry(mut local: TcpStream, g: &Current) -> Result<()> {
     }
     params.push(("user".into(), g.user.clone()));
     params.push(("database".into(), g.database.clone()));
-    let mut gw = TcpStream::connect((g.host.as_str(), g.port))
-        .await
-        .with_context(|| format!("cannot reach the gateway at {}:{}", g.host, g.port))?;
-    gw.set_nodelay(true)?;
+    let mut gw = gateway(g).await?;
     local.set_nodelay(true)?;
     let mut buf = BytesMut::new();
     frontend::startup_message(
@@ -283,9 +286,33 @@ async fn carry(mut local: TcpStream, g: &Current) -> Result<()> {
     Ok(())
 }
 
+/// The connection to the gateway's listener: TLS with the pinned
+/// certificate when the grant names one (refused if not offered), else
+/// the clear.
+async fn gateway(g: &Current) -> Result<sluice_tls::Stream> {
+    let mut tcp = TcpStream::connect((g.host.as_str(), g.port))
+        .await
+        .with_context(|| format!("cannot reach the gateway at {}:{}", g.host, g.port))?;
+    tcp.set_nodelay(true)?;
+    let Some(pin) = &g.tls_pin else {
+        return Ok(sluice_tls::Stream::Plain(tcp));
+    };
+    // SSLRequest.
+    tcp.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
+    if tcp.read_u8().await? != b'S' {
+        bail!("the gateway did not offer TLS, though its grant names a certificate");
+    }
+    let name = sluice_tls::server_name(&g.host)?;
+    let tls = sluice_tls::pinned_connector(pin)
+        .connect(name, tcp)
+        .await
+        .context("TLS with the gateway")?;
+    Ok(sluice_tls::Stream::Client(Box::new(tls)))
+}
+
 /// SCRAM with the grant's secret; on success the client is told
 /// AuthenticationOk, on an error it gets the gateway's error as is.
-async fn login(gw: &mut TcpStream, local: &mut TcpStream, g: &Current) -> Result<()> {
+async fn login(gw: &mut sluice_tls::Stream, local: &mut TcpStream, g: &Current) -> Result<()> {
     let mut scram: Option<ScramSha256> = None;
     let mut proven = false;
     loop {
