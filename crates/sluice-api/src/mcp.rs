@@ -585,11 +585,35 @@ impl SluiceMcp {
             .dbname(&grant.connection)
             .application_name("sluice-mcp")
             .connect_timeout(Duration::from_secs(10));
-        let (client, conn) = match cfg.connect(tokio_postgres::NoTls).await {
+        // TLS with exactly the listener's own certificate when it has one
+        // (so `require_tls` listeners serve MCP too), else the clear.
+        let pin = self
+            .state
+            .config
+            .postgres
+            .tls_cert
+            .as_deref()
+            .map(sluice_tls::fingerprint_of);
+        let client = match pin {
+            Some(Ok(pin)) => {
+                cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                let tls =
+                    tokio_postgres_rustls::MakeRustlsConnect::new(sluice_tls::pinned_config(&pin));
+                cfg.connect(tls).await.map(|(c, conn)| {
+                    tokio::spawn(conn);
+                    c
+                })
+            }
+            Some(Err(e)) => return refused(json!({"error": "unavailable", "message": e.0})),
+            None => cfg.connect(tokio_postgres::NoTls).await.map(|(c, conn)| {
+                tokio::spawn(conn);
+                c
+            }),
+        };
+        let client = match client {
             Ok(c) => c,
             Err(e) => return refused(pg_error(&e)),
         };
-        tokio::spawn(conn);
         // Streamed, so the caps bound memory: reading stops at the first
         // one reached (and the session with it), and at QUERY_TIME.
         let limit = max_rows.unwrap_or(ROWS).min(MAX_ROWS);

@@ -109,7 +109,13 @@ fn fingerprint(cert: &CertificateDer<'_>) -> String {
 /// relays to a gateway whose grant named its listener's certificate, as
 /// an SSH grant names the host key.
 pub fn pinned_connector(pin: &str) -> tokio_rustls::TlsConnector {
-    let config = rustls::ClientConfig::builder_with_provider(provider())
+    tokio_rustls::TlsConnector::from(Arc::new(pinned_config(pin)))
+}
+
+/// The client configuration behind [`pinned_connector`], for libraries
+/// that take one (tokio-postgres).
+pub fn pinned_config(pin: &str) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")
         .dangerous()
@@ -117,8 +123,7 @@ pub fn pinned_connector(pin: &str) -> tokio_rustls::TlsConnector {
             pin: pin.to_ascii_lowercase(),
             checks: NoVerification(provider()),
         }))
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .with_no_client_auth()
 }
 
 /// Exactly the pinned certificate; signatures checked as usual.

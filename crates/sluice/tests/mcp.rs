@@ -42,6 +42,10 @@ columns = [{ column = "public.customers.card_number", style = "partial" }]
         .into(),
         extra: "[approvals]\napprover_groups = [\"dba\"]\n".into(),
         clients: vec![OidcClient::new(DBA, &["dba"]).ttl(3600)],
+        // MCP's query reaches the listener by TLS, pinned to its own
+        // certificate, so a listener that refuses the clear serves it.
+        listener_tls: true,
+        require_tls: true,
         ..Options::default()
     })
     .await

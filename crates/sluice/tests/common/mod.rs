@@ -41,6 +41,8 @@ pub struct Options {
     /// A self-signed certificate on the Postgres listener (token logins
     /// need TLS).
     pub listener_tls: bool,
+    /// With `listener_tls`: clients without TLS are refused.
+    pub require_tls: bool,
 }
 
 pub struct Serve {
@@ -72,10 +74,10 @@ fn config_text(
         ),
         None => String::new(),
     };
-    let tls = if o.listener_tls {
-        listener_tls(dir)
-    } else {
-        String::new()
+    let tls = match (o.listener_tls, o.require_tls) {
+        (true, true) => format!("{}\nrequire_tls = true", listener_tls(dir)),
+        (true, false) => listener_tls(dir),
+        _ => String::new(),
     };
     format!(
         r#"
