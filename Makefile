@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DATA_DIR ?= .sluice-dev
 
-.PHONY: dev test deps build lint fmt
+.PHONY: dev test deps build lint fmt fuzz
 
 deps:
 	@scripts/deps.sh
@@ -17,6 +17,11 @@ dev: build
 test: deps
 	CARGO_INCREMENTAL=0 $(CARGO) build -p sluice
 	CARGO_INCREMENTAL=0 $(CARGO) test --workspace --no-fail-fast
+	FUZZ_SECONDS=30 FUZZ_PROFILE=quick scripts/fuzz.sh
+
+# Every fuzz target for FUZZ_SECONDS (default 300) each; see scripts/fuzz.sh.
+fuzz: deps
+	scripts/fuzz.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

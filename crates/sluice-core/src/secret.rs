@@ -48,7 +48,9 @@ impl ScramVerifier {
         Self::derive_with(secret, salt, SCRAM_ITERATIONS)
     }
 
-    fn derive_with(secret: &str, salt: Vec<u8>, iterations: u32) -> Self {
+    /// Derives a verifier with a given salt and iteration count (tests
+    /// and fuzzing, where the fixed cost of 4096 rounds would dominate).
+    pub fn derive_with(secret: &str, salt: Vec<u8>, iterations: u32) -> Self {
         let salted = salted_password(secret.as_bytes(), &salt, iterations);
         let client_key = hmac(&salted, b"Client Key");
         ScramVerifier {

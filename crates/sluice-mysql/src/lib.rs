@@ -285,3 +285,32 @@ async fn record_refusal(shared: &Shared, addr: SocketAddr, reason: &str, grant: 
     shared.metrics.login("unknown", "refused");
     tracing::info!(client.addr = %addr, reason, "mysql login refused");
 }
+
+/// Entry points for the fuzz targets (`fuzz/`): the packet reader the
+/// listener runs on every client byte. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads packets of at most `cap` bytes from `input` as the listener
+    /// would, until it runs out or refuses; each packet's payload.
+    pub fn packets(mut input: &[u8], cap: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let read = crate::packet::read(&mut input, cap, None);
+            let mut read = std::pin::pin!(read);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            // Reading from a slice never waits.
+            match read.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(Ok(p)) => out.push(p.payload),
+                _ => return out,
+            }
+        }
+    }
+
+    /// One packet framed as the gateway writes it (header and payload,
+    /// split at 16 MiB - 1 as the protocol says).
+    pub fn frame(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::packet::frame(&mut out, seq, payload);
+        out
+    }
+}

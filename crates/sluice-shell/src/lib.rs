@@ -9,8 +9,8 @@
 //! What cannot be known before the line runs fails closed: a program whose
 //! name is computed (`$CMD`, `"$(echo rm)"`), a function definition, an
 //! assignment to a variable that changes what runs (`PATH=…`, `LD_PRELOAD`),
-//! a text that does not parse, a nesting deeper than [`MAX_DEPTH`], are
-//! `unknown`.
+//! a text that does not parse, a nesting deeper than [`MAX_DEPTH`] or
+//! more brackets open at once than [`MAX_BRACKETS`], are `unknown`.
 //!
 //! The parser is bash's grammar; the backend's shell might be another.
 //! The SSH adapter therefore runs every command line through the shell
@@ -28,6 +28,12 @@ pub use programs::{PROGRAMS, Program, find as program};
 
 /// Nested substitutions deeper than this are not analysed: `unknown`.
 pub const MAX_DEPTH: usize = 8;
+/// Brackets (`(`, `{`, `[`) open at once beyond this are not parsed at
+/// all: `unknown`. The parser backtracks on `(` (a subshell, or `((`
+/// arithmetic?), so its time grows about threefold per two more: 22 open
+/// took 5 s, 28 minutes (found by fuzzing, `fuzz/seeds/shell_analyse/
+/// nested-*`). 12 parse in well under a millisecond.
+pub const MAX_BRACKETS: usize = 12;
 /// Simple commands in one line beyond this are not analysed: `unknown`.
 pub const MAX_COMMANDS: usize = 256;
 /// The longest command text kept in a fact (the record keeps the line).
@@ -36,11 +42,23 @@ const MAX_COMMAND_TEXT: usize = 512;
 /// Every simple command of `line`, each with its facts, in order. A line
 /// with no command at all (blank, comments) gives none.
 pub fn analyze(line: &str) -> Vec<StatementFacts> {
-    let mut w = Walker {
-        options: ParserOptions::default(),
-        out: Vec::new(),
+    // The parser is a dependency, called for the line and for words within
+    // it: any panic in it (fuzzing found two: a redirection fd and a `~N`
+    // past their integer types) is a line it cannot read.
+    let walked = std::panic::catch_unwind(|| {
+        let mut w = Walker {
+            options: ParserOptions::default(),
+            out: Vec::new(),
+        };
+        w.line(line, 0);
+        w
+    });
+    let Ok(mut w) = walked else {
+        return vec![StatementFacts::unknown(
+            one_line(line),
+            "the command line could not be parsed (the parser failed)",
+        )];
     };
-    w.line(line, 0);
     if w.out.len() > MAX_COMMANDS {
         w.out.truncate(MAX_COMMANDS);
         w.out.push(StatementFacts::unknown(
@@ -64,6 +82,76 @@ pub fn pinned(shell: &str, line: &str) -> String {
     )
 }
 
+/// The most brackets (`(`, `{`, `[`) open at once in `text`, outside
+/// single quotes and backslash escapes. Everything else counts, double
+/// quotes and comments included (they may hold `$(`): an overestimate only
+/// refuses more.
+fn open_brackets(text: &str) -> usize {
+    let (mut depth, mut most) = (0usize, 0usize);
+    let mut chars = text.chars();
+    let mut single = false;
+    while let Some(c) = chars.next() {
+        match (single, c) {
+            (true, '\'') => single = false,
+            (true, _) => {}
+            (false, '\'') => single = true,
+            (false, '\\') => {
+                chars.next();
+            }
+            (false, '(' | '{' | '[') => {
+                depth += 1;
+                most = most.max(depth);
+            }
+            (false, ')' | '}' | ']') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    most
+}
+
+/// Whether a here-document operator (`<<`, `<<-`; not `<<<`) anywhere in
+/// `text` has a delimiter that is empty after quote removal (`<<""`,
+/// `<<''`). The parser loops, allocating without end, on one at the end
+/// of a line (found by fuzzing: `fuzz/seeds/shell_analyse/empty-here-doc`).
+/// Quoting context is ignored: an overestimate only refuses more.
+fn empty_here_doc_delimiter(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = b[i..].windows(2).position(|w| w == b"<<") {
+        let mut j = i + at + 2;
+        i = j;
+        if b.get(j) == Some(&b'<') {
+            i = j + 1;
+            continue;
+        }
+        if b.get(j) == Some(&b'-') {
+            j += 1;
+        }
+        while b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+            j += 1;
+        }
+        // The delimiter word: up to a blank or an operator character.
+        let (mut content, mut quote) = (0usize, None::<u8>);
+        while let Some(&c) = b.get(j) {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => content += 1,
+                (None, b'\'' | b'"') => quote = Some(c),
+                (None, b'$') if matches!(b.get(j + 1), Some(b'\'' | b'"')) => {}
+                (None, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>') => {
+                    break;
+                }
+                (None, _) => content += 1,
+            }
+            j += 1;
+        }
+        if content == 0 {
+            return true;
+        }
+    }
+    false
+}
+
 /// `s` as one single-quoted shell word.
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -85,6 +173,22 @@ impl Walker {
             self.out.push(StatementFacts::unknown(
                 one_line(text),
                 format!("command substitutions nested deeper than {MAX_DEPTH}"),
+            ));
+            return;
+        }
+        if open_brackets(text) > MAX_BRACKETS {
+            self.out.push(StatementFacts::unknown(
+                one_line(text),
+                format!(
+                    "more than {MAX_BRACKETS} brackets open at once: too deep to judge in bounded time"
+                ),
+            ));
+            return;
+        }
+        if empty_here_doc_delimiter(text) {
+            self.out.push(StatementFacts::unknown(
+                one_line(text),
+                "a here-document with an empty delimiter",
             ));
             return;
         }

@@ -118,3 +118,55 @@ fn the_pinned_line_is_one_quoted_word_for_any_shell() {
         r#"exec '/bin/bash' --noprofile --norc -c 'echo '\''it'\'''\''s'\'' "$HOME"'"#
     );
 }
+
+/// Found by fuzzing (`fuzz/seeds/shell_analyse/nested-*`): the parser's
+/// time grows exponentially with open brackets; past MAX_BRACKETS the
+/// line is refused before it is parsed. Brackets in single quotes do not
+/// count, and everyday lines are unaffected.
+#[test]
+fn many_open_brackets_are_refused_before_parsing() {
+    let deep = "(".repeat(40);
+    assert_eq!(worst(&deep), C::Unknown);
+    let found = "((((((((((((((((((\0\0\0\0\0\0\0\0\0((((((((((";
+    assert_eq!(worst(found), C::Unknown);
+    assert!(analyze(&deep)[0].reasons.join(" ").contains("brackets"));
+    let braces = format!("{}echo{}", "{ ".repeat(20), "; }".repeat(20));
+    assert_eq!(worst(&braces), C::Unknown);
+    // Quoted brackets are data.
+    let quoted = format!("echo '{}'", "(".repeat(40));
+    assert_eq!(worst(&quoted), C::Read);
+    assert_eq!(
+        worst("psql -c \"SELECT count(*) FROM (SELECT (1 + 2) * (3)) s\""),
+        worst("psql -c \"SELECT 1\"")
+    );
+}
+
+/// Found by fuzzing (`fuzz/seeds/shell_analyse/fd-overflow`,
+/// `tilde-overflow`): the parser panics on a redirection fd past u32 and
+/// on `~N` past its integer; those are lines it cannot read.
+#[test]
+fn a_parser_panic_is_unknown() {
+    assert_eq!(worst("8000000000000000>out"), C::Unknown);
+    assert_eq!(worst("ls ~188888888888888888888888888888"), C::Unknown);
+    assert_eq!(worst("echo hi 2>err"), C::Write);
+}
+
+/// Found by fuzzing (`fuzz/seeds/shell_analyse/empty-here-doc`): the
+/// parser allocates without end on a here-document whose delimiter is
+/// empty; such lines are refused before parsing. Ordinary here-documents,
+/// here-strings and shifts are unaffected.
+#[test]
+fn an_empty_here_doc_delimiter_is_refused_before_parsing() {
+    for line in [
+        "x<<\"\" ",
+        "x<<'' ",
+        "x<<-\"\" ",
+        "cat <<$'' ",
+        "cat << \"\"\"\" ",
+    ] {
+        assert_eq!(worst(line), C::Unknown, "{line}");
+    }
+    assert_eq!(worst("cat <<EOF\nhi\nEOF"), C::Read);
+    assert_eq!(worst("grep x <<< \"$v\""), C::Read);
+    assert_eq!(worst("echo $((1 << 2))"), C::Read);
+}

@@ -53,7 +53,7 @@ pub async fn run(
             return;
         }
     };
-    let request = Request::command(&line);
+    let request = Request::command_bounded(&line).await;
     let seq = match session.decide(&request, &request.facts, "ssh").await {
         Ok(seq) => seq,
         Err(denial) => {

@@ -24,6 +24,7 @@
 //! Sessions end when their grant does, or an operator ends them; their
 //! open and close are recorded as every protocol's are.
 
+pub mod analyser;
 mod backend;
 mod conn;
 mod cut;

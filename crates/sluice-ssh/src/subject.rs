@@ -14,12 +14,28 @@ pub struct Request {
 }
 
 impl Request {
-    /// A command line run with `exec` (`ssh host COMMAND`).
+    /// A command line run with `exec` (`ssh host COMMAND`), analysed in
+    /// process.
+    #[cfg(test)]
     pub fn command(line: &str) -> Request {
-        let mut facts = match scp(line) {
+        let facts = match scp(line) {
             Some(f) => vec![f],
             None => sluice_shell::analyze(line),
         };
+        Self::command_with(line, facts)
+    }
+
+    /// The same, analysed by the out-of-process analyser with a deadline
+    /// (`crate::analyser`): what the listener uses.
+    pub async fn command_bounded(line: &str) -> Request {
+        let facts = match scp(line) {
+            Some(f) => vec![f],
+            None => crate::analyser::analyse(line).await,
+        };
+        Self::command_with(line, facts)
+    }
+
+    fn command_with(line: &str, mut facts: Vec<StatementFacts>) -> Request {
         if facts.is_empty() {
             // Nothing but blanks and comments: the shell runs nothing.
             facts.push(StatementFacts::new(StatementClass::Read, "(empty)"));

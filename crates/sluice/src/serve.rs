@@ -112,6 +112,11 @@ pub async fn start(config: Arc<Config>, dev: Option<DevIssuer>) -> Result<Runnin
     }
     let sockets = Sockets::bind(&config)?;
     if sockets.serves_ssh() {
+        // Command lines are analysed by this binary in a child process,
+        // on a deadline (sluice_ssh::analyser).
+        sluice_ssh::analyser::use_helper(
+            std::env::current_exe().context("cannot find this program to run its analyser")?,
+        );
         let path = config.ssh.host_key_path(&config.server.data_dir);
         let key = sluice_ssh::keys::host_key(&path)
             .map_err(|e| anyhow::anyhow!("[ssh] host key: {e}"))?;

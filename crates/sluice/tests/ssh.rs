@@ -531,3 +531,33 @@ async fn an_mcp_client_runs_commands_over_ssh() {
     assert_eq!(out[0]["value"]["exit_status"], 0, "{}", out[0]);
     assert!(marker.exists(), "the approved command ran");
 }
+
+/// A command line the bash parser backtracks on for seconds (found by
+/// fuzzing, `fuzz/seeds/shell_analyse/`) is refused once the out-of-process
+/// analyser's deadline passes; the gateway and the next command are
+/// unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_line_the_parser_runs_away_on_is_refused_not_waited_for() {
+    let gw = Gateway::start().await;
+    let grant = gw
+        .call(
+            reqwest::Method::POST,
+            "/v1/grants",
+            WRITER,
+            json!({"connection": "web", "reason": "fuzz finding"}),
+        )
+        .await;
+    let c = &grant["credentials"];
+    let (user, password) = (c["user"].as_str().unwrap(), c["password"].as_str().unwrap());
+    // Ten brackets (under the parser guard's limit); minutes in process.
+    let slow = r#"!(${x[t ${x[t ${x[t ${x[t 1- & ~- ""=~&-"/  t ${<x1-~   n) r}g"#;
+    let out = gw.ssh(user, password, slow);
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("could not be analysed within"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = gw.ssh(user, password, &format!("ls {}", gw.sshd.home().display()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

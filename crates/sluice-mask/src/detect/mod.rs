@@ -7,8 +7,10 @@
 //! common case, a short value with nothing in it, costs a few nanoseconds
 //! and never allocates.
 //!
-//! All scanners work on ASCII structure; spans start and end on ASCII bytes,
-//! so replacing them keeps UTF-8 text valid.
+//! All scanners work on ASCII structure and split only at ASCII bytes (or
+//! the value's end: a PEM block without its END line runs to it), so in
+//! UTF-8 text every span starts and ends on a character boundary and
+//! replacing it keeps the text valid.
 
 mod aws;
 mod card;

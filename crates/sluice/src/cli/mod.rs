@@ -127,6 +127,10 @@ enum Command {
         #[command(subcommand)]
         command: fleet::FleetCommand,
     },
+    /// Internal: the gateway's out-of-process SSH command-line analyser
+    /// (one line on stdin, its facts as JSON on stdout).
+    #[command(name = "__analyse-shell", hide = true)]
+    AnalyseShell,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -165,7 +169,33 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Connections { command } => connections(command).await,
+        Command::AnalyseShell => analyse_shell(),
     }
+}
+
+/// `__analyse-shell`: limits its own CPU time and memory first (a line
+/// that makes the parser run away is killed by the kernel, if not sooner
+/// by the gateway's deadline), then analyses one line.
+fn analyse_shell() -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    for (resource, limit) in [(libc::RLIMIT_CPU, 5), (libc::RLIMIT_AS, 1 << 30)] {
+        let l = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: setrlimit reads the struct; lowering our own limits.
+        if unsafe { libc::setrlimit(resource, &l) } != 0 {
+            anyhow::bail!(
+                "cannot limit the analyser: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    let mut line = String::new();
+    std::io::stdin().take(1 << 20).read_to_string(&mut line)?;
+    let facts = sluice_shell::analyze(&line);
+    println!("{}", serde_json::to_string(&facts)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Commands that call the gateway's API with the cached token (and so
@@ -180,6 +210,7 @@ fn uses_the_api(c: &Command) -> bool {
             | Command::Login { .. }
             | Command::Logout { .. }
             | Command::Completions { .. }
+            | Command::AnalyseShell
     )
 }
 
