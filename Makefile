@@ -17,7 +17,7 @@ dev: build
 test: deps
 	CARGO_INCREMENTAL=0 $(CARGO) build -p sluice
 	CARGO_INCREMENTAL=0 $(CARGO) test --workspace --no-fail-fast
-	FUZZ_SECONDS=30 FUZZ_PROFILE=quick scripts/fuzz.sh
+	FUZZ_SECONDS=30 FUZZ_PROFILE=quick FUZZ_SEED=1 scripts/fuzz.sh
 
 # Every fuzz target for FUZZ_SECONDS (default 300) each; see scripts/fuzz.sh.
 fuzz: deps

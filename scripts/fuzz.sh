@@ -5,7 +5,8 @@
 # plus the corpus earlier runs grew (fuzz/corpus, not committed).
 #
 #   make fuzz                           every target, 5 minutes each
-#   FUZZ_SECONDS=30 FUZZ_PROFILE=quick  the suite's short run (make test)
+#   FUZZ_SECONDS=30 FUZZ_PROFILE=quick FUZZ_SEED=1
+#                                       the suite's short run (make test)
 #   FUZZ_TARGETS="scram jwt" make fuzz  some targets
 #
 # Prints one line per target (executions, corpus size, result) and exits
@@ -40,6 +41,10 @@ run_one() {
   # inputs are noted (artifacts/shell_analyse/timeout-*), not failures:
   # fork mode keeps fuzzing past them. Panics and oracles still fail.
   [ "$t" = shell_analyse ] && extra=(-fork=1 -ignore_timeouts=1 -ignore_ooms=1)
+  # A fixed seed makes a run repeat the inputs of an earlier one with the
+  # same corpus: the suite's short runs are then the prefix of runs made
+  # before committing, not a lottery.
+  [ -n "${FUZZ_SEED:-}" ] && extra+=(-seed="$FUZZ_SEED")
   "target/$host/$profile/$t" "corpus/$t" "seeds/$t" "${extra[@]}" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"$log" 2>&1 || status=$?
@@ -59,7 +64,7 @@ run_one() {
   fi
 }
 export -f run_one
-export host profile seconds
+export host profile seconds FUZZ_SEED
 
 # FUZZ_JOBS targets at a time (default: one per core).
 jobs="${FUZZ_JOBS:-$(nproc)}"

@@ -99,6 +99,33 @@ class Conn:
                     raise PgError(error)
                 return tags
 
+    async def query_rows(self, sql):
+        """Runs a simple query; returns its rows as lists of text (None for
+        NULL), raises on ErrorResponse."""
+        self._send(b"Q", sql.encode() + b"\0")
+        await self.w.drain()
+        rows, error = [], None
+        while True:
+            kind, body = await self._msg()
+            if kind == b"D":
+                n = struct.unpack("!H", body[:2])[0]
+                at, row = 2, []
+                for _ in range(n):
+                    size = struct.unpack("!i", body[at:at + 4])[0]
+                    at += 4
+                    if size < 0:
+                        row.append(None)
+                    else:
+                        row.append(body[at:at + size].decode(errors="replace"))
+                        at += size
+                rows.append(row)
+            elif kind == b"E":
+                error = _error_text(body)
+            elif kind == b"Z":
+                if error:
+                    raise PgError(error)
+                return rows
+
     async def close(self):
         try:
             self._send(b"X", b"")
