@@ -91,7 +91,7 @@ class Soak:
         deadline = self.start + self.duration
         conn = None
         while time.monotonic() < deadline:
-            kind = pick(rng)
+            kind = pick(rng) if conn is not None else "login"
             t0 = time.monotonic()
             try:
                 if conn is None or kind == "relogin":
