@@ -10,6 +10,12 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = cli::Args::parse();
+    // The SSH command-line analyser runs without a runtime: its threads
+    // and their allocator arenas would count against the address-space
+    // limit it sets on itself.
+    if args.is_analyser() {
+        return cli::analyse_shell().unwrap_or_else(|e| cli::report(&e, false));
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

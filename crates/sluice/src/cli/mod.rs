@@ -133,6 +133,13 @@ enum Command {
     AnalyseShell,
 }
 
+impl Args {
+    /// Whether this is the gateway's own command-line analyser helper.
+    pub fn is_analyser(&self) -> bool {
+        matches!(self.command, Command::AnalyseShell)
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if uses_the_api(&args.command) {
         client::Client::fresh().await?;
@@ -176,7 +183,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// `__analyse-shell`: limits its own CPU time and memory first (a line
 /// that makes the parser run away is killed by the kernel, if not sooner
 /// by the gateway's deadline), then analyses one line.
-fn analyse_shell() -> anyhow::Result<ExitCode> {
+pub fn analyse_shell() -> anyhow::Result<ExitCode> {
     use std::io::Read;
     for (resource, limit) in [(libc::RLIMIT_CPU, 5), (libc::RLIMIT_AS, 1 << 30)] {
         let l = libc::rlimit {
