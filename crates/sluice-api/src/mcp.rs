@@ -347,24 +347,13 @@ impl SluiceMcp {
         Parameters(p): Parameters<Query>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let who = match Self::caller(&ctx) {
-            Ok(w) => w,
-            Err(r) => return Ok(r),
+        let (grant, secret) = match self
+            .held_grant(&ctx, &p.grant_id, ConnectionKind::Postgres)
+            .await
+        {
+            Ok(held) => held,
+            Err(refusal) => return Ok(refusal),
         };
-        let owner = (who.subject.clone(), who.issuer.clone());
-        let Some(secret) = self.secrets.take(&p.grant_id, &owner) else {
-            return Ok(refused(json!({
-                "error": "no_grant_here",
-                "message": "this gateway holds no active grant with that id for you: call request_grant (and, when pending, wait_for_approval) first",
-            })));
-        };
-        let grant = match self.state.store.grant(&p.grant_id).await {
-            Ok(Some(g)) => g,
-            _ => return Ok(refused(json!({"error": "not_found"}))),
-        };
-        if let Some(wrong) = self.other_kind(&grant, ConnectionKind::Postgres) {
-            return Ok(wrong);
-        }
         Ok(self.run_sql(&grant, &secret, &p.sql, p.max_rows).await)
     }
 
@@ -376,24 +365,13 @@ impl SluiceMcp {
         Parameters(p): Parameters<Exec>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let who = match Self::caller(&ctx) {
-            Ok(w) => w,
-            Err(r) => return Ok(r),
+        let (grant, secret) = match self
+            .held_grant(&ctx, &p.grant_id, ConnectionKind::Ssh)
+            .await
+        {
+            Ok(held) => held,
+            Err(refusal) => return Ok(refusal),
         };
-        let owner = (who.subject.clone(), who.issuer.clone());
-        let Some(secret) = self.secrets.take(&p.grant_id, &owner) else {
-            return Ok(refused(json!({
-                "error": "no_grant_here",
-                "message": "this gateway holds no active grant with that id for you: call request_grant (and, when pending, wait_for_approval) first",
-            })));
-        };
-        let grant = match self.state.store.grant(&p.grant_id).await {
-            Ok(Some(g)) => g,
-            _ => return Ok(refused(json!({"error": "not_found"}))),
-        };
-        if let Some(wrong) = self.other_kind(&grant, ConnectionKind::Ssh) {
-            return Ok(wrong);
-        }
         Ok(self.run_command(&grant, &secret, &p.command).await)
     }
 }
@@ -481,6 +459,31 @@ impl SluiceMcp {
         }
         v.as_object_mut().map(|o| o.remove("credentials"));
         v["next"] = "call query (databases) or exec (SSH hosts) with this grant_id".into();
+    }
+
+    /// The caller's grant `id` and the secret this gateway keeps for it,
+    /// when its connection is of `kind`; else the refusal to return.
+    async fn held_grant(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        id: &str,
+        kind: ConnectionKind,
+    ) -> Result<(sluice_core::Grant, String), CallToolResult> {
+        let who = Self::caller(ctx)?;
+        let Some(secret) = self.secrets.take(id, &(who.subject, who.issuer)) else {
+            return Err(refused(json!({
+                "error": "no_grant_here",
+                "message": "this gateway holds no active grant with that id for you: call request_grant (and, when pending, wait_for_approval) first",
+            })));
+        };
+        let grant = match self.state.store.grant(id).await {
+            Ok(Some(g)) => g,
+            _ => return Err(refused(json!({"error": "not_found"}))),
+        };
+        match self.other_kind(&grant, kind) {
+            Some(wrong) => Err(wrong),
+            None => Ok((grant, secret)),
+        }
     }
 
     /// A refusal when `grant`'s connection is not of `kind`, naming the
