@@ -12,7 +12,7 @@ use std::time::Duration;
 use russh::ChannelMsg;
 use russh::client;
 
-use crate::keys::fingerprint;
+use crate::keys::Pin;
 
 /// What the command left, capped.
 #[derive(Debug, Default)]
@@ -25,7 +25,7 @@ pub struct Ran {
     pub cut: bool,
 }
 
-struct Pinned(String);
+struct Pinned(Pin);
 
 impl client::Handler for Pinned {
     type Error = russh::Error;
@@ -37,7 +37,7 @@ impl client::Handler for Pinned {
         let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = presented else {
             return Ok(false);
         };
-        Ok(fingerprint(key) == self.0)
+        Ok(self.0.matches(key))
     }
 }
 
@@ -59,7 +59,8 @@ pub async fn run(
         ..client::Config::default()
     });
     let work = async {
-        let mut handle = client::connect(config, addr, Pinned(expected_key.to_string()))
+        let pin = Pin::parse(expected_key)?;
+        let mut handle = client::connect(config, addr, Pinned(pin))
             .await
             .map_err(|e| format!("cannot reach the gateway's SSH listener: {e}"))?;
         let auth = handle
