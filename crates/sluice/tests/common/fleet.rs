@@ -122,7 +122,9 @@ impl Fleet {
 
     /// Waits until haproxy answers and sees every gateway up.
     async fn wait_for_lb(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: the whole suite shares two cores (a full run once took
+        // more than 30 s here).
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let ok = self
                 .http
