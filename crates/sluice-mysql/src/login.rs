@@ -18,10 +18,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use chrono::Utc;
-use mysql_common::constants::{CapabilityFlags as F, StatusFlags};
+use mysql_common::constants::CapabilityFlags as F;
 use mysql_common::io::ParseBuf;
-use mysql_common::packets::{HandshakePacket, HandshakeResponse};
-use mysql_common::proto::MySerialize;
+use mysql_common::packets::HandshakeResponse;
 use rand::RngCore;
 use sluice_core::config::{ConnectionConfig, ConnectionKind};
 use sluice_core::grant::{Grant, GrantStatus};
@@ -42,8 +41,6 @@ const PLUGIN: &[u8] = b"caching_sha2_password";
 const NATIVE: &[u8] = b"mysql_native_password";
 /// `mysql_clear_password`, for tokens over TLS.
 const CLEAR: &[u8] = b"mysql_clear_password";
-/// utf8mb4_general_ci: what the gateway announces.
-const UTF8MB4: u8 = 45;
 
 /// A client that proved a grant.
 pub struct LoggedIn {
@@ -242,24 +239,13 @@ pub async fn login(
 /// The server greeting: protocol 10, the configured version, a 20-byte
 /// nonce, the capabilities offered, `caching_sha2_password`.
 fn greeting(shared: &Shared, connection_id: u32, nonce: &[u8; 20]) -> Vec<u8> {
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&nonce[..8]);
-    let mut second = nonce[8..].to_vec();
-    second.push(0);
-    let hello = HandshakePacket::new(
-        10,
+    wire::greeting(
         shared.config.mysql.server_version.as_bytes(),
         connection_id,
-        first,
-        Some(second),
+        nonce,
         wire::offered(shared.acceptor.is_some()),
-        UTF8MB4,
-        StatusFlags::SERVER_STATUS_AUTOCOMMIT,
-        Some(PLUGIN),
-    );
-    let mut out = Vec::new();
-    hello.serialize(&mut out);
-    out
+        PLUGIN,
+    )
 }
 
 fn caps_of(payload: &[u8]) -> F {

@@ -14,8 +14,7 @@
 
 use mysql_common::constants::{CapabilityFlags as F, StatusFlags};
 use mysql_common::io::ParseBuf;
-use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
-use mysql_common::proto::MySerialize;
+use mysql_common::packets::{AuthPlugin, HandshakeResponse};
 use rand::RngCore;
 use sluice_tls::Stream;
 use std::time::Duration;
@@ -28,7 +27,6 @@ use crate::packet;
 const CLIENT_TIME: Duration = Duration::from_secs(30);
 /// The largest handshake answer read from the local client.
 const HANDSHAKE_MAX: usize = 64 * 1024;
-const UTF8MB4: u8 = 45;
 
 /// The grant the relay logs in with.
 pub struct Grant<'a> {
@@ -109,24 +107,13 @@ fn local_greeting(version: &str, caps: F) -> Vec<u8> {
     for b in &mut nonce {
         *b = b'!' + (*b % 90);
     }
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&nonce[..8]);
-    let mut second = nonce[8..].to_vec();
-    second.push(0);
-    let hello = HandshakePacket::new(
-        10,
+    crate::wire::greeting(
         version.as_bytes(),
         1,
-        first,
-        Some(second),
+        &nonce,
         caps,
-        UTF8MB4,
-        StatusFlags::SERVER_STATUS_AUTOCOMMIT,
-        Some(AuthPlugin::MysqlNativePassword.as_bytes()),
-    );
-    let mut out = Vec::new();
-    hello.serialize(&mut out);
-    out
+        AuthPlugin::MysqlNativePassword.as_bytes(),
+    )
 }
 
 /// An OK packet ending the login.

@@ -165,6 +165,36 @@ pub fn required() -> F {
     F::CLIENT_PROTOCOL_41 | F::CLIENT_SECURE_CONNECTION | F::CLIENT_PLUGIN_AUTH
 }
 
+/// A server greeting (protocol 10): `version`, `connection_id`, a 20-byte
+/// `nonce`, the capabilities `caps`, utf8mb4, autocommit, and `plugin`.
+pub(crate) fn greeting(
+    version: &[u8],
+    connection_id: u32,
+    nonce: &[u8; 20],
+    caps: F,
+    plugin: &[u8],
+) -> Vec<u8> {
+    use mysql_common::proto::MySerialize;
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&nonce[..8]);
+    let mut second = nonce[8..].to_vec();
+    second.push(0);
+    let hello = mysql_common::packets::HandshakePacket::new(
+        10,
+        version,
+        connection_id,
+        first,
+        Some(second),
+        caps,
+        45, // utf8mb4_general_ci
+        mysql_common::constants::StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+        Some(plugin),
+    );
+    let mut out = Vec::new();
+    hello.serialize(&mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
