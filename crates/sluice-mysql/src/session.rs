@@ -89,7 +89,8 @@ pub struct Session {
     allowed: u64,
     denied: u64,
     started: Instant,
-    _seat: Seat,
+    /// Given back as the client's connection closes (see `run`).
+    seat: Option<Seat>,
     _presence: Presence,
 }
 
@@ -183,7 +184,7 @@ impl Session {
             allowed: 0,
             denied: 0,
             started: Instant::now(),
-            _seat: seat,
+            seat: Some(seat),
             _presence: presence,
         };
         (session, end)
@@ -237,6 +238,9 @@ impl Session {
                 }
             }
         };
+        // The place is free before the client sees its connection close,
+        // so it can log straight back in; the record of the end follows.
+        self.seat.take();
         let _ = client.shutdown().await;
         let _ = backend.io.shutdown().await;
         self.close(&why).await;

@@ -162,3 +162,20 @@ except pymysql.err.MySQLError as e:
         gw.audit.all_json()
     );
 }
+
+/// A client that quits has given its place back by the time its
+/// connection closes, however long recording the end takes: an agent
+/// reconnecting at once under `max_sessions_per_grant` is let in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_quit_can_log_straight_back_in() {
+    let gw = Gateway::start("\n[connections.limits]\nmax_sessions_per_grant = 1\n").await;
+    *gw.audit.slow_kind.lock().unwrap() = Some((
+        sluice_core::audit::EventKind::SessionClosed,
+        Duration::from_secs(1),
+    ));
+    let g = gw.grant(Profile::Read);
+    for round in 0..5 {
+        let out = gw.mariadb(&g, "SELECT 1");
+        assert!(out.status.success(), "round {round}: {}", stderr(&out));
+    }
+}

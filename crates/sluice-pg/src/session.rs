@@ -58,7 +58,7 @@ async fn run_session(
         .connection(&grant.connection)
         .map(|c| c.limits)
         .unwrap_or_default();
-    let _seat = match shared.seats.take(&grant, &limits) {
+    let seat = match shared.seats.take(&grant, &limits) {
         Ok(seat) => seat,
         Err(e) => {
             tracing::info!(reason = %e.message, "session refused by a session limit");
@@ -161,6 +161,7 @@ async fn run_session(
         end,
         opener,
         masking,
+        seat,
     )
     .await;
     drop(key);

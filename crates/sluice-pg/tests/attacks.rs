@@ -774,6 +774,47 @@ async fn one_agent_cannot_take_every_session() {
     assert!(try_login(&g1).await.is_ok());
 }
 
+/// Class 13's other side: a client that says Terminate and sees its
+/// connection closed has given its place back. The seat was once held
+/// until the session's close was recorded, so an agent logging straight
+/// back in under its limit was refused (53300) now and then.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_that_ended_gives_its_seat_back_before_it_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pg = start_pg(&Options::default()).await;
+    let h = Harness::on(pg, Options::default(), |c| {
+        c.limits.max_sessions_per_grant = 1;
+    })
+    .await;
+    h.backend(SETUP);
+    // Recording an end takes a while, as under load (the soak saw it).
+    *h.audit.slow_kind.lock().unwrap() = Some((
+        sluice_core::audit::EventKind::SessionClosed,
+        std::time::Duration::from_secs(1),
+    ));
+    let g = h.grant(Profile::Write);
+    let mut s = login(&h, &g, &[]).await;
+    for round in 0..10 {
+        // A write, so the session has an outcome to record as it ends.
+        simple(&mut s, "UPDATE orders SET total = total WHERE id = 1")
+            .await
+            .unwrap();
+        let mut buf = bytes::BytesMut::new();
+        postgres_protocol::message::frontend::terminate(&mut buf);
+        s.write_all(&buf).await.unwrap();
+        let mut rest = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest))
+            .await
+            .expect("the gateway closes the connection after Terminate")
+            .unwrap();
+        let params = [("user", g.id.as_str()), ("database", CONN)];
+        s = match try_raw_greeting(h.addr, &params, &g.secret).await {
+            Ok(greeting) => greeting.stream,
+            Err(code) => panic!("round {round}: logging back in was refused with {code}"),
+        };
+    }
+}
+
 /// A sibling of class 7: notifications carry other sessions' values (a
 /// trigger's `pg_notify(…, row_to_json(NEW))`). In a masked session their
 /// payloads go through the value detectors.

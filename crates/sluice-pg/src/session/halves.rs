@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use sluice_core::Grant;
+use sluice_gate::Seat;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::oneshot;
 
@@ -50,6 +51,7 @@ pub async fn pump_session(
     end: EndSignal,
     opener: Opener,
     session_masking: crate::session::SessionMasking,
+    seat: Seat,
 ) -> (&'static str, Writer, Option<Returned>) {
     let masking = session_masking.results.map(|m| (m, opener.clone()));
     let recording_mask = session_masking
@@ -143,6 +145,10 @@ pub async fn pump_session(
     .with_names(names)
     .with_masking(result_masker);
     let (why, stopped) = race(&mut half, &mut pump, end).await;
+    // The client's session is over: its place is free before its socket
+    // closes, so a client that sees the close can log straight back in
+    // (recording the end and parking the backend come after).
+    drop(seat);
     let returned = stopped.then(|| {
         let idle = match pump.between_messages() {
             true => track::idle(half.sent(), pump.replies()),
