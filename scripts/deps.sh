@@ -30,6 +30,7 @@ need python3-pymysql /usr/bin/python3 -c 'import pymysql'
 need libmariadb-java test -f /usr/share/java/mariadb-java-client.jar
 need default-jdk-headless command -v javac
 need haproxy test -x /usr/sbin/haproxy
+need libfaketime test -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else

@@ -61,7 +61,7 @@ struct Held {
 impl Secrets {
     fn keep(&self, id: &str, owner: (String, String), secret: &str, until: DateTime<Utc>) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Utc::now();
+        let now = sluice_core::clock::now();
         map.retain(|_, h| h.until > now);
         map.insert(
             id.to_string(),
@@ -80,7 +80,7 @@ impl Secrets {
     fn take(&self, id: &str, owner: &(String, String)) -> Option<String> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.get(id)
-            .filter(|h| &h.owner == owner && h.until > Utc::now())
+            .filter(|h| &h.owner == owner && h.until > sluice_core::clock::now())
             .map(|h| h.secret.clone())
     }
 }
@@ -452,7 +452,7 @@ impl SluiceMcp {
                 .as_str()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_else(Utc::now);
+                .unwrap_or_else(sluice_core::clock::now);
             let id = v["id"].as_str().unwrap_or_default();
             self.secrets
                 .keep(id, (who.subject, who.issuer), &secret, until);

@@ -238,7 +238,7 @@ fn when(name: &str, s: &str) -> Result<i64, ApiError> {
     match parse_duration(s) {
         Ok(d) => {
             let ago = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-            Ok(Utc::now()
+            Ok(sluice_core::clock::now()
                 .checked_sub_signed(ago)
                 .unwrap_or(DateTime::<Utc>::MIN_UTC)
                 .timestamp_millis())

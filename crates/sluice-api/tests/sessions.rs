@@ -100,7 +100,7 @@ async fn sessions_are_listed_filtered_and_shown_only_to_who_may_see_them() {
         .await;
     record_session(&gw, &mine, "s_agent", true).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let between = chrono::Utc::now().to_rfc3339();
+    let between = sluice_core::clock::now().to_rfc3339();
     tokio::time::sleep(Duration::from_millis(20)).await;
     record_session(&gw, &theirs, "s_other", false).await;
     record_session(&gw, &warehouse, "s_dba", true).await;

@@ -636,7 +636,7 @@ async fn a_sign_in_through_one_gateway_serves_on_another() {
     assert!(page.contains(&aid), "B lists the approval");
     // The store keys sessions by a hash of the cookie value, never by it.
     let value = on_a.cookie.split_once('=').unwrap().1;
-    let now = chrono::Utc::now();
+    let now = sluice_core::clock::now();
     assert!(
         b.state
             .store

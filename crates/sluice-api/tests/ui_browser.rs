@@ -338,7 +338,7 @@ async fn an_operator_decides_reviews_history_plays_back_and_ends_a_session() {
         identity: "writer-1".into(),
         client_addr: "127.0.0.1:5555".into(),
         protocol: "postgres",
-        opened_at: chrono::Utc::now(),
+        opened_at: sluice_core::clock::now(),
     });
     let ended = live.ended();
     chrome

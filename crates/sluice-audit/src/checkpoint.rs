@@ -144,7 +144,7 @@ impl Checkpointer {
         if tail_seq <= signed_seq {
             return Ok(Round::Idle);
         }
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = sluice_core::clock::now().timestamp_millis();
         let age = last
             .as_ref()
             .map(|c| Duration::from_millis(now.saturating_sub(c.ts).max(0) as u64));

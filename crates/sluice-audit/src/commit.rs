@@ -17,7 +17,6 @@
 //! it failed; its event is stored once, though the caller may act as if it
 //! was not (a refusal, failing closed).
 
-use chrono::Utc;
 use sluice_store::{AuditRow, Store, StoreError};
 
 use crate::chain::{GENESIS, canonical_body, chain_hash};
@@ -73,7 +72,7 @@ pub(crate) async fn commit(
         };
         let items = &batch[out.already.min(batch.len())..];
         let first = seq + 1;
-        let now = Utc::now();
+        let now = sluice_core::clock::now();
         let mut rows = Vec::with_capacity(items.len());
         for (i, (event, _)) in items.iter().enumerate() {
             if i > 0 && i % YIELD_EVERY == 0 {

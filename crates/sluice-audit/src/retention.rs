@@ -109,7 +109,7 @@ impl Retention {
     /// Runs now and then every `interval` until `stop`.
     pub async fn run(self, interval: Duration, mut stop: watch::Receiver<bool>) {
         loop {
-            match self.run_at(Utc::now()).await {
+            match self.run_at(sluice_core::clock::now()).await {
                 Ok(Some(t)) => tracing::info!(
                     from = t.from_seq,
                     through = t.through_seq,

@@ -163,7 +163,7 @@ async fn retain(t: &TestStore, k: &Arc<SigningKey>, sinks: &[&str]) -> Option<(i
         Duration::from_secs(3600),
         sinks.iter().map(|s| s.to_string()).collect(),
     );
-    r.run_at(chrono::Utc::now() + chrono::Duration::days(1))
+    r.run_at(sluice_core::clock::now() + chrono::Duration::days(1))
         .await
         .unwrap()
         .map(|t| (t.from_seq, t.through_seq))
@@ -248,7 +248,7 @@ async fn a_deletion_without_the_key_is_caught_by_the_marker_signature() {
     let (anchor, tail) = (&rows[11].hash, &rows[14].hash);
     let body = canonical_value(
         16,
-        chrono::Utc::now(),
+        sluice_core::clock::now(),
         serde_json::json!({
             "kind": "audit.truncated",
             "detail": {"from_seq": 1, "through_seq": 12, "last_deleted_hash": anchor,

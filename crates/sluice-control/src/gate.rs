@@ -92,7 +92,7 @@ impl Control for GateControl {
                     _ = tokio::time::sleep(if state.fleet.feed_ok() { RECHECK_FED } else { RECHECK }) => {}
                 }
                 match state.store.grant(&id).await {
-                    Ok(Some(g)) if g.usable_at(chrono::Utc::now()) => {}
+                    Ok(Some(g)) if g.usable_at(sluice_core::clock::now()) => {}
                     Ok(_) => return,
                     // Store unreachable: keep the session; the proxy still
                     // ends it at `expires_at` on its own.

@@ -2,7 +2,6 @@
 //! and the Postgres listener's token login), so policy, audit and storage
 //! happen the same way whoever asks.
 
-use chrono::Utc;
 use serde_json::json;
 use sluice_core::access::{self, AccessDenied, AccessRequest};
 use sluice_core::audit::{Actor, AuditEvent, EventKind};
@@ -33,7 +32,7 @@ pub async fn issue(
         Ok(d) => d,
         Err(denied) => return Err(refuse(state, who, ask, denied).await),
     };
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     let pending = decision.needs_approval;
     let secret = (!pending).then(new_secret);
     let status = if pending {

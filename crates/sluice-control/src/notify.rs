@@ -158,7 +158,7 @@ async fn deliver(
                 .header("X-Sluice-Event", "approval.opened")
                 .header("X-Sluice-Delivery", &delivery_id);
             if let Some(secret) = &secret {
-                let ts = chrono::Utc::now().timestamp().to_string();
+                let ts = sluice_core::clock::now().timestamp().to_string();
                 req = req.header("X-Sluice-Timestamp", &ts).header(
                     "X-Sluice-Signature",
                     sign(secret.expose().as_bytes(), &ts, body.as_bytes()),

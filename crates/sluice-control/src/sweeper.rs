@@ -3,7 +3,6 @@
 //! several gateways sweep the same store (the status change is conditional);
 //! in a fleet it runs on the gateway holding the `sweeper` lease.
 
-use chrono::Utc;
 use serde_json::json;
 use sluice_core::GrantStatus;
 use sluice_core::audit::{Actor, AuditEvent, EventKind};
@@ -37,7 +36,7 @@ pub async fn run(state: Shared, mut stop: tokio::sync::watch::Receiver<bool>) {
 /// One pass; returns how many grants it expired.
 pub async fn sweep(state: &Shared) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
     let mut n = 0;
-    for g in state.store.due_grants(Utc::now()).await? {
+    for g in state.store.due_grants(sluice_core::clock::now()).await? {
         let was = g.status;
         if !state
             .store

@@ -194,7 +194,7 @@ mod tests {
             decision,
             reason: format!("{sub} says so"),
             scope,
-            created_at: Utc::now(),
+            created_at: crate::clock::now(),
         }
     }
 

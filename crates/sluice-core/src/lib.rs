@@ -5,6 +5,7 @@
 pub mod access;
 pub mod approval;
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod grant;
 pub mod guardrail;

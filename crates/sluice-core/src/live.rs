@@ -133,7 +133,7 @@ mod tests {
             identity: "agent".into(),
             client_addr: "127.0.0.1:1".into(),
             protocol: "postgres",
-            opened_at: Utc::now(),
+            opened_at: crate::clock::now(),
         }
     }
 

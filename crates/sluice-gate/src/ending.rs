@@ -8,7 +8,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::Utc;
 use sluice_core::{Grant, GrantStatus};
 use tokio::sync::watch;
 
@@ -66,7 +65,9 @@ pub fn end_signal(
     terminated: impl Future<Output = String> + Send + 'static,
 ) -> EndSignal {
     let id = grant.id.clone();
-    let left = (grant.expires_at - Utc::now()).to_std().unwrap_or_default();
+    let left = (grant.expires_at - sluice_core::clock::now())
+        .to_std()
+        .unwrap_or_default();
     let ended = control.ended(&id);
     Box::pin(async move {
         let stopping = async move {
@@ -83,7 +84,10 @@ pub fn end_signal(
         }
         // Ended early: say whether it ran out or was revoked.
         match control.grant(&id).await {
-            Ok(Some(g)) if g.status == GrantStatus::Expired || g.expires_at <= Utc::now() => {
+            Ok(Some(g))
+                if g.status == GrantStatus::Expired
+                    || g.expires_at <= sluice_core::clock::now() =>
+            {
                 EndReason::Expired
             }
             _ => EndReason::Revoked,

@@ -115,7 +115,7 @@ mod tests {
     use super::*;
 
     fn grant(id: &str, subject: &str) -> Grant {
-        let now = chrono::Utc::now();
+        let now = sluice_core::clock::now();
         Grant {
             id: id.into(),
             subject: subject.into(),

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use rand::RngCore;
 use sluice_core::Grant;
 use sluice_core::audit::detail::{SessionClosed, SessionOpened, SessionRejected};
@@ -128,7 +127,7 @@ impl Presence {
             identity: grant.identity_name.clone(),
             client_addr,
             protocol,
-            opened_at: Utc::now(),
+            opened_at: sluice_core::clock::now(),
         });
         Presence {
             listed,

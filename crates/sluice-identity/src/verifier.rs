@@ -138,6 +138,7 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map_err(|e| rejection(e.kind()))?;
+        expired_by_our_clock(&data.claims, issuer.cfg.leeway.0.as_secs())?;
         Ok((issuer, data.claims))
     }
 
@@ -176,6 +177,18 @@ impl Verifier {
         }
         claims::identity(&issuer.cfg, &claims)
     }
+}
+
+/// jsonwebtoken checks `exp` against the wall clock, which a step back
+/// rewinds; checked again against [`sluice_core::clock::now`], which it
+/// does not. (`exp` is required and a non-negative number by then.)
+fn expired_by_our_clock(claims: &Map<String, Value>, leeway: u64) -> Result<(), Rejection> {
+    let exp = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0);
+    let now = sluice_core::clock::now().timestamp() as f64;
+    if exp + leeway as f64 <= now {
+        return Err(Rejection::Expired);
+    }
+    Ok(())
 }
 
 /// The checks jsonwebtoken runs for one token of `issuer`, signed with `alg`.

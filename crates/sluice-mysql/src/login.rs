@@ -17,7 +17,6 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
-use chrono::Utc;
 use mysql_common::constants::CapabilityFlags as F;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::HandshakeResponse;
@@ -377,7 +376,7 @@ async fn prove(
     if grant.status != GrantStatus::Active {
         return Err("grant not active");
     }
-    if grant.expires_at <= Utc::now() {
+    if grant.expires_at <= sluice_core::clock::now() {
         return Err("grant expired");
     }
     match shared.config.connection(&grant.connection) {

@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use chrono::Utc;
 use sluice_core::audit::detail::SessionRejected;
 use sluice_core::audit::{AuditEvent, EventKind};
 use sluice_core::secret::ScramVerifier;
@@ -287,7 +286,7 @@ impl LoginAttempt<'_> {
     /// A proven grant must be active, unexpired, for this connection, and
     /// the connection must exist.
     fn usable(&self, grant: Grant) -> Result<Grant, Refusal> {
-        let now = Utc::now();
+        let now = sluice_core::clock::now();
         if grant.status != GrantStatus::Active {
             let refusal = ClientError::grant_not_usable(&grant.id, grant.status.as_str());
             return Err((refusal, "grant not active"));

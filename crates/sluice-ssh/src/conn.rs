@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::Utc;
 use russh::server::{Auth, ChannelOpenHandle, Handler, Msg, Session as Wire};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, Pty};
 use sluice_core::audit::detail::SessionRejected;
@@ -238,7 +237,7 @@ impl Conn {
         if grant.status != GrantStatus::Active {
             return Err("grant not active");
         }
-        if grant.expires_at <= Utc::now() {
+        if grant.expires_at <= sluice_core::clock::now() {
             return Err("grant expired");
         }
         match self.shared.config.connection(&grant.connection) {

@@ -268,7 +268,7 @@ impl Store {
         .bind(grant_id)
         .bind(fingerprint)
         .bind(approval_id)
-        .bind(ms(Utc::now()))
+        .bind(ms(sluice_core::clock::now()))
         .execute(&self.pool)
         .await;
         match res {

@@ -48,7 +48,7 @@ impl Store {
         )
         .bind(name)
         .bind(last_seq)
-        .bind(chrono::Utc::now().timestamp_millis())
+        .bind(sluice_core::clock::now().timestamp_millis())
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -3,12 +3,12 @@
 //! web sign-ins are taken once, and (PostgreSQL) the change feed carries
 //! announcements to another connection and says when it reconnected.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use sluice_store::{Heard, Member, Store};
 use sluice_testkit::pg::PgServer;
 
 async fn leases_go_to_one_holder(store: &Store) {
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     let until = now + Duration::seconds(6);
     assert!(store.take_lease("sweeper", "a", now, until).await.unwrap());
     assert!(!store.take_lease("sweeper", "b", now, until).await.unwrap());
@@ -29,7 +29,7 @@ async fn leases_go_to_one_holder(store: &Store) {
 }
 
 async fn members_are_listed_by_heartbeat(store: &Store) {
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     let member = |id: &str, at| Member {
         id: id.into(),
         host: "h".into(),
@@ -61,7 +61,7 @@ async fn members_are_listed_by_heartbeat(store: &Store) {
 }
 
 async fn sign_ins_are_taken_once(store: &Store) {
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     let soon = now + Duration::minutes(10);
     store.put_ui("k1", "login", "{}", soon).await.unwrap();
     assert_eq!(store.get_ui("k1", "session", now).await.unwrap(), None);

@@ -1,14 +1,14 @@
 //! Recorded sessions read back from the audit chain, on embedded SQLite
 //! and a real PostgreSQL.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use sluice_core::secret::{ScramVerifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Profile, grant::new_grant_id};
 use sluice_store::{AuditRow, SessionFilter, Store};
 use sluice_testkit::pg::PgServer;
 
 fn grant(subject: &str, name: &str, connection: &str) -> Grant {
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     Grant {
         id: new_grant_id(),
         subject: subject.into(),

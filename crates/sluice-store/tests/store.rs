@@ -1,13 +1,13 @@
 //! The same suite against embedded SQLite and a real PostgreSQL.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use sluice_core::secret::{ScramVerifier, native_verifier, new_secret};
 use sluice_core::{Grant, GrantStatus, Profile, grant::new_grant_id};
 use sluice_store::{AuditRow, Backend, Store, StoreError};
 use sluice_testkit::pg::PgServer;
 
 fn grant(subject: &str, status: GrantStatus, expires_in: i64) -> Grant {
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     Grant {
         id: new_grant_id(),
         subject: subject.into(),
@@ -68,7 +68,7 @@ async fn grants_round_trip_and_transition(store: &Store) {
 async fn pending_grants_activate_with_their_ttl_from_now(store: &Store) {
     let g = grant("agent-b", GrantStatus::Pending, 900);
     store.insert_grant(&g).await.unwrap();
-    let now = Utc::now() + Duration::seconds(120);
+    let now = sluice_core::clock::now() + Duration::seconds(120);
     assert!(store.activate_grant(&g.id, now, "approver").await.unwrap());
     assert!(!store.activate_grant(&g.id, now, "approver").await.unwrap());
     let back = store.grant(&g.id).await.unwrap().unwrap();
@@ -87,7 +87,7 @@ async fn due_grants_are_found(store: &Store) {
         store.insert_grant(g).await.unwrap();
     }
     let due: Vec<String> = store
-        .due_grants(Utc::now())
+        .due_grants(sluice_core::clock::now())
         .await
         .unwrap()
         .into_iter()
@@ -152,7 +152,8 @@ async fn audit_appends_are_atomic_and_unique(store: &Store) {
 async fn approvals_votes_and_shapes(store: &Store) {
     use sluice_core::approval::*;
     // The store keeps milliseconds.
-    let now = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let now = chrono::DateTime::from_timestamp_millis(sluice_core::clock::now().timestamp_millis())
+        .unwrap();
     let a = Approval {
         id: new_approval_id(),
         kind: ApprovalKind::Statement,

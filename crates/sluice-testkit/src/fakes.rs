@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use futures::future::BoxFuture;
 use sluice_core::audit::{AuditError, AuditEvent, AuditSink, EventKind, LaterError};
 use sluice_core::secret::{ScramVerifier, native_verifier};
@@ -182,7 +182,7 @@ pub fn make_grant(
     status: GrantStatus,
     ttl: Duration,
 ) -> Grant {
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     Grant {
         id: id.to_string(),
         subject: "agent-1".into(),

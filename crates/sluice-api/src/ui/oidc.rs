@@ -111,7 +111,7 @@ pub(crate) async fn login(State(ui): State<UiRef>, Query(q): Query<LoginQuery>) 
         nonce: random_id(),
         verifier: verifier.clone(),
         next: safe_next(q.next.as_deref()),
-        expires: chrono::Utc::now() + chrono::Duration::seconds(LOGIN_TTL.as_secs() as i64),
+        expires: sluice_core::clock::now() + chrono::Duration::seconds(LOGIN_TTL.as_secs() as i64),
     };
     let Ok(mut to) = url::Url::parse(&endpoints.authorization_endpoint) else {
         return pages::message(

@@ -6,7 +6,6 @@
 use axum::extract::{Form, OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::Utc;
 use serde::Deserialize;
 use sluice_core::approval::{ApprovalKind, ApprovalStatus};
 use sluice_core::audit::{Actor, AuditEvent, EventKind};
@@ -27,7 +26,7 @@ pub(crate) async fn overview(
     OriginalUri(uri): OriginalUri,
 ) -> Response {
     let (_, s) = approver!(ui, headers, uri, true);
-    let now = Utc::now().timestamp_millis();
+    let now = sluice_core::clock::now().timestamp_millis();
     let since = now - OVERVIEW_HOURS * 3_600_000;
     match ui.app.store.overview(since).await {
         Ok(o) => {

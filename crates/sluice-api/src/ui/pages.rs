@@ -160,7 +160,7 @@ fn approvals_of(votes: &[Vote]) -> usize {
 }
 
 fn until(t: DateTime<Utc>) -> String {
-    let secs = (t - Utc::now()).num_seconds();
+    let secs = (t - sluice_core::clock::now()).num_seconds();
     if secs <= 0 {
         return "now".into();
     }

@@ -73,14 +73,17 @@ impl Sessions {
         let s = Session {
             identity,
             csrf: random_id(),
-            expires: Utc::now() + chrono::Duration::from_std(lifetime).ok()?,
+            expires: sluice_core::clock::now() + chrono::Duration::from_std(lifetime).ok()?,
         };
         self.insert(SESSION, &s, s.expires, MAX_SESSIONS).await
     }
 
     /// The live session of cookie value `id`.
     pub async fn get(&self, id: &str) -> Option<Session> {
-        let body = self.store.get_ui(&key(id), SESSION, Utc::now()).await;
+        let body = self
+            .store
+            .get_ui(&key(id), SESSION, sluice_core::clock::now())
+            .await;
         let body = body
             .inspect_err(|e| tracing::error!(error = %e, "reading a web session"))
             .ok()??;
@@ -100,7 +103,10 @@ impl Sessions {
 
     /// The sign-in of this login cookie, once.
     pub async fn finish(&self, id: &str) -> Option<Login> {
-        let body = self.store.take_ui(&key(id), LOGIN, Utc::now()).await;
+        let body = self
+            .store
+            .take_ui(&key(id), LOGIN, sluice_core::clock::now())
+            .await;
         let body = body
             .inspect_err(|e| tracing::error!(error = %e, "finishing a sign-in"))
             .ok()??;
@@ -120,7 +126,10 @@ impl Sessions {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(TRIM_EVERY)
         {
-            let _ = self.store.trim_ui(kind, max, Utc::now()).await;
+            let _ = self
+                .store
+                .trim_ui(kind, max, sluice_core::clock::now())
+                .await;
         }
         let id = random_id();
         let body = serde_json::to_string(row).ok()?;
@@ -252,7 +261,7 @@ mod tests {
                 nonce: "n".into(),
                 verifier: "v".into(),
                 next: "/ui".into(),
-                expires: Utc::now() + chrono::Duration::minutes(10),
+                expires: sluice_core::clock::now() + chrono::Duration::minutes(10),
             })
             .await
             .unwrap();
@@ -268,7 +277,10 @@ mod tests {
         for i in 0..5 {
             ids.push(s.open(who(), Duration::from_secs(100 + i)).await.unwrap());
         }
-        s.store.trim_ui(SESSION, 3, Utc::now()).await.unwrap();
+        s.store
+            .trim_ui(SESSION, 3, sluice_core::clock::now())
+            .await
+            .unwrap();
         assert!(
             s.get(&ids[0]).await.is_none(),
             "the closest to expiry made room"

@@ -6,7 +6,6 @@ mod view;
 
 use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::{Value, json};
 use sluice_core::approval::{
     Approval, ApprovalKind, ApprovalStatus, Decision, NotAllowed, Scope, Tally, Vote, may_decide,
@@ -62,7 +61,7 @@ fn announce(state: &Shared, a: &Approval) {
 }
 
 fn base(state: &Shared, kind: ApprovalKind, grant: &Grant, wait: Duration) -> Approval {
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     Approval {
         id: new_approval_id(),
         kind,
@@ -229,7 +228,11 @@ async fn use_once(state: &Shared, a: &Approval, outcome: Outcome) -> Outcome {
     if !once {
         return outcome;
     }
-    match state.store.use_approval(&a.id, Utc::now()).await {
+    match state
+        .store
+        .use_approval(&a.id, sluice_core::clock::now())
+        .await
+    {
         Ok(true) => outcome,
         _ => Outcome::Denied {
             by: a.decided_by.clone().unwrap_or_default(),
@@ -299,7 +302,14 @@ struct Closing {
 async fn close_unanswered(state: &Shared, id: &str, c: Closing) -> bool {
     let closed = state
         .store
-        .close_approval(id, c.status, c.by, c.reason, None, Utc::now())
+        .close_approval(
+            id,
+            c.status,
+            c.by,
+            c.reason,
+            None,
+            sluice_core::clock::now(),
+        )
         .await
         .unwrap_or(false);
     if !closed {
@@ -321,7 +331,7 @@ async fn close_unanswered(state: &Shared, id: &str, c: Closing) -> bool {
 
 /// Expires every pending approval whose time is up (the sweeper's pass).
 pub async fn expire_due(state: &Shared) -> Result<usize, Error> {
-    let due = state.store.due_approvals(Utc::now()).await?;
+    let due = state.store.due_approvals(sluice_core::clock::now()).await?;
     for a in &due {
         expire(state, &a.id).await;
     }
@@ -375,7 +385,7 @@ pub async fn vote(
         decision,
         reason: reason.to_string(),
         scope,
-        created_at: Utc::now(),
+        created_at: sluice_core::clock::now(),
     };
     state
         .audit
@@ -435,7 +445,7 @@ async fn settle(
         .map(|v| v.approver_name.as_str())
         .collect();
     let by = by.join(", ");
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     let kind = if status == ApprovalStatus::Approved {
         EventKind::ApprovalApproved
     } else {
@@ -475,7 +485,7 @@ async fn settle(
 }
 
 async fn activate_grant(state: &Shared, a: &Approval, by: &str) -> Result<(), Error> {
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     state
         .audit
         .append(

@@ -141,7 +141,7 @@ async fn catch_up(state: &Shared) -> Result<(), sluice_store::StoreError> {
             continue;
         }
         let status = match state.store.grant(&s.grant_id).await? {
-            Some(g) if g.usable_at(chrono::Utc::now()) => continue,
+            Some(g) if g.usable_at(sluice_core::clock::now()) => continue,
             Some(g) if g.status.is_final() => g.status,
             _ => GrantStatus::Expired,
         };

@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::Utc;
 use sluice_store::Store;
 use tokio::sync::watch;
 
@@ -39,7 +38,7 @@ pub async fn run<F, Fut>(
             _ = tick.tick() => {}
             _ = stopped.wait_for(|s| *s) => break,
         }
-        let now = Utc::now();
+        let now = sluice_core::clock::now();
         let until = now + chrono::Duration::from_std(LIFE).unwrap_or_default();
         // Bounded well inside the lease's life: a renewal that hangs must
         // not let the work run on after another gateway took over.

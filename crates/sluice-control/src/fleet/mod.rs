@@ -55,7 +55,7 @@ impl Fleet {
         Fleet {
             id: format!("gw_{}", hex::encode(bytes)),
             host: host_name(),
-            started_at: Utc::now(),
+            started_at: sluice_core::clock::now(),
             policy: std::sync::Mutex::new(policy_hash(config)),
             draining: AtomicBool::new(false),
             feed_ok: AtomicBool::new(false),
@@ -100,7 +100,7 @@ impl Fleet {
             api_url: format!("http://{}", config.server.api_listen),
             state: state.into(),
             started_at: self.started_at,
-            heartbeat_at: Utc::now(),
+            heartbeat_at: sluice_core::clock::now(),
         }
     }
 }
@@ -141,7 +141,8 @@ pub async fn heartbeat(state: Shared) {
         }
         beats += 1;
         if beats.is_multiple_of(1800) {
-            let before = Utc::now() - chrono::Duration::from_std(FORGET_AFTER).unwrap_or_default();
+            let before = sluice_core::clock::now()
+                - chrono::Duration::from_std(FORGET_AFTER).unwrap_or_default();
             let _ = state.store.forget_members(before).await;
         }
     }

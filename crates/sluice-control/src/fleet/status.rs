@@ -52,7 +52,7 @@ pub struct LeaseStatus {
 
 /// The fleet as the store knows it now.
 pub async fn status(state: &Shared) -> Result<FleetStatus, sluice_store::StoreError> {
-    let now = Utc::now();
+    let now = sluice_core::clock::now();
     let lost = chrono::Duration::from_std(LOST_AFTER).unwrap_or_default();
     let rows = state.store.members(now - SHOWN_FOR).await?;
     let live_state = |m: &sluice_store::Member| {

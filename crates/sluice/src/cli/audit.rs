@@ -227,5 +227,5 @@ fn since_ms(s: &str) -> Result<i64> {
     }
     let ago = humantime::parse_duration(s)
         .with_context(|| format!("--since {s:?}: use RFC 3339 or a duration like \"1h\""))?;
-    Ok(chrono::Utc::now().timestamp_millis() - ago.as_millis() as i64)
+    Ok(sluice_core::clock::now().timestamp_millis() - ago.as_millis() as i64)
 }

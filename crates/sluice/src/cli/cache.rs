@@ -35,7 +35,7 @@ impl Entry {
 
     fn expires_within(&self, secs: i64) -> bool {
         self.expires_at
-            .is_some_and(|exp| exp <= chrono::Utc::now().timestamp() + secs)
+            .is_some_and(|exp| exp <= sluice_core::clock::now().timestamp() + secs)
     }
 }
 

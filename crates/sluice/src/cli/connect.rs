@@ -197,7 +197,7 @@ async fn renew(
 ) {
     loop {
         let left = chrono::DateTime::parse_from_rfc3339(&expires)
-            .map(|t| (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds())
+            .map(|t| (t.with_timezone(&chrono::Utc) - sluice_core::clock::now()).num_milliseconds())
             .unwrap_or(0)
             .max(0) as u64;
         tokio::time::sleep(Duration::from_millis(left * 4 / 5)).await;

@@ -229,7 +229,7 @@ fn client_assertion(a: &TokenArgs, client_id: &str, endpoint: &str) -> Result<St
     };
     let mut header = Header::new(alg);
     header.kid = a.key_id.clone();
-    let now = chrono::Utc::now().timestamp();
+    let now = sluice_core::clock::now().timestamp();
     let mut jti = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut jti);
     let claims = json!({

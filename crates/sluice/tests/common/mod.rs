@@ -43,6 +43,8 @@ pub struct Options {
     pub listener_tls: bool,
     /// With `listener_tls`: clients without TLS are refused.
     pub require_tls: bool,
+    /// Environment of the `sluice serve` process (a fake clock, say).
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Serve {
@@ -56,6 +58,7 @@ pub struct Serve {
     child: Option<Child>,
     starts: u32,
     http: reqwest::Client,
+    env: Vec<(String, String)>,
 }
 
 fn config_text(
@@ -186,6 +189,7 @@ impl Serve {
             child: None,
             starts: 0,
             http: reqwest::Client::new(),
+            env: o.env,
         };
         serve.spawn().await;
         serve
@@ -201,6 +205,7 @@ impl Serve {
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
