@@ -57,6 +57,10 @@ struct Segment {
     bytes: u64,
     /// Journaled events written so far, this run.
     written: u64,
+    /// A failed write's part could not be cut off: the next write opens a
+    /// new segment, so the part stays a torn last line (which recovery
+    /// drops) and never sits in the middle of a segment.
+    torn: bool,
 }
 
 impl Journal {
@@ -84,14 +88,17 @@ impl Journal {
     /// Appends one event as one line. The caller holds the writer-queue
     /// lock (this is `&mut self` behind it).
     pub(crate) fn write(&mut self, event: &AuditEvent) -> std::io::Result<()> {
-        if self.current.bytes >= SEGMENT_BYTES {
+        if self.current.bytes >= SEGMENT_BYTES || self.current.torn {
             let next = Segment::create(&self.dir, self.current.index + 1, self.current.written)?;
             let old = std::mem::replace(&mut self.current, next);
             self.closed.lock().push_back((old.path, old.written));
         }
         let mut line = serde_json::to_vec(event).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        self.current.file.write_all(&line)?;
+        if let Err(e) = self.current.file.write_all(&line) {
+            self.current.cut_back();
+            return Err(e);
+        }
         self.current.bytes += line.len() as u64;
         self.current.written += 1;
         Ok(())
@@ -136,7 +143,18 @@ impl Segment {
             index,
             bytes: 0,
             written,
+            torn: false,
         })
+    }
+
+    /// After a failed write (a full disk writes part of a line, then
+    /// fails): cuts the segment back to its last whole line. Shrinking
+    /// needs no space; should it fail anyway, the segment is closed.
+    fn cut_back(&mut self) {
+        if let Err(e) = self.file.set_len(self.bytes) {
+            tracing::warn!(error = %e, path = %self.path.display(), "could not cut a failed journal write off; starting a new segment");
+            self.torn = true;
+        }
     }
 }
 

@@ -45,12 +45,17 @@ pub struct Options {
     pub require_tls: bool,
     /// Environment of the `sluice serve` process (a fake clock, say).
     pub env: Vec<(String, String)>,
+    /// The data directory (store, audit journal) on a tmpfs of this many
+    /// MiB of its own, which a test can fill (see [`Serve::data`]).
+    pub small_disk_mib: Option<u32>,
 }
 
 pub struct Serve {
     pub pg: PgServer,
     pub idp: OidcProvider,
     pub dir: tempfile::TempDir,
+    /// The data directory: `dir`, or the tmpfs of `small_disk_mib`.
+    pub data: PathBuf,
     pub config: PathBuf,
     /// `http://127.0.0.1:PORT`.
     pub api: String,
@@ -63,6 +68,7 @@ pub struct Serve {
 
 fn config_text(
     dir: &Path,
+    data: &Path,
     idp: &OidcProvider,
     pg: &PgServer,
     ports: (u16, u16),
@@ -120,7 +126,7 @@ max_ttl = "15m"
 "#,
         api = ports.0,
         listen = ports.1,
-        data = dir.display(),
+        data = data.display(),
         issuer = idp.issuer(),
         audience = idp.audience(),
         backend = pg.port(),
@@ -175,14 +181,19 @@ impl Serve {
                 .unwrap();
             assert!(out.status.success(), "{}", text(&out.stderr));
         }
+        let data = match o.small_disk_mib {
+            Some(mib) => mount_tmpfs(&dir.path().join("data"), mib),
+            None => dir.path().to_path_buf(),
+        };
         let (api_port, pg_port) = (free_port(), free_port());
         let config = dir.path().join("sluice.toml");
-        let text = config_text(dir.path(), &idp, &pg, (api_port, pg_port), &o);
+        let text = config_text(dir.path(), &data, &idp, &pg, (api_port, pg_port), &o);
         std::fs::write(&config, text).unwrap();
         let mut serve = Serve {
             pg,
             idp,
             dir,
+            data,
             config,
             api: format!("http://127.0.0.1:{api_port}"),
             pg_port,
@@ -242,7 +253,7 @@ impl Serve {
     /// The gateway's store, opened beside it (SQLite allows readers while
     /// the gateway writes).
     pub async fn store(&self) -> sluice_store::Store {
-        let url = format!("sqlite:{}", self.dir.path().join("sluice.db").display());
+        let url = format!("sqlite:{}", self.data.join("sluice.db").display());
         sluice_store::Store::open(&url).await.unwrap()
     }
 
@@ -351,6 +362,41 @@ impl Serve {
             .lines()
             .map(|l| serde_json::from_str(l).expect("one JSON event a line"))
             .collect()
+    }
+}
+
+/// Mounts a tmpfs of `mib` MiB at `at` (made here); unmounted by
+/// [`Serve`]'s drop. The suite runs as root on its CI machine.
+fn mount_tmpfs(at: &Path, mib: u32) -> PathBuf {
+    std::fs::create_dir_all(at).unwrap();
+    let out = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={mib}m,mode=0700"),
+            "tmpfs",
+        ])
+        .arg(at)
+        .output()
+        .expect("run mount");
+    assert!(
+        out.status.success(),
+        "mounting a tmpfs for the data directory needs root: {}",
+        text(&out.stderr)
+    );
+    at.to_path_buf()
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.data != self.dir.path() {
+            // Lazy: the gateway may still hold files there as it is killed.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.data)
+                .status();
+        }
     }
 }
 
