@@ -166,9 +166,15 @@ pub async fn open(
 
 /// Opens a neutral session on `target`: no client's settings yet.
 pub async fn connect(target: &Target, profile: Profile) -> Result<Backend, PgError> {
-    tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(target, profile))
-        .await
-        .map_err(|_| PgError::Backend("backend startup timed out".into()))?
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(target, profile)).await {
+        Ok(Ok(backend)) => Ok(backend),
+        Err(_) => Err(PgError::Backend("backend startup timed out".into())),
+        // However opening it failed (refused, reset, a broken reply), the
+        // client hears that the backend is unavailable; the log and the
+        // audit event keep the cause.
+        Ok(Err(e @ PgError::Backend(_))) => Err(e),
+        Ok(Err(e)) => Err(PgError::Backend(format!("backend startup failed: {e}"))),
+    }
 }
 
 async fn connect_inner(target: &Target, profile: Profile) -> Result<Backend, PgError> {

@@ -192,6 +192,13 @@ impl ClientError {
         )
     }
 
+    pub fn backend_lost() -> Self {
+        Self::fatal(
+            "08006",
+            "sluice: the connection to the database was lost; reconnect",
+        )
+    }
+
     pub fn audit_unavailable() -> Self {
         Self::error(
             "58000",

@@ -81,6 +81,8 @@ pub enum ClientEnd {
     Terminated,
     /// The connection closed.
     Gone,
+    /// Writing to the backend failed: it went away.
+    BackendGone,
     /// A protocol error: tell the client and close.
     Fatal(ClientError),
 }
@@ -317,7 +319,7 @@ where
             if (!self.reader.has_frame() || self.out.len() >= WRITE_BUFFER)
                 && self.flush().await.is_err()
             {
-                return ClientEnd::Gone;
+                return ClientEnd::BackendGone;
             }
             self.spent += started.elapsed();
             self.report_spent();

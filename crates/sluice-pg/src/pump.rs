@@ -198,7 +198,7 @@ where
         loop {
             match self.scan() {
                 Scan::Idle => {}
-                Scan::Protocol => return PumpEnd::BackendProtocol,
+                Scan::Protocol => return self.lost(PumpEnd::BackendProtocol).await,
                 Scan::Need(need) => {
                     if let Some(m) = &mut self.mask {
                         m.resolve(need).await;
@@ -237,7 +237,7 @@ where
             let room = self.size.reserve(&mut self.buf);
             tokio::select! {
                 n = self.backend.read_buf(&mut self.buf) => match n {
-                    Ok(0) | Err(_) => return PumpEnd::BackendClosed,
+                    Ok(0) | Err(_) => return self.lost(PumpEnd::BackendClosed).await,
                     Ok(n) => self.size.read(room, n),
                 },
                 notice = self.notices.recv(), if self.notices_open => match notice {
@@ -441,6 +441,16 @@ where
 
     /// Tells the client why the session ends. Only at a frame boundary, so
     /// the FATAL is not spliced into a half-sent message.
+    /// The backend went away or broke the protocol: the client is told
+    /// so (when between messages) rather than left with a closed socket.
+    async fn lost(&mut self, end: PumpEnd) -> PumpEnd {
+        if self.remaining == 0 {
+            let _ = write_flush(&mut self.client, &ClientError::backend_lost().to_bytes()).await;
+        }
+        let _ = self.client.shutdown().await;
+        end
+    }
+
     async fn finish(&mut self, ending: Ending) -> PumpEnd {
         if self.remaining == 0 {
             let _ = write_flush(&mut self.client, &ending.error.to_bytes()).await;

@@ -5,5 +5,6 @@
 pub mod fakes;
 pub mod mcp;
 pub mod oidc;
+pub mod relay;
 pub use sluice_launch::{mariadb, pg, ports, sshd};
 pub mod wire;

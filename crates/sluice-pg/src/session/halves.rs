@@ -16,6 +16,7 @@ use crate::backend::Backend;
 use crate::codec::FrameReader;
 use crate::completions::{self, Writer};
 use crate::deny::Denials;
+use crate::errors::ClientError;
 use crate::frontend::{ClientEnd, ClientHalf, Stats};
 use crate::mask::{MaskQueue, Opener, ResultMasker};
 use crate::names::Names;
@@ -183,6 +184,12 @@ async fn race(half: &mut Half, pump: &mut BackendPump, end: EndSignal) -> (&'sta
                 ("client closed", matches!(stopped, Ok(PumpEnd::ClientGone)))
             }
             ClientEnd::Gone => ("client closed", false),
+            ClientEnd::BackendGone => {
+                // The pump tells the client, between messages.
+                let _ = fatal_tx.send(ClientError::backend_lost());
+                let _ = tokio::time::timeout(FAREWELL, &mut backend_side).await;
+                ("backend closed", false)
+            }
             ClientEnd::Fatal(error) => {
                 let _ = fatal_tx.send(error);
                 let _ = tokio::time::timeout(FAREWELL, &mut backend_side).await;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sluice_testkit::oidc::{OidcClient, OidcOptions, OidcProvider};
 use sluice_testkit::pg::PgServer;
 use sluice_testkit::ports::free_port;
+use sluice_testkit::relay::Relay;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -48,6 +49,9 @@ pub struct Options {
     /// The data directory (store, audit journal) on a tmpfs of this many
     /// MiB of its own, which a test can fill (see [`Serve::data`]).
     pub small_disk_mib: Option<u32>,
+    /// The backend reached through a relay the test can make fail (see
+    /// [`Serve::relay`]).
+    pub relay: bool,
 }
 
 pub struct Serve {
@@ -56,6 +60,8 @@ pub struct Serve {
     pub dir: tempfile::TempDir,
     /// The data directory: `dir`, or the tmpfs of `small_disk_mib`.
     pub data: PathBuf,
+    /// With `relay`: between the gateway and the backend.
+    pub relay: Option<Relay>,
     pub config: PathBuf,
     /// `http://127.0.0.1:PORT`.
     pub api: String,
@@ -72,6 +78,7 @@ fn config_text(
     idp: &OidcProvider,
     pg: &PgServer,
     ports: (u16, u16),
+    backend: u16,
     o: &Options,
 ) -> String {
     let pw = dir.join("pg.password");
@@ -129,7 +136,6 @@ max_ttl = "15m"
         data = data.display(),
         issuer = idp.issuer(),
         audience = idp.audience(),
-        backend = pg.port(),
         pw = pw.display(),
         connection = o.connection,
         extra = o.extra,
@@ -187,13 +193,20 @@ impl Serve {
         };
         let (api_port, pg_port) = (free_port(), free_port());
         let config = dir.path().join("sluice.toml");
-        let text = config_text(dir.path(), &data, &idp, &pg, (api_port, pg_port), &o);
+        let relay = match o.relay {
+            true => Some(Relay::start(([127, 0, 0, 1], pg.port()).into()).await),
+            false => None,
+        };
+        let backend = relay.as_ref().map_or(pg.port(), Relay::port);
+        let ports = (api_port, pg_port);
+        let text = config_text(dir.path(), &data, &idp, &pg, ports, backend, &o);
         std::fs::write(&config, text).unwrap();
         let mut serve = Serve {
             pg,
             idp,
             dir,
             data,
+            relay,
             config,
             api: format!("http://127.0.0.1:{api_port}"),
             pg_port,
