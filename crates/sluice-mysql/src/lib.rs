@@ -172,6 +172,11 @@ impl MysqlProxy {
         });
         let ids = Arc::new(AtomicU32::new(1));
         let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let pre_auth = sluice_gate::PreAuth::default();
+        // In place of the greeting, as a server with too many connections.
+        let mut busy = Vec::new();
+        let message = "sluice: too many connections are logging in at once; try again";
+        packet::frame(&mut busy, 0, &wire::err(wire::er::TOO_MANY, message));
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -190,11 +195,14 @@ impl MysqlProxy {
                 },
                 _ = &mut shutdown => break,
             };
+            let Some((tcp, pending)) = pre_auth.enter(tcp, &busy) else {
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let shared = shared.clone();
             let id = ids.fetch_add(1, Ordering::Relaxed);
             sessions.spawn(async move {
-                serve_one(shared, tcp, addr, id).await;
+                serve_one(shared, tcp, addr, id, pending).await;
                 drop(permit);
             });
             while sessions.try_join_next().is_some() {}
@@ -208,8 +216,16 @@ impl MysqlProxy {
 }
 
 /// One client connection, from greeting to close.
-async fn serve_one(shared: Arc<Shared>, tcp: tokio::net::TcpStream, addr: SocketAddr, id: u32) {
-    let li = match login::login(&shared, tcp, addr, id).await {
+async fn serve_one(
+    shared: Arc<Shared>,
+    tcp: tokio::net::TcpStream,
+    addr: SocketAddr,
+    id: u32,
+    pending: sluice_gate::Pending,
+) {
+    let logged_in = login::login(&shared, tcp, addr, id).await;
+    drop(pending);
+    let li = match logged_in {
         Ok(li) => li,
         Err((_, refused)) => {
             record_refusal(&shared, addr, refused.reason, refused.grant.as_deref()).await;

@@ -179,3 +179,39 @@ async fn a_client_that_quit_can_log_straight_back_in() {
         assert!(out.status.success(), "round {round}: {}", stderr(&out));
     }
 }
+
+/// A flood of silent connections: past the 256 logging in at once, each
+/// gets ER_CON_COUNT_ERROR (1040) in place of the greeting, at once; when
+/// the flood goes, logins work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_silent_connections_is_capped_before_login() {
+    let gw = Gateway::start("").await;
+    let mut held = Vec::new();
+    for _ in 0..sluice_gate::MAX_PRE_AUTH {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        let mut b = [0u8; 256];
+        let n = s.read(&mut b).await.unwrap();
+        assert!(n > 4 && b[4] == 10, "a greeting (protocol 10)");
+        held.push(s);
+    }
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        let (got, closed) = drain(&mut s, Duration::from_secs(3)).await;
+        assert!(closed, "closed at once");
+        assert!(
+            got.len() > 7 && got[4] == 0xff && got[5..7] == 1040u16.to_le_bytes(),
+            "ER_CON_COUNT_ERROR: {got:?}"
+        );
+    }
+    drop(held);
+    let g = gw.grant(Profile::Read);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = gw.mariadb(&g, "SELECT 1");
+        if stdout(&out) == "1\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", stderr(&out));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

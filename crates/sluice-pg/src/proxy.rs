@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::backend::Target;
 use crate::backend_catalog::BackendCatalog;
 use crate::cancel::CancelRegistry;
-use crate::errors::PgError;
+use crate::errors::{ClientError, PgError};
 use crate::mask::ConnMasking;
 use crate::pool::{self, Pool};
 use crate::session;
@@ -243,6 +243,11 @@ impl PgProxy {
         end: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let pre_auth = sluice_gate::PreAuth::default();
+        let busy = ClientError::too_many_sessions(
+            "too many connections are logging in at once; try again",
+        )
+        .to_bytes();
         let (stop_tx, stop_rx) = watch::channel(false);
         let reaper = tokio::spawn(reap(self.shared.clone(), stop_rx.clone()));
         let mut sessions = JoinSet::new();
@@ -264,10 +269,13 @@ impl PgProxy {
                 },
                 _ = &mut shutdown => break,
             };
+            let Some((tcp, pending)) = pre_auth.enter(tcp, &busy) else {
+                continue;
+            };
             let shared = self.shared.clone();
             let stop = stop_rx.clone();
             sessions.spawn(async move {
-                handle(shared, tcp, addr, stop).await;
+                handle(shared, tcp, addr, stop, pending).await;
                 drop(permit);
             });
             while sessions.try_join_next().is_some() {}
@@ -305,9 +313,11 @@ async fn handle(
     tcp: TcpStream,
     addr: SocketAddr,
     stop: watch::Receiver<bool>,
+    pending: sluice_gate::Pending,
 ) {
     let timeout = shared.config.postgres.auth_timeout.0;
     let opening = tokio::time::timeout(timeout, startup::open(&shared, tcp, addr)).await;
+    drop(pending);
     match opening {
         Err(_) => tracing::info!(client.addr = %addr, "startup timed out"),
         Ok(Err(e)) => tracing::info!(client.addr = %addr, error = %e, "startup failed"),

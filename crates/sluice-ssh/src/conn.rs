@@ -35,9 +35,15 @@ pub struct PtyRequest {
 }
 
 /// Serves one TCP connection to its end.
-pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
+pub async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    pending: sluice_gate::Pending,
+) {
     let authenticated = Arc::new(AtomicBool::new(false));
     let handler = Conn {
+        pending: Some(pending),
         shared: shared.clone(),
         addr,
         session: None,
@@ -88,6 +94,9 @@ struct Conn {
     channels: HashMap<ChannelId, Channel<Msg>>,
     ptys: HashMap<ChannelId, PtyRequest>,
     authenticated: Arc<AtomicBool>,
+    /// The listener's place for a connection logging in, given back at
+    /// login (or when the connection ends).
+    pending: Option<sluice_gate::Pending>,
     /// Keyboard-interactive: the secret's prompt was sent.
     prompted: bool,
     /// A login proven, opened as a session once russh confirms it.
@@ -352,6 +361,7 @@ impl Handler for Conn {
         .await;
         self.session = Some(session);
         self.authenticated.store(true, Ordering::SeqCst);
+        self.pending = None;
         Ok(())
     }
 

@@ -194,6 +194,9 @@ impl SshProxy {
             stopping: stop_rx,
         });
         let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
+        // Closed without a word: before the version exchange there is no
+        // SSH message to say it with.
+        let pre_auth = sluice_gate::PreAuth::default();
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -212,9 +215,12 @@ impl SshProxy {
                 },
                 _ = &mut shutdown => break,
             };
+            let Some((tcp, pending)) = pre_auth.enter(tcp, b"") else {
+                continue;
+            };
             let shared = shared.clone();
             sessions.spawn(async move {
-                conn::serve(shared, tcp, addr).await;
+                conn::serve(shared, tcp, addr, pending).await;
                 drop(permit);
             });
             while sessions.try_join_next().is_some() {}

@@ -178,3 +178,37 @@ async fn a_host_that_goes_away_mid_command_ends_the_command_not_the_gateway() {
     let done = gw.audit.wait_for(EventKind::StatementCompleted, 1).await;
     assert_eq!(done[0].detail["outcome"], "error");
 }
+
+/// A flood of silent connections: past the 256 logging in at once, each
+/// is closed at once without a banner; when the flood goes, logins work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_silent_connections_is_capped_before_login() {
+    use tokio::io::AsyncReadExt;
+    let gw = Gateway::start("").await;
+    let g = gw.grant(Profile::Read);
+    let mut held = Vec::new();
+    for _ in 0..sluice_gate::MAX_PRE_AUTH {
+        let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let mut b = [0u8; 64];
+        let n = s.read(&mut b).await.unwrap();
+        assert!(b[..n].starts_with(b"SSH-2.0-"), "a banner");
+        held.push(s);
+    }
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "closed at once");
+        assert!(got.is_empty(), "no banner: {got:?}");
+    }
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = gw.ssh(&g, &["echo after-the-flood"]);
+        if stdout(&out) == "after-the-flood\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", stderr(&out));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -110,14 +110,7 @@ impl Front {
         let (stop_api, api_stopped) = watch::channel(false);
         let app = sluice_api::router(state.clone());
         let listener = handle(&sockets.api)?;
-        let api = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(turns_true(api_stopped))
-                .await
-            {
-                tracing::error!(error = %e, "API server stopped");
-            }
-        });
+        let api = tokio::spawn(crate::http::serve(listener, app, turns_true(api_stopped)));
         Ok(Front {
             state: state.clone(),
             stop_accepting,

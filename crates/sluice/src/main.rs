@@ -4,6 +4,7 @@ mod cli;
 mod dev;
 mod exports;
 mod front;
+mod http;
 mod serve;
 
 use clap::Parser;

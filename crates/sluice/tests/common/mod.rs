@@ -258,6 +258,11 @@ impl Serve {
         }
     }
 
+    /// The running gateway's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(Child::id).expect("running")
+    }
+
     /// The checkpoint key's public half (PEM), for `audit verify --public-key`.
     pub fn public_key(&self) -> PathBuf {
         self.dir.path().join("audit.key.pub")
