@@ -27,15 +27,21 @@ const RECHECK: Duration = Duration::from_secs(2);
 /// The same while the feed is up: only a fallback.
 const RECHECK_FED: Duration = Duration::from_secs(10);
 
+/// Longest a login waits for its grant from the store.
+const GRANT_LOOKUP: Duration = Duration::from_secs(4);
+
 impl Control for GateControl {
     fn grant(&self, id: &str) -> BoxFuture<'_, Result<Option<Grant>, ControlError>> {
         let id = id.to_string();
         Box::pin(async move {
-            self.state
-                .store
-                .grant(&id)
-                .await
-                .map_err(|e| ControlError(e.to_string()))
+            // A login waits for this: a store that does not answer is a
+            // clear refusal within the client's auth timeout, not a hang.
+            match tokio::time::timeout(GRANT_LOOKUP, self.state.store.grant(&id)).await {
+                Ok(found) => found.map_err(|e| ControlError(e.to_string())),
+                Err(_) => Err(ControlError(format!(
+                    "the store did not answer a grant lookup in {GRANT_LOOKUP:?}"
+                ))),
+            }
         })
     }
 

@@ -167,6 +167,11 @@ impl PgServer {
     /// a database restart looks to its clients.
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
+        self.resume()
+    }
+
+    /// Starts a stopped server again on the same files and port.
+    pub fn resume(&mut self) -> Result<()> {
         let data = self.root.join("data");
         let sock = self.root.join("sock");
         let run_as = run_as()?;

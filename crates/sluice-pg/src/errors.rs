@@ -192,6 +192,14 @@ impl ClientError {
         )
     }
 
+    /// 57P03 (cannot connect now): drivers and poolers retry it.
+    pub fn store_unavailable() -> Self {
+        Self::fatal(
+            "57P03",
+            "sluice: the gateway cannot reach its store; try again shortly",
+        )
+    }
+
     pub fn backend_lost() -> Self {
         Self::fatal(
             "08006",

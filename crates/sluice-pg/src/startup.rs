@@ -210,7 +210,10 @@ impl LoginAttempt<'_> {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!(error = %e, "grant lookup failed");
-                return Ok(Err((ClientError::internal(), "grant store unavailable")));
+                return Ok(Err((
+                    ClientError::store_unavailable(),
+                    "grant store unavailable",
+                )));
             }
         };
         let verifier = grant
@@ -318,7 +321,11 @@ impl LoginAttempt<'_> {
     }
 
     /// Tells the client, audits the refusal, and gives up the connection.
+    /// The record is queued, not waited for: a refusal is no permission,
+    /// and a store that is away (a common cause of refusals) must not
+    /// leave the client waiting out its auth timeout for its answer.
     async fn refuse(&mut self, client: ClientError, reason: &str) {
+        let _ = self.send(&client.to_bytes()).await;
         let mut event = AuditEvent::new(EventKind::SessionRejected)
             .connection(&self.database)
             .with(&SessionRejected {
@@ -330,8 +337,8 @@ impl LoginAttempt<'_> {
         if is_grant_id(&self.user) {
             event = event.grant(&self.user);
         }
-        if let Err(e) = self.shared.audit.record(event).await {
-            tracing::error!(error = %e, "could not audit a refused login");
+        if self.shared.audit.record_later(event).is_err() {
+            tracing::error!("could not audit a refused login: the audit log is full or stopped");
         }
         let label = self.shared.label(&self.database);
         self.shared.metrics.login(label, "refused");
@@ -341,7 +348,6 @@ impl LoginAttempt<'_> {
             ""
         };
         tracing::info!(client.addr = %self.addr, conn.name = %label, grant.id = %grant, reason, "login refused");
-        let _ = self.send(&client.to_bytes()).await;
     }
 
     async fn send(&mut self, bytes: &Bytes) -> Result<(), PgError> {

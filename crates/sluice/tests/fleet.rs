@@ -402,6 +402,32 @@ async fn faults_lose_nothing() {
     tokio::task::block_in_place(|| fleet.store.restart().expect("restart the store"));
     load.wait_for(150, "after the store restarted").await;
 
+    // The store unreachable for a while: a new login is refused with a
+    // clear, retryable error (not left hanging); the gateways recover
+    // alone once it is back. (Asked of a gateway directly: haproxy sees
+    // readiness fail and closes its clients' connections itself.)
+    let member = fleet.members.iter().position(|m| m.running()).unwrap();
+    let up = fleet.members[member].pg_port;
+    tokio::task::block_in_place(|| fleet.store.stop());
+    let asked = Instant::now();
+    let refused = match tokio_postgres::connect(&dsn(&g, up), NoTls).await {
+        Ok(_) => panic!("a login while the store is down was let in"),
+        Err(e) => e,
+    };
+    let code = refused.as_db_error().map(|e| e.code().code().to_string());
+    assert_eq!(code.as_deref(), Some("57P03"), "{refused:?}: {}", {
+        let log = fleet.members[member].log();
+        log[log.len().saturating_sub(4000)..].to_string()
+    });
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(|| fleet.store.resume().expect("start the store again"));
+    load.wait_for(150, "after the store came back").await;
+
     let (acked, errors) = load.finish().await;
     eprintln!(
         "{} inserts acknowledged, {errors} client errors during the faults",
