@@ -166,6 +166,47 @@ async fn http_json_batches_retries_failures_and_timeouts() {
     task.await.unwrap();
 }
 
+/// A SIEM down, then hanging, for a long while (many times the sink's
+/// timeout and backoff): the log goes on appending as if nothing were
+/// wrong (sinks read the store behind it; nothing waits on them), and
+/// once the receiver answers again every event arrives once, in order.
+/// The outage here is seconds long (dozens of failed and timed-out
+/// deliveries); a longer one changes only how many: the runner's cursor
+/// moves past an event only once it was delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_siem_down_and_hanging_for_long_holds_nothing_up_and_misses_nothing() {
+    let t = TestStore::new().await;
+    let (r, url) = http_receiver().await;
+    r.fail.store(usize::MAX, Ordering::SeqCst);
+    let c = sink_config(&format!(
+        "name = \"siem\"\nkind = \"http\"\nurl = \"{url}\"\nbatch_size = 100\n\
+         retry_initial = \"10ms\"\nretry_max = \"200ms\"\ntimeout = \"300ms\""
+    ));
+    let (stop, task) = start(&t, &c);
+    // Down (503 to everything), then hanging past the timeout, while the
+    // log takes 2,000 events in 40 commits.
+    let mut last = 0;
+    for round in 0..40 {
+        if round == 20 {
+            r.fail.store(0, Ordering::SeqCst);
+            r.stall.store(usize::MAX, Ordering::SeqCst);
+        }
+        last = tokio::time::timeout(Duration::from_secs(10), t.append(50))
+            .await
+            .expect("appends go on while the SIEM is away");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last, 2000);
+    assert!(r.bodies.lock().unwrap().is_empty(), "nothing got through");
+    assert_eq!(t.store.sink_cursor("siem").await.unwrap().unwrap_or(0), 0);
+    // Back: everything, once, in order.
+    r.stall.store(0, Ordering::SeqCst);
+    wait_for_cursor(&t, "siem", 2000).await;
+    assert_eq!(r.seqs(json_events), (1..=2000).collect::<Vec<_>>());
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
 #[tokio::test]
 async fn splunk_hec_lines_carry_event_time_sourcetype_and_the_token() {
     let t = TestStore::new().await;
