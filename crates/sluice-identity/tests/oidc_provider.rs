@@ -353,3 +353,24 @@ async fn provider_down_from_the_start_is_issuer_unreachable() {
     let r = v.verify(&t).await.unwrap_err();
     assert_eq!(r, Rejection::IssuerUnreachable);
 }
+
+/// Cached keys outlive the provider only up to `jwks_max_age`: past it, a
+/// token is refused (the issuer unreachable), not verified with keys the
+/// provider may have withdrawn meanwhile.
+#[tokio::test]
+async fn cached_keys_stop_at_their_max_age_while_the_provider_is_down() {
+    let mut idp = provider(vec![agent()]).await;
+    let mut cfg = config(&idp);
+    cfg.jwks_max_age = Dur(Duration::from_secs(2));
+    let v = verifier(cfg);
+    let t = token(&idp, &agent()).await;
+    v.verify(&t).await.expect("first fetch");
+    let fetched = std::time::Instant::now();
+    idp.stop().await;
+    v.verify(&t).await.expect("cached key, provider down");
+    tokio::time::sleep(Duration::from_millis(2300).saturating_sub(fetched.elapsed())).await;
+    assert_eq!(
+        v.verify(&t).await.unwrap_err(),
+        Rejection::IssuerUnreachable
+    );
+}
