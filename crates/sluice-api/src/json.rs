@@ -84,3 +84,18 @@ fn map(r: JsonRejection) -> ApiError {
         other => ApiError::bad_request(other.body_text()),
     }
 }
+
+/// A raw body, for handlers that read it themselves: its failures (too
+/// large, cut off) are JSON `ApiError`s too.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| map(e.into()))
+    }
+}

@@ -10,6 +10,7 @@ use sluice_core::{Identity, access};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::json::RawBody;
 use sluice_control::Shared;
 use sluice_control::approvals::approval_json;
 
@@ -89,7 +90,7 @@ pub async fn approve(
     state: State<Shared>,
     caller: Caller,
     id: Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     decide(state, caller, id, body, Decision::Approve).await
 }
@@ -98,7 +99,7 @@ pub async fn deny(
     state: State<Shared>,
     caller: Caller,
     id: Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     decide(state, caller, id, body, Decision::Deny).await
 }
