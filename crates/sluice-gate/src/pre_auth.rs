@@ -44,9 +44,4 @@ impl PreAuth {
             }
         }
     }
-
-    /// How many are logging in now.
-    pub fn pending(&self) -> usize {
-        MAX_PRE_AUTH - self.0.available_permits()
-    }
 }
