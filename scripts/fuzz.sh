@@ -51,7 +51,7 @@ run_one() {
   local execs corpus
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
   # Fork mode reports its total on its last status line instead.
-  [ -n "$execs" ] || execs="$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')"
+  [ -n "$execs" ] || execs="$(grep -ao '^#[0-9]*' "$log" | tail -1 | tr -d '#')"
   corpus="$(find "corpus/$t" -type f | wc -l)"
   if [ "$status" -eq 0 ]; then
     printf '%-15s %12s executions  %6s in corpus  ok\n' "$t" "${execs:-?}" "$corpus" >"artifacts/$t/summary"
