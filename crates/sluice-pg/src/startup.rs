@@ -22,6 +22,10 @@ use crate::scram::{MECHANISM, ScramError, ScramServer};
 use sluice_gate::is_grant_id;
 use sluice_tls::Stream;
 
+/// How long a refused login's record is waited for, once the client has
+/// been told.
+const REFUSAL_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Largest startup packet accepted.
 pub const STARTUP_CAP: usize = 10 * 1024;
 /// Largest password or SASL message accepted (a big OIDC token fits).
@@ -321,9 +325,12 @@ impl LoginAttempt<'_> {
     }
 
     /// Tells the client, audits the refusal, and gives up the connection.
-    /// The record is queued, not waited for: a refusal is no permission,
-    /// and a store that is away (a common cause of refusals) must not
-    /// leave the client waiting out its auth timeout for its answer.
+    /// The client is told first: a store that is away (a common cause of
+    /// refusals) must not leave it waiting out its auth timeout for its
+    /// answer. The record is then waited for, briefly: the connection
+    /// keeps its place among those logging in meanwhile, so a flood of
+    /// refused logins is held back by the audit log rather than crowding
+    /// out other events.
     async fn refuse(&mut self, client: ClientError, reason: &str) {
         let _ = self.send(&client.to_bytes()).await;
         let mut event = AuditEvent::new(EventKind::SessionRejected)
@@ -337,8 +344,12 @@ impl LoginAttempt<'_> {
         if is_grant_id(&self.user) {
             event = event.grant(&self.user);
         }
-        if self.shared.audit.record_later(event).is_err() {
-            tracing::error!("could not audit a refused login: the audit log is full or stopped");
+        match tokio::time::timeout(REFUSAL_RECORD_WAIT, self.shared.audit.record(event)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "could not audit a refused login"),
+            Err(_) => tracing::error!(
+                "could not audit a refused login: the audit log did not answer in time"
+            ),
         }
         let label = self.shared.label(&self.database);
         self.shared.metrics.login(label, "refused");

@@ -5,7 +5,10 @@
 //! Each client session holds a backend session. One identity may hold at
 //! most `max_sessions_per_identity` of the connection's `max_sessions`: the
 //! rest is kept for everyone else, so one agent opening sessions in a loop
-//! cannot lock the others out.
+//! cannot lock the others out. A session's place is given back as its
+//! client's connection closes, so a client that reconnects at once is let
+//! in; its old backend session is parked or closed just after, so for that
+//! moment the backend may hold one more than the limit.
 //!
 //! A statement timeout is set at backend session start (so `RESET` and
 //! `RESET ALL` return to it); a client may lower it with `SET
