@@ -111,7 +111,7 @@ fn open_brackets(text: &str) -> usize {
 
 /// Whether a here-document operator (`<<`, `<<-`; not `<<<`) anywhere in
 /// `text` has a delimiter that is empty after quote removal (`<<""`,
-/// `<<''`). The parser loops, allocating without end, on one at the end
+/// `<<''`, or nothing but whitespace before the line's end). The parser loops, allocating without end, on one at the end
 /// of a line (found by fuzzing: `fuzz/seeds/shell_analyse/empty-here-doc`).
 /// Quoting context is ignored: an overestimate only refuses more.
 fn empty_here_doc_delimiter(text: &str) -> bool {
@@ -127,7 +127,7 @@ fn empty_here_doc_delimiter(text: &str) -> bool {
         if b.get(j) == Some(&b'-') {
             j += 1;
         }
-        while b.get(j).is_some_and(|c| *c == b' ' || *c == b'\t') {
+        while b.get(j).is_some_and(|c| blank(*c)) {
             j += 1;
         }
         // The delimiter word: up to a blank or an operator character.
@@ -138,9 +138,8 @@ fn empty_here_doc_delimiter(text: &str) -> bool {
                 (Some(_), _) => content += 1,
                 (None, b'\'' | b'"') => quote = Some(c),
                 (None, b'$') if matches!(b.get(j + 1), Some(b'\'' | b'"')) => {}
-                (None, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>') => {
-                    break;
-                }
+                (None, b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>') => break,
+                (None, c) if blank(c) => break,
                 (None, _) => content += 1,
             }
             j += 1;
@@ -150,6 +149,14 @@ fn empty_here_doc_delimiter(text: &str) -> bool {
         }
     }
     false
+}
+
+/// A byte that may end a word for the parser: bash's blanks and newline,
+/// and the other ASCII whitespace (form feed, carriage return, vertical
+/// tab), which brush-parser also splits on (fuzzing found `x<<\x0c` at a
+/// line's end allocating without end, as `x<<""` does).
+fn blank(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b
 }
 
 /// `s` as one single-quoted shell word.
