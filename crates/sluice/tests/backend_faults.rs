@@ -7,7 +7,7 @@
 mod common;
 
 use common::{AGENT, Options, Serve};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sluice_testkit::relay::Mode;
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
@@ -148,15 +148,7 @@ async fn a_backend_that_answers_nothing_is_given_up_on() {
 async fn a_slow_backend_keeps_no_session_past_its_grant() {
     let serve = serve_with_relay().await;
     let relay = serve.relay.as_ref().unwrap();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/grants", serve.api))
-        .bearer_auth(serve.token(AGENT).await)
-        .json(&json!({"connection": "shop", "reason": "slow", "ttl": "10s"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let grant: Value = resp.json().await.unwrap();
+    let grant = serve.grant_for(AGENT, "10s").await;
     let issued = Instant::now();
     let (db, conn) = connect(&Serve::dsn(&grant)).await.unwrap();
     // Slow, and still right.

@@ -6,7 +6,6 @@
 mod common;
 
 use common::{AGENT, Options, Serve};
-use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
@@ -49,19 +48,6 @@ fn step(offset: &Path, secs: i64) {
     std::fs::write(offset, format!("{secs:+}\n")).unwrap();
 }
 
-/// A grant of `ttl` for the agent on `shop`.
-async fn grant(serve: &Serve, ttl: &str) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/grants", serve.api))
-        .bearer_auth(serve.token(AGENT).await)
-        .json(&json!({"connection": "shop", "reason": "clock", "ttl": ttl}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    resp.json().await.unwrap()
-}
-
 /// A session: the client, and its connection's end (where a FATAL the
 /// gateway sends between statements arrives).
 type Session = (
@@ -101,7 +87,7 @@ fn expired_events(serve: &Serve, id: &str) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wall_clock_stepped_back_gives_no_grant_extra_life() {
     let (serve, offset) = gateway_with_fake_clock().await;
-    let g = grant(&serve, "6s").await;
+    let g = serve.grant_for(AGENT, "6s").await;
     let (id, dsn) = (g["id"].as_str().unwrap(), Serve::dsn(&g));
     let issued = Instant::now();
     let session = connect(&dsn).await.expect("log in");
@@ -137,7 +123,7 @@ async fn a_wall_clock_stepped_back_gives_no_grant_extra_life() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wall_clock_stepped_forward_ends_grants_early() {
     let (serve, offset) = gateway_with_fake_clock().await;
-    let g = grant(&serve, "10m").await;
+    let g = serve.grant(AGENT).await;
     let (id, dsn) = (g["id"].as_str().unwrap(), Serve::dsn(&g));
     let session = connect(&dsn).await.expect("log in");
     session.0.simple_query("SELECT x FROM t").await.unwrap();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{AGENT, Options, Serve, text};
+use common::{AGENT, Options, Serve, allowed_texts, text};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -47,17 +47,9 @@ async fn writer(dsn: String, client: usize, acked: Arc<Vec<AtomicUsize>>) -> Vec
 
 /// The keys named by the `statement.allowed` events among `events`.
 fn allowed_keys(events: &[Value]) -> BTreeSet<String> {
-    events
+    allowed_texts(events)
         .iter()
-        .filter(|e| e["kind"] == "statement.allowed")
-        .flat_map(|e| {
-            e["detail"]["statements"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|s| {
-            let t = s["text"].as_str()?;
+        .filter_map(|t| {
             let k = t.strip_prefix("INSERT INTO load (k) VALUES ('")?;
             Some(k.strip_suffix("')")?.to_string())
         })

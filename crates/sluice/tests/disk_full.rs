@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{AGENT, Options, Serve, text};
+use common::{AGENT, Options, Serve, allowed_texts, text};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -28,17 +28,9 @@ fn fill(dir: &Path) -> PathBuf {
 
 /// The values whose insert has a `statement.allowed` in `events`.
 fn allowed_values(events: &[Value]) -> BTreeSet<i64> {
-    events
+    allowed_texts(events)
         .iter()
-        .filter(|e| e["kind"] == "statement.allowed")
-        .flat_map(|e| {
-            e["detail"]["statements"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|s| {
-            let t = s["text"].as_str()?;
+        .filter_map(|t| {
             t.strip_prefix("INSERT INTO t VALUES (")?
                 .strip_suffix(')')?
                 .parse()

@@ -332,11 +332,16 @@ impl Serve {
 
     /// A fresh active grant of `client` on `shop`; its JSON.
     pub async fn grant(&self, client: &str) -> Value {
+        self.grant_for(client, "10m").await
+    }
+
+    /// A fresh active grant of `client` on `shop` for `ttl`; its JSON.
+    pub async fn grant_for(&self, client: &str, ttl: &str) -> Value {
         let resp = self
             .http
             .post(format!("{}/v1/grants", self.api))
             .bearer_auth(self.token(client).await)
-            .json(&json!({"connection": "shop", "reason": "e2e", "ttl": "10m"}))
+            .json(&json!({"connection": "shop", "reason": "e2e", "ttl": ttl}))
             .send()
             .await
             .unwrap();
@@ -416,6 +421,22 @@ impl Drop for Serve {
                 .status();
         }
     }
+}
+
+/// The statement texts of the `statement.allowed` events among `events`,
+/// in order.
+pub fn allowed_texts(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "statement.allowed")
+        .flat_map(|e| {
+            e["detail"]["statements"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|s| s["text"].as_str().map(str::to_string))
+        .collect()
 }
 
 pub fn text(b: &[u8]) -> String {
