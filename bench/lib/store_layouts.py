@@ -117,17 +117,30 @@ def measure(schema, shape, source=None):
     source = rows if source is None else source
     KINDS.clear()
     SESSIONS.clear()
-    fd, path = tempfile.mkstemp(suffix=".db")
-    os.close(fd)
-    try:
-        c = sqlite3.connect(path)
+
+    def fill(c):
         c.executescript(schema)
         shaped = [shape(r) for r in source]
         marks = ",".join("?" * len(shaped[0]))
         c.executemany(f"INSERT INTO e VALUES ({marks})", shaped)
-        if SESSIONS:
-            c.executemany("INSERT INTO s VALUES (?, ?, ?)",
-                          [(i, sid, g) for sid, (i, g) in SESSIONS.items()])
+        save_sessions(c)
+
+    return sized(fill)
+
+
+def save_sessions(c):
+    if SESSIONS:
+        c.executemany("INSERT INTO s VALUES (?, ?, ?)",
+                      [(i, sid, g) for sid, (i, g) in SESSIONS.items()])
+
+
+def sized(fill):
+    """The pages of a fresh SQLite file that `fill(connection)` wrote."""
+    fd, path = tempfile.mkstemp(suffix=".db")
+    os.close(fd)
+    try:
+        c = sqlite3.connect(path)
+        fill(c)
         c.commit()
         size = c.execute("SELECT SUM(pgsize) FROM dbstat").fetchone()[0]
         c.close()
@@ -152,10 +165,8 @@ def batched(source, per=64):
     sessions a batch holds in a small index table."""
     KINDS.clear()
     SESSIONS.clear()
-    fd, path = tempfile.mkstemp(suffix=".db")
-    os.close(fd)
-    try:
-        c = sqlite3.connect(path)
+
+    def fill(c):
         c.executescript("""CREATE TABLE s (id INTEGER PRIMARY KEY, session_id TEXT, grant_id TEXT);
             CREATE TABLE b (first_seq INTEGER PRIMARY KEY, ts BIGINT, n INTEGER, body BLOB, root BLOB);
             CREATE TABLE sb (sess INTEGER, first_seq INTEGER, PRIMARY KEY (sess, first_seq)) WITHOUT ROWID;""")
@@ -171,14 +182,9 @@ def batched(source, per=64):
             c.execute("INSERT INTO b VALUES (?, ?, ?, ?, ?)",
                       (chunk[0][0], chunk[0][1], len(chunk), body, os.urandom(32)))
             c.executemany("INSERT INTO sb VALUES (?, ?)", [(x, chunk[0][0]) for x in sess_in if x])
-        c.executemany("INSERT INTO s VALUES (?, ?, ?)",
-                      [(i, sid, g) for sid, (i, g) in SESSIONS.items()])
-        c.commit()
-        size = c.execute("SELECT SUM(pgsize) FROM dbstat").fetchone()[0]
-        c.close()
-        return size
-    finally:
-        os.unlink(path)
+        save_sessions(c)
+
+    return sized(fill)
 
 
 size = batched(folded(rows))

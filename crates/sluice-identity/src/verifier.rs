@@ -185,7 +185,7 @@ impl Verifier {
 fn expired_by_our_clock(claims: &Map<String, Value>, leeway: u64) -> Result<(), Rejection> {
     let exp = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0);
     let now = sluice_core::clock::now().timestamp() as f64;
-    if exp + leeway as f64 <= now {
+    if exp + (leeway as f64) < now {
         return Err(Rejection::Expired);
     }
     Ok(())

@@ -8,7 +8,7 @@
 mod common;
 
 use common::fleet::{DBA, Fleet, dsn};
-use common::{AGENT, AUDITOR, text};
+use common::{AGENT, AUDITOR, allowed_texts, text};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -356,19 +356,9 @@ impl Load {
 /// How many `statement.allowed` events name each inserted key.
 fn allowed_keys(events: &[Value]) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
-    for s in events
-        .iter()
-        .filter(|e| e["kind"] == "statement.allowed")
-        .flat_map(|e| {
-            e["detail"]["statements"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-    {
-        let Some(k) = s["text"]
-            .as_str()
-            .and_then(|t| t.strip_prefix("INSERT INTO load (k) VALUES ('"))
+    for t in allowed_texts(events) {
+        let Some(k) = t
+            .strip_prefix("INSERT INTO load (k) VALUES ('")
             .and_then(|k| k.strip_suffix("')"))
         else {
             continue;
